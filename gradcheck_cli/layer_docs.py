@@ -1,0 +1,53 @@
+"""The layer reference, generated from the registry (so it cannot drift from the code)."""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from .options import option_table
+from .registry import is_builtin, registered
+
+
+@dataclass
+class LayerDoc:
+    name: str
+    kind: str
+    summary: str
+    doc: str
+    options: list[tuple[str, str, str]]
+    layouts: tuple[str, ...]
+    origin: str
+
+
+def layer_reference() -> list[LayerDoc]:
+    out = []
+    for name, cls in registered().items():
+        doc = inspect.cleandoc(cls.__doc__ or "")
+        origin = "built-in" if is_builtin(cls) else (inspect.getsourcefile(cls) or cls.__module__)
+        out.append(LayerDoc(name, getattr(cls, "kind", "layer"), doc.split("\n\n")[0].replace("\n", " "),
+                            doc, option_table(cls), tuple(getattr(cls, "layouts", ("rows", "columns"))),
+                            origin))
+    return out
+
+
+def render_layer(console, entries: list[LayerDoc], full: bool = False) -> None:
+    from rich.table import Table
+
+    if full:
+        for e in entries:
+            console.print(f"[bold]{e.name}[/bold]  ({e.kind}, {e.origin}; layouts: {', '.join(e.layouts)})")
+            console.print(e.doc or "(no docstring)", markup=False)
+            if e.options:
+                console.print("\noptions:")
+                for opt, typ, default in e.options:
+                    console.print(f"  {opt}: {typ} = {default}", markup=False)
+            else:
+                console.print("\noptions: none")
+        return
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("type", "kind", "options", "what it computes"):
+        t.add_column(col, overflow="fold")
+    for e in entries:
+        opts = ", ".join(f"{o}={d}" if d != "required" else f"{o} (required)" for o, _, d in e.options)
+        t.add_row(e.name, e.kind, opts or "—", e.summary)
+    console.print(t)

@@ -1,0 +1,130 @@
+"""Activations: elementwise maps with one line per derivative, and softmax.
+
+Every comparison looks at ``x.real`` so that the layers stay analytic along the real axis and
+work under complex-step differentiation; at a kink (x = 0 for relu) they use the right-hand
+branch's convention of the left side, relu'(0) = 0, like most frameworks.
+"""
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from annotated_types import Ge, Gt
+
+from ..layer import Layer
+from ..registry import register
+
+_GELU_C = np.sqrt(2.0 / np.pi)
+
+
+class Elementwise(Layer):
+    """y = f(x) entrywise; dx = dout ⊙ f'(x). Shapes: x, y, dout, dx all (*probe, m, ...)."""
+
+    probe_axes = True
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def f(self, x):
+        raise NotImplementedError
+
+    def df(self, x, y):
+        """f'(x), given x and y = f(x)."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        with np.errstate(over="ignore"):  # exp of the branch np.where discards may overflow
+            y = self.f(x)
+        return y, (x, y)
+
+    def backward(self, dout, cache):
+        x, y = cache
+        with np.errstate(over="ignore"):
+            return dout * self.df(x, y), {}
+
+
+@register("identity")
+class Identity(Elementwise):
+    """y = x;  dx = dout."""
+    def f(self, x): return x
+    def df(self, x, y): return np.ones_like(x)
+
+
+@register("relu")
+class ReLU(Elementwise):
+    """y = max(0, x);  dx = dout ⊙ [x > 0]."""
+    def f(self, x): return x * (x.real > 0)
+    def df(self, x, y): return (x.real > 0).astype(x.real.dtype)
+
+
+@register("leaky_relu")
+class LeakyReLU(Elementwise):
+    """y = x if x > 0 else alpha·x;  dx = dout ⊙ (1 if x > 0 else alpha)."""
+    def __init__(self, alpha: Annotated[float, Ge(0)] = 0.01) -> None:
+        super().__init__()
+        self.alpha = alpha
+    def f(self, x): return np.where(x.real > 0, x, self.alpha * x)
+    def df(self, x, y): return np.where(x.real > 0, 1.0, self.alpha).astype(x.real.dtype)
+
+
+@register("sigmoid")
+class Sigmoid(Elementwise):
+    """y = σ(x) = 1/(1 + e⁻ˣ);  dx = dout ⊙ y(1 − y)."""
+    def f(self, x): return 1.0 / (1.0 + np.exp(-x))
+    def df(self, x, y): return y * (1.0 - y)
+
+
+@register("tanh")
+class Tanh(Elementwise):
+    """y = tanh(x);  dx = dout ⊙ (1 − y²)."""
+    def f(self, x): return np.tanh(x)
+    def df(self, x, y): return 1.0 - y * y
+
+
+@register("softplus")
+class Softplus(Elementwise):
+    """y = log(1 + eˣ) (evaluated without overflow);  dx = dout ⊙ σ(x)."""
+    def f(self, x): return np.where(x.real > 0, x + np.log1p(np.exp(-x)), np.log1p(np.exp(x)))
+    def df(self, x, y): return 1.0 / (1.0 + np.exp(-x))
+
+
+@register("elu")
+class ELU(Elementwise):
+    """y = x if x > 0 else alpha·(eˣ − 1);  dx = dout ⊙ (1 if x > 0 else y + alpha)."""
+    def __init__(self, alpha: Annotated[float, Gt(0)] = 1.0) -> None:
+        super().__init__()
+        self.alpha = alpha
+    def f(self, x): return np.where(x.real > 0, x, self.alpha * np.expm1(x))
+    def df(self, x, y): return np.where(x.real > 0, 1.0, y + self.alpha)
+
+
+@register("gelu")
+class GELU(Elementwise):
+    """GELU, tanh form: y = ½x(1 + t), t = tanh(c(x + 0.044715x³)), c = √(2/π);
+    dx = dout ⊙ (½(1 + t) + ½x(1 − t²)·c(1 + 3·0.044715x²))."""
+    def f(self, x): return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + 0.044715 * x**3)))
+    def df(self, x, y):
+        t = np.tanh(_GELU_C * (x + 0.044715 * x**3))
+        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * x * x)
+
+
+@register("softmax")
+class Softmax(Layer):
+    """y = exp(x)/Σ exp(x) over the feature axis (last in rows, first in columns).
+    dx = y ⊙ (dout − Σ_features dout ⊙ y). Shapes: (*probe, m, n) rows, (*probe, n, m) columns."""
+
+    probe_axes = True
+
+    def output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x):
+        ax = self.feature_axis()
+        # Shift by the real max: exact for softmax, and keeps complex-step inputs analytic.
+        e = np.exp(x - x.real.max(axis=ax, keepdims=True))
+        y = e / e.sum(axis=ax, keepdims=True)
+        return y, y
+
+    def backward(self, dout, cache):
+        y = cache
+        return y * (dout - (dout * y).sum(axis=self.feature_axis(), keepdims=True)), {}

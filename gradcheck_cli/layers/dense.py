@@ -1,0 +1,69 @@
+"""Fully connected layer."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from annotated_types import Gt
+
+import numpy as np
+
+from ..layer import Layer, ShapeError
+from ..registry import register
+
+
+@register("dense")
+class Dense(Layer):
+    """Affine map of a 1-D feature vector.
+
+    rows:    x (m, n_in), W (n_in, units), b (units,)      out = x·W + b
+             dx = dout·Wᵀ   dW = xᵀ·dout   db = Σ_m dout
+    columns: x (n_in, m), W (units, n_in), b (units, 1)    out = W·x + b   (the course's Z = W·A_prev + b)
+             dx = Wᵀ·dout   dW = dout·xᵀ   db = Σ_m dout (kept as a column)
+    Any leading probe axes on x, W and b broadcast.
+
+    init: he N(0, 2/n_in), xavier N(0, 2/(n_in + units)), normal N(0, std²). Biases start at
+    N(0, 0.1²), not zero, so that no entry of the check sits at a special point by construction.
+    """
+
+    probe_axes = True
+    decay = ("W",)
+
+    def __init__(self, units: Annotated[int, Gt(0)],
+                 init: Literal["he", "xavier", "normal"] = "he",
+                 std: Annotated[float, Gt(0)] = 0.01) -> None:
+        super().__init__()
+        self.units, self.init, self.std = units, init, std
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ShapeError(f"dense needs a 1-D input per example, got {tuple(input_shape)}: "
+                             "add a flatten layer before it")
+        return (self.units,)
+
+    def param_shapes(self, input_shape):
+        self.output_shape(input_shape)
+        n_in = input_shape[0]
+        if self.layout == "columns":
+            return {"W": (self.units, n_in), "b": (self.units, 1)}
+        return {"W": (n_in, self.units), "b": (self.units,)}
+
+    def init_params(self, input_shape, rng):
+        shapes = self.param_shapes(input_shape)
+        n_in = input_shape[0]
+        std = {"he": np.sqrt(2.0 / n_in), "xavier": np.sqrt(2.0 / (n_in + self.units)),
+               "normal": self.std}[self.init]
+        return {"W": std * rng.standard_normal(shapes["W"]),
+                "b": 0.1 * rng.standard_normal(shapes["b"])}
+
+    def forward(self, x):
+        W, b = self.params["W"], self.params["b"]
+        if self.layout == "columns":
+            return W @ x + b, x
+        # b[..., None, :] lines a probe-batched bias (P, units) up with out (P, m, units).
+        return x @ W + b[..., None, :], x
+
+    def backward(self, dout, cache):
+        x, W = cache, self.params["W"]
+        if self.layout == "columns":
+            return W.T @ dout, {"W": dout @ x.T, "b": dout.sum(axis=-1, keepdims=True)}
+        return dout @ W.T, {"W": x.T @ dout, "b": dout.sum(axis=0)}

@@ -1,0 +1,191 @@
+"""From a validated spec to a plan: layer classes looked up, options validated, shapes inferred.
+
+Nothing is allocated here except for plugin layers that only say their output shape by building,
+so ``gradcheck validate`` stays fast, and absurd sizes fail before any memory is touched.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import GradcheckError, ShapeError, SpecError
+from .layer import Layer
+from .options import options_model
+from .registry import registered
+from .source import KeyPath
+from .spec import Spec, pydantic_error
+
+#: A network with more parameters than this is refused at validation.
+MAX_PARAMS = 50_000_000
+
+
+@dataclass
+class PlannedLayer:
+    """One node of the network: a configured layer, where it was written, and its shapes."""
+
+    label: str               # "1", "1a" (an `activation:` shorthand of layer 1), "loss"
+    index: int               # 1-based position in `layers:` (0 for the loss)
+    type_name: str
+    keypath: KeyPath
+    line: int | None
+    layer: Layer
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    param_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def n_params(self) -> int:
+        return sum(math.prod(s) for s in self.param_shapes.values())
+
+
+@dataclass
+class Plan:
+    """The network a spec describes, before any array exists."""
+
+    spec: Spec
+    nodes: list[PlannedLayer]
+    loss: PlannedLayer
+
+    @property
+    def n_params(self) -> int:
+        return sum(n.n_params for n in self.nodes)
+
+
+def plan_network(spec: Spec) -> Plan:
+    """Resolve every layer entry of a spec against the registry and infer all shapes."""
+    doc = spec.doc
+    shape = tuple(spec.input.shape)
+    if spec.layout == "columns" and len(shape) != 1:
+        raise doc.error(f"columns layout holds 1-D feature vectors (x is (n, m)); got shape "
+                        f"{list(shape)}: use layout: rows for images and sequences", ("input", "shape"))
+    nodes: list[PlannedLayer] = []
+    for i, entry in enumerate(spec.layers):
+        keypath: KeyPath = ("layers", i)
+        layer, activation = _configure(spec, entry, keypath, kind="layer")
+        node = _place(spec, layer, str(i + 1), i + 1, keypath, shape)
+        nodes.append(node)
+        shape = node.output_shape
+        if activation is not None:
+            act_path = keypath + ("activation",)
+            act, _ = _configure(spec, activation, act_path, kind="layer", shorthand=True)
+            node = _place(spec, act, f"{i + 1}a", i + 1, act_path, shape)
+            nodes.append(node)
+            shape = node.output_shape
+    loss_entry = spec.loss if isinstance(spec.loss, dict) else {"type": spec.loss}
+    loss, _ = _configure(spec, loss_entry, ("loss",), kind="loss", shorthand=isinstance(spec.loss, str))
+    loss.layout = spec.layout
+    try:
+        loss.check_input(shape)
+    except ShapeError as exc:
+        raise doc.error(f"{exc} (the last layer outputs {shape} per example)", ("loss",)) from None
+    loss_node = PlannedLayer("loss", 0, loss.type_name, ("loss",), doc.locate(("loss",))[0], loss,
+                             shape, ())
+    plan = Plan(spec, nodes, loss_node)
+    if plan.n_params > MAX_PARAMS:
+        raise doc.error(f"the network has {plan.n_params:,} parameters; gradcheck checks at most "
+                        f"{MAX_PARAMS:,}: use smaller sizes", ("layers",))
+    return plan
+
+
+def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
+               shorthand: bool = False) -> tuple[Layer, Any]:
+    """Instantiate the registered class an entry names, with its validated options."""
+    doc = spec.doc
+    if isinstance(entry, str) and shorthand:
+        entry = {"type": entry}
+    if not isinstance(entry, dict):
+        raise doc.error(f"expected a mapping with a `type` key, got {entry!r:.40}", keypath)
+    type_path = keypath if shorthand and set(entry) == {"type"} else keypath + ("type",)
+    name = entry.get("type")
+    if name is None:
+        raise doc.error(f"missing `type`: one of {_names(kind)}", keypath)
+    if not isinstance(name, str):
+        raise doc.error(f"`type` must be a layer name, got {name!r:.40}", type_path)
+    available = registered()
+    cls = available.get(name)
+    if cls is None:
+        close = difflib.get_close_matches(name, list(registered(kind)), n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        raise doc.error(f"unknown {'loss' if kind == 'loss' else 'layer'} type `{name}`: {hint}"
+                        f"valid types: {_names(kind)}", type_path)
+    if getattr(cls, "kind", "layer") != kind:
+        where = "under `loss:`" if kind == "layer" else "in `layers:`"
+        raise doc.error(f"`{name}` is a {getattr(cls, 'kind', 'layer')}, so it belongs {where}", type_path)
+    options = {k: v for k, v in entry.items() if k not in ("type", "activation")}
+    activation = entry.get("activation")
+    if "activation" in entry and kind == "loss":
+        raise doc.error("a loss takes no `activation`", keypath + ("activation",))
+    model = options_model(cls)
+    try:
+        validated = model.model_validate(options)
+    except ValidationError as exc:
+        keys = ["type", *model.model_fields] + ([] if kind == "loss" else ["activation"])
+        raise pydantic_error(doc, exc, prefix=keypath, valid_keys=keys) from None
+    kwargs = {k: getattr(validated, k) for k in model.model_fields}
+    kwargs.update(validated.model_extra or {})
+    try:
+        layer = cls(**kwargs)
+    except GradcheckError:
+        raise
+    except Exception as exc:  # a plugin's constructor refusing its options
+        raise doc.error(f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
+                        f"{type(exc).__name__}: {exc}", keypath) from None
+    if not hasattr(layer, "params"):
+        layer.params = {}
+    return layer, activation
+
+
+def _place(spec: Spec, layer: Layer, label: str, index: int, keypath: KeyPath,
+           in_shape: tuple[int, ...]) -> PlannedLayer:
+    doc = spec.doc
+    name = layer.type_name
+    layouts = getattr(layer, "layouts", ("rows", "columns"))
+    if spec.layout not in layouts:
+        raise doc.error(f"`{name}` supports layout {' or '.join(layouts)}, not {spec.layout}", keypath)
+    layer.layout = spec.layout
+    try:
+        out = infer_output_shape(layer, in_shape)
+        shapes = layer.param_shapes(in_shape) if _overrides(layer, "param_shapes") else {}
+    except ShapeError as exc:
+        raise doc.error(f"{exc}", keypath) from None
+    except GradcheckError:
+        raise
+    except Exception as exc:
+        raise doc.error(f"{name} cannot take input shape {in_shape}: {type(exc).__name__}: {exc}",
+                        keypath) from None
+    if not _overrides(layer, "param_shapes") and getattr(layer, "params", None):
+        shapes = {k: tuple(getattr(v, "shape", ())) for k, v in layer.params.items()}
+    if spec.layout == "columns" and len(out) != 1:
+        raise doc.error(f"`{name}` outputs shape {out}, but columns layout holds 1-D feature vectors",
+                        keypath)
+    line = doc.locate(keypath)[0]
+    return PlannedLayer(label, index, name, keypath, line, layer, tuple(in_shape), tuple(out), shapes)
+
+
+def infer_output_shape(layer: Layer, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The layer's output shape: from ``output_shape`` when it has one, else by building it."""
+    if _overrides(layer, "output_shape"):
+        out = layer.output_shape(tuple(in_shape))
+    else:
+        import numpy as np  # a plugin that only says its shape by building
+
+        out = layer.build(tuple(in_shape), np.random.default_rng(0))
+    if not isinstance(out, (tuple, list)) or not all(isinstance(d, int) and d > 0 for d in out):
+        raise ShapeError(f"{layer.type_name}: the output shape must be a tuple of positive ints, got {out!r}")
+    return tuple(out)
+
+
+def _overrides(layer: Layer, method: str) -> bool:
+    impl = getattr(type(layer), method, None)
+    return impl is not None and impl is not getattr(Layer, method)
+
+
+def _names(kind: str) -> str:
+    return ", ".join(registered(kind))
+
+
+__all__ = ["Plan", "PlannedLayer", "plan_network", "SpecError"]

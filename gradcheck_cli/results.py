@@ -1,0 +1,116 @@
+"""Results as plain data: what a check found, for any renderer (table, JSON, ...) to show."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "FAIL"
+    #: wrong end to end only because a later layer's backward is wrong (that layer has the FAIL).
+    INHERITED = "inherited"
+    SKIPPED = "skipped"
+    #: could not run (bad config, a layer whose forward breaks): exit code 2.
+    ERROR = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Worst first; a config's status is the worst of its rows.
+SEVERITY = [Status.ERROR, Status.FAIL, Status.INHERITED, Status.WARN, Status.PASS, Status.SKIPPED]
+
+
+def worst(statuses) -> Status:
+    statuses = list(statuses)
+    for s in SEVERITY:
+        if s in statuses:
+            return s
+    return Status.PASS
+
+
+@dataclass
+class Comparison:
+    """An analytic gradient against its finite-difference reference, for one tensor."""
+
+    status: Status
+    rel_error: float | None = None
+    max_abs_error: float | None = None
+    worst_index: tuple[int, ...] | None = None
+    analytic_shape: tuple[int, ...] | None = None
+    noise: float | None = None        # estimated finite-difference error, absolute, per entry
+    entries: int = 0                  # entries compared
+    reason: str = ""
+
+
+@dataclass
+class Row:
+    """One (layer, tensor): its shapes and both checks."""
+
+    label: str                        # "1", "1a", "loss"
+    index: int                        # 1-based position in `layers:`; 0 for the loss
+    layer_type: str
+    line: int | None                  # config line of the layer entry
+    tensor: str                       # "x" for the layer input, else a parameter name
+    input_shape: tuple[int, ...]      # the layer's input, with the batch axis
+    output_shape: tuple[int, ...]
+    tensor_shape: tuple[int, ...]
+    isolated: Comparison
+    network: Comparison | None
+    status: Status = Status.PASS
+    reason: str = ""
+
+    @property
+    def grad_shape(self) -> tuple[int, ...] | None:
+        return self.isolated.analytic_shape
+
+
+@dataclass
+class ConfigResult:
+    """Everything checked for one config file."""
+
+    path: str
+    name: str
+    status: Status
+    error: str | None = None          # located message when status is ERROR
+    seed: int | None = None
+    dtype: str | None = None
+    layout: str | None = None
+    method: str | None = None
+    eps: float | None = None
+    reference: str | None = None      # how the numeric reference was computed
+    n_params: int | None = None
+    batch: int | None = None
+    rows: list[Row] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float | None = None
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.status.value] = out.get(r.status.value, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """Several configs, in the order they were given."""
+
+    configs: list[ConfigResult]
+    strict: bool = False
+
+    def exit_code(self) -> int:
+        statuses = [c.status for c in self.configs]
+        if Status.ERROR in statuses:
+            return 2
+        if Status.FAIL in statuses or Status.INHERITED in statuses:
+            return 1
+        if self.strict and Status.WARN in statuses:
+            return 1
+        return 0

@@ -1,0 +1,123 @@
+"""Running checks on files: discovery, plugins, errors turned into results. No printing here."""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .errors import GradcheckError, PluginError, UsageError
+from .results import ConfigResult, Status
+from .source import TOML_SUFFIXES, YAML_SUFFIXES
+
+CONFIG_SUFFIXES = YAML_SUFFIXES + TOML_SUFFIXES
+
+
+@dataclass
+class RunOptions:
+    """What the command line (or a caller) chose for every config of a run."""
+
+    plugins: list[str] = field(default_factory=list)
+    allow_plugins: bool = False
+    method: str | None = None
+    eps: float | str | None = None
+    pass_rtol: float | None = None
+    warn_rtol: float | None = None
+
+
+def discover(paths: list[str], exclude: list[str] | None = None) -> list[Path]:
+    """Config files named by paths: files as given, folders searched recursively for
+    *.yaml, *.yml and *.toml (hidden folders skipped), shell globs expanded. Sorted per argument."""
+    found: list[Path] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            found.extend(sorted(_walk(p)))
+        elif p.exists():
+            found.append(p)
+        elif glob.has_magic(arg):
+            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
+            if not matches:
+                raise UsageError(f"{arg}: no file matches this pattern")
+            for m in matches:
+                found.extend(sorted(_walk(m)) if m.is_dir() else [m])
+        else:
+            raise UsageError(f"{arg}: no such file or folder")
+    if exclude:
+        found = [f for f in found if not any(f.match(pat) or Path(f.as_posix()).match(pat)
+                                              for pat in exclude)]
+    seen, unique = set(), []
+    for f in found:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.lower().endswith(CONFIG_SUFFIXES) and not name.startswith("."):
+                yield Path(root) / name
+
+
+def load_plugins(paths: list[str]) -> None:
+    from .plugins import load_plugin
+
+    for p in paths:
+        load_plugin(p)
+
+
+def check_file(path: Path, options: RunOptions | None = None) -> ConfigResult:
+    """Validate, build and check one config; a user-facing error becomes an ERROR result."""
+    options = options or RunOptions()
+    try:
+        return _check_file(path, options)
+    except GradcheckError as exc:
+        return ConfigResult(path=str(path), name=path.stem, status=Status.ERROR, error=str(exc))
+
+
+def _check_file(path: Path, options: RunOptions) -> ConfigResult:
+    from .check import CheckSettings, check_network
+    from .network import build_network
+
+    plan = plan_file(path, options)
+    settings = CheckSettings.from_spec(plan.spec, method=options.method, eps=options.eps,
+                                       pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol)
+    return check_network(build_network(plan), settings)
+
+
+def plan_file(path: Path, options: RunOptions):
+    """Parse, load the plugins the config may use, and resolve the network (no numerics)."""
+    from .plan import plan_network
+    from .plugins import config_plugin_paths, load_plugin
+    from .spec import load_spec
+
+    spec = load_spec(path)
+    if spec.plugins:
+        if not options.allow_plugins:
+            raise spec.doc.error("this config names plugins, which are Python code; gradcheck runs "
+                                 "them only with --allow-plugins (or name them with --plugin)",
+                                 ("plugins",))
+        for target in config_plugin_paths(spec.doc, path, spec.plugins):
+            try:
+                load_plugin(target)
+            except PluginError as exc:
+                raise spec.doc.error(str(exc), ("plugins",)) from None
+    return plan_network(spec)
+
+
+def validate_file(path: Path, options: RunOptions | None = None) -> ConfigResult:
+    """Schema and shape validation only: no arrays beyond what plugin shapes need."""
+    options = options or RunOptions()
+    try:
+        plan = plan_file(path, options)
+    except GradcheckError as exc:
+        return ConfigResult(path=str(path), name=path.stem, status=Status.ERROR, error=str(exc))
+    spec = plan.spec
+    return ConfigResult(path=str(path), name=spec.name or path.stem, status=Status.PASS,
+                        seed=spec.seed, dtype=spec.dtype, layout=spec.layout,
+                        n_params=plan.n_params, batch=spec.input.batch)

@@ -1,0 +1,163 @@
+"""The spec schema: top-level keys validated with pydantic, errors located in the source file.
+
+Layer entries are validated later, against the option signature of their registered class
+(see plan.py), so that plugin layers are checked exactly like built-ins.
+"""
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from annotated_types import Ge, Gt, Le
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .source import Document, KeyPath, load_document, parse_text
+
+#: Sizes beyond this are refused at validation, before anything is allocated.
+MAX_DIM = 1 << 24
+
+Dim = Annotated[int, Ge(1), Le(MAX_DIM)]
+
+
+class _Model(BaseModel):
+    # strict: "5" is not 5 and true is not 1; extra keys are errors; inf/nan are not numbers.
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+
+class InputSpec(_Model):
+    """The network input: per-example shape and batch size m."""
+
+    shape: list[Dim] = Field(min_length=1, max_length=6,
+                             description="Per-example shape, without the batch axis.")
+    batch: Dim = Field(4, description="Batch size m.")
+
+
+class CheckSpec(_Model):
+    """How the finite-difference check runs; command-line options override these."""
+
+    eps: Union[Literal["auto"], Annotated[float, Gt(0), Le(1)]] = Field(
+        "auto", description="Step h (scaled per coordinate by max(1, |θ|)), or auto for the "
+                            "rounding-optimal step of the method and dtype.")
+    method: Literal["central", "forward"] = "central"
+    pass_rtol: Union[Annotated[float, Gt(0), Le(1)], None] = Field(
+        None, description="Relative error below which a check passes (default: per dtype).")
+    warn_rtol: Union[Annotated[float, Gt(0), Le(1)], None] = Field(
+        None, description="Relative error below which a check warns instead of failing.")
+
+
+class Spec(_Model):
+    """A network to check: input, layers, loss, and how to check it."""
+
+    name: Union[str, None] = Field(None, description="Defaults to the file stem.")
+    seed: Annotated[int, Ge(0), Le(2**63 - 1)] = 0
+    dtype: Literal["float64", "float32"] = "float64"
+    layout: Literal["rows", "columns"] = "rows"
+    input: InputSpec
+    layers: list[dict[str, Any]] = Field(min_length=1)
+    loss: Union[str, dict[str, Any]]
+    l2: Annotated[float, Ge(0)] = 0.0
+    check: CheckSpec = CheckSpec()
+    plugins: list[str] = Field(default_factory=list,
+                               description="Plugin files, relative to the config; loaded only "
+                                           "with --allow-plugins.")
+
+    # Not part of the schema: where this spec came from, for locating later errors.
+    _doc: Document | None = None
+
+    @property
+    def doc(self) -> Document:
+        assert self._doc is not None
+        return self._doc
+
+
+def load_spec(path: str | Path, display: str | None = None) -> Spec:
+    """Read, parse and validate one config file; raise SpecError located in it."""
+    doc = load_document(path, display)
+    spec = validate_document(doc)
+    if spec.name is None:
+        spec.name = Path(path).stem
+    return spec
+
+
+def spec_from_text(text: str, fmt: str = "yaml", path: str = "<config>") -> Spec:
+    spec = validate_document(parse_text(text, fmt, path))
+    if spec.name is None:
+        spec.name = Path(path).stem if path != "<config>" else "network"
+    return spec
+
+
+def validate_document(doc: Document) -> Spec:
+    try:
+        spec = Spec.model_validate(doc.data)
+    except ValidationError as exc:
+        raise pydantic_error(doc, exc, model=Spec) from None
+    spec._doc = doc
+    return spec
+
+
+def pydantic_error(doc: Document, exc: ValidationError, model: type[BaseModel] | None = None,
+                   prefix: KeyPath = (), valid_keys: list[str] | None = None):
+    """The first validation error, as a located SpecError with a message that says what is valid."""
+    err = sorted(exc.errors(), key=lambda e: doc.locate(prefix + tuple(e["loc"]))[0] or 0)[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
+    keypath = prefix + loc
+    message = describe(err, model, valid_keys, loc)
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return doc.error(message, keypath)
+
+
+_UNION_TAGS = {"literal['auto']", "str", "dict[str,any]", "function-after", "constrained-float"}
+
+_TYPE_NAMES = {"int_type": "an integer", "float_type": "a number", "string_type": "a string",
+               "bool_type": "true or false", "list_type": "a list", "dict_type": "a mapping",
+               "model_type": "a mapping", "int_from_float": "an integer"}
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a mapping",
+            type(None): "nothing (null)"}.get(type(value), type(value).__name__)
+
+
+def describe(err: dict, model: type[BaseModel] | None, valid_keys: list[str] | None,
+             loc: KeyPath) -> str:
+    kind, value = err["type"], err.get("input")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        keys = valid_keys if valid_keys is not None else _fields_at(model, loc[:-1])
+        name = str(loc[-1]) if loc else "?"
+        close = difflib.get_close_matches(name, keys, n=1)
+        hint = f"did you mean `{close[0]}`? " if close else ""
+        return f"unknown key `{name}`: {hint}valid keys: {', '.join(keys)}"
+    if kind in _TYPE_NAMES:
+        return f"expected {_TYPE_NAMES[kind]}, got {_kind(value)} ({value!r:.40})"
+    if kind == "finite_number":
+        return f"expected a finite number, got {value!r}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        ctx = err.get("ctx", {})
+        bound = next(iter(ctx.values()), "?")
+        op = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<",
+              "less_than_equal": "≤"}[kind]
+        return f"must be {op} {bound}, got {value!r}"
+    if kind == "literal_error":
+        return f"{err['msg'].replace('Input should be', 'expected')}, got {value!r:.40}"
+    if kind in ("too_short", "too_long"):
+        return err["msg"].replace("List should", "must").replace("Value should", "must")
+    return err["msg"]
+
+
+def _fields_at(model: type[BaseModel] | None, loc: KeyPath) -> list[str]:
+    for part in loc:
+        if model is None:
+            return []
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return list(model.model_fields) if model is not None else []

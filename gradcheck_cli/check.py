@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .compare import compare
+from .diagnose import Context
 from .errors import LayerRuntimeError
 from .network import STREAM_COTANGENT, Network, node_key, rng_for, runtime_error
 from .numeric import chunk_for, numeric_gradient, resolve_step
@@ -172,7 +173,7 @@ def _reference(ctx: _Context) -> None:
     if net.dtype == np.float64:
         ctx.ref = ctx.clean
         return
-    acts = [net.x.astype(np.float64)]
+    acts = [net.x.astype(np.float64) if _differentiable(net.x) else net.x]
     for layer in ctx.ref_layers:
         acts.append(layer.forward(acts[-1])[0])
     ctx.ref = _Forward(acts, [])
@@ -244,6 +245,9 @@ def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x: np.ndarray, x64: np.
     rows = []
     for tensor in ["x", *layer.params]:
         theta = x64 if tensor == "x" else ref_layer.params[tensor]
+        if tensor == "x" and not _differentiable(x64):
+            rows.append(make_row(tensor, theta.shape, _integer_input(analytic)))
+            continue
         evaluate = _stack_evaluator(ctx, [], ref_layer, tensor, x64, tail)
         per_probe = 8 * (theta.size + 3 * (x64.size + math.prod(out_full)) + 16)
         chunk = chunk_for(per_probe, ctx.settings.max_memory, ctx.settings.method)
@@ -278,6 +282,17 @@ def _inner_rows(ctx: _Context, node: PlannedLayer, layer: Any, cache: Any, label
     return rows
 
 
+def _differentiable(x: np.ndarray) -> bool:
+    return np.issubdtype(np.asarray(x).dtype, np.inexact)
+
+
+def _integer_input(analytic: dict[str, Any]) -> Comparison:
+    """Integer inputs (token indices) have no gradient: neither a pass nor a FAIL."""
+    dx = analytic.get("x")
+    shape = None if dx is None else tuple(np.shape(dx))
+    return Comparison(Status.SKIPPED, analytic_shape=shape, reason="n/a (integer input)")
+
+
 def _backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any], str | None]:
     """The layer's backward as {tensor: gradient}, or the reason it cannot be used."""
     try:
@@ -306,7 +321,8 @@ def _judge(ctx: _Context, analytic: dict[str, Any], failure: str | None, tensor:
     if tensor not in analytic or analytic[tensor] is None:
         reason = failure or f"backward returned no gradient for {tensor}"
         return Comparison(Status.FAIL, entries=diffs.grad.size, reason=reason)
-    comparison = compare(analytic[tensor], diffs, tensor, ctx.net.spec.dtype, ctx.tol)
+    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, ctx.tol.pass_rtol)
+    comparison = compare(analytic[tensor], diffs, tensor, ctx.net.spec.dtype, ctx.tol, context)
     if failure and "not parameters" in failure:
         comparison.reason = "; ".join(filter(None, [comparison.reason, failure]))
         comparison.status = Status.FAIL
@@ -376,6 +392,9 @@ def _network_check(ctx: _Context, rows: list[Row]) -> None:
         rest = ctx.ref_layers[i + 1:]
         for tensor in ["x", *node.layer.params]:
             theta = ctx.ref.acts[i] if tensor == "x" else ctx.ref_layers[i].params[tensor]
+            if tensor == "x" and not _differentiable(theta):
+                by_key[(node.label, tensor)].network = _integer_input(grads)
+                continue
             penalized = tensor != "x" and tensor in getattr(node.layer, "decay", ()) and l2 > 0
 
             evaluate = _stack_evaluator(ctx, rest, ctx.ref_layers[i], tensor, ctx.ref.acts[i], loss_tail,

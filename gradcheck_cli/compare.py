@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .diagnose import Context, diagnose
 from .numeric import Differences
 from .results import Comparison, Status
 from .tolerance import UNIT_ROUNDOFF, Tolerance
@@ -21,8 +22,10 @@ def _fmt_shape(shape) -> str:
     return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
-def compare(analytic, numeric: Differences, tensor: str, dtype: str, tol: Tolerance) -> Comparison:
-    """Compare an analytic gradient with a numeric one of the tensor's shape."""
+def compare(analytic, numeric: Differences, tensor: str, dtype: str, tol: Tolerance,
+            context: Context | None = None) -> Comparison:
+    """Compare an analytic gradient with a numeric one of the tensor's shape; a FAIL is
+    diagnosed (which common bug explains it) when a context is given."""
     n = numeric.grad
     try:
         a = np.asarray(analytic)
@@ -67,6 +70,10 @@ def compare(analytic, numeric: Differences, tensor: str, dtype: str, tol: Tolera
         out.reason = f"d{tensor} does not match: worst entry {worst}: analytic {a[worst]:.6g}, numeric {n[worst]:.6g}"
         if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1 and rel_error(a.T, n) <= tol.pass_rtol:
             out.reason = f"d{tensor} is transposed? its transpose matches (rel err {rel_error(a.T, n):.1e})"
+        elif context is not None:
+            out.diagnosis = diagnose(a, n, context)
+            if out.diagnosis:
+                out.reason = f"{out.diagnosis}; {out.reason}"
     return out
 
 

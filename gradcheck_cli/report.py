@@ -30,7 +30,7 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
 
     configs = []
     for c in run.configs:
-        d = asdict(c)
+        d = c.to_dict()
         d["status"] = c.status.value
         d["counts"] = c.counts()
         for row in d["rows"]:

@@ -44,6 +44,8 @@ class Comparison:
     noise: float | None = None        # estimated finite-difference error, absolute, per entry
     entries: int = 0                  # entries compared
     reason: str = ""
+    diagnosis: str | None = None      # the common bug that explains a FAIL, if one does
+    kinks: int = 0                    # entries excused as non-differentiable points
 
 
 @dataclass
@@ -87,6 +89,9 @@ class ConfigResult:
     rows: list[Row] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
+    #: with CheckSettings(keep_arrays=True): every array checked, under documented keys
+    #: (see check.py); never serialized to JSON.
+    arrays: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -95,7 +100,9 @@ class ConfigResult:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        out.pop("arrays", None)
+        return out
 
 
 @dataclass

@@ -98,11 +98,14 @@ def plan_file(path: Path, options: RunOptions):
 
     spec = load_spec(path)
     if spec.plugins:
-        if not options.allow_plugins:
+        targets = config_plugin_paths(spec.doc, path, spec.plugins)
+        # Files the user named with --plugin were already allowed on the command line.
+        named = {Path(p).resolve() for p in options.plugins}
+        if not options.allow_plugins and not all(t in named for t in targets):
             raise spec.doc.error("this config names plugins, which are Python code; gradcheck runs "
                                  "them only with --allow-plugins (or name them with --plugin)",
                                  ("plugins",))
-        for target in config_plugin_paths(spec.doc, path, spec.plugins):
+        for target in targets:
             try:
                 load_plugin(target)
             except PluginError as exc:

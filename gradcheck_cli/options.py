@@ -22,7 +22,9 @@ def options_model(cls: type) -> type[BaseModel]:
         hints = {}
     fields: dict[str, Any] = {}
     extra = "forbid"
-    for name, p in list(sig.parameters.items())[1:]:
+    # A plugin class without __init__ inherits object's (*args, **kwargs): it takes no options.
+    parameters = [] if init is object.__init__ else list(sig.parameters.items())[1:]
+    for name, p in parameters:
         if p.kind is p.VAR_KEYWORD:
             extra = "allow"
             continue

@@ -99,7 +99,9 @@ def validate_document(doc: Document) -> Spec:
 def pydantic_error(doc: Document, exc: ValidationError, model: type[BaseModel] | None = None,
                    prefix: KeyPath = (), valid_keys: list[str] | None = None):
     """The first validation error, as a located SpecError with a message that says what is valid."""
-    err = sorted(exc.errors(), key=lambda e: doc.locate(prefix + tuple(e["loc"]))[0] or 0)[0]
+    # On one line, an unknown key first: `unitz: 3` is a typo of the `units` reported missing.
+    err = sorted(exc.errors(), key=lambda e: (doc.locate(prefix + tuple(e["loc"]))[0] or 0,
+                                              e["type"] != "extra_forbidden"))[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
     keypath = prefix + loc
     message = describe(err, model, valid_keys, loc)

@@ -1,0 +1,95 @@
+"""Bundled configs and planted-bug examples: each bug is flagged at its row and nowhere else.
+
+Mutation tests: every file in examples/broken/ plants one known bug in a plugin layer. The isolated
+check must FAIL exactly the planted (layer, tensor); when the bug is in a dx, every row before it
+is wrong end to end only, so it must be "inherited"; every other row must pass.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gradcheck_cli.cli import app
+from gradcheck_cli.results import Status
+from gradcheck_cli.runner import RunOptions, check_file, discover
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKEN = ROOT / "examples" / "broken"
+
+#: config stem -> (label, tensor) of the planted bug, and a phrase its reason must contain
+PLANTED = {
+    "missing_transpose": (("2", "W"), "transposed? its transpose matches"),
+    "missing_mean": (("loss", "x"), "dx does not match"),
+    "wrong_sigmoid_derivative": (("2a", "x"), "dx does not match"),
+    "sign_error": (("2", "x"), "dx does not match"),
+    "forgotten_bias": (("1", "b"), "db does not match"),
+}
+
+
+def _configs(folder: str) -> list[Path]:
+    return discover([str(ROOT / folder)])
+
+
+def test_every_broken_example_has_an_expectation():
+    assert sorted(p.stem for p in _configs("examples/broken")) == sorted(PLANTED)
+
+
+@pytest.mark.parametrize("stem", sorted(PLANTED))
+def test_planted_bug_fails_at_its_row_and_nowhere_else(stem):
+    (label, tensor), phrase = PLANTED[stem]
+    result = check_file(BROKEN / f"{stem}.yaml", RunOptions(allow_plugins=True))
+    assert result.status is Status.FAIL, result.error
+    keys = [(r.label, r.tensor) for r in result.rows]
+    bug = keys.index((label, tensor))
+    for k, row in enumerate(result.rows):
+        if k == bug:
+            assert row.status is Status.FAIL
+            assert row.isolated.status is Status.FAIL
+            assert phrase in row.reason
+        elif tensor == "x" and k < bug:
+            # upstream of a wrong dx: right in isolation, wrong end to end
+            assert row.status is Status.INHERITED, (row.label, row.tensor, row.reason)
+            assert row.isolated.status is Status.PASS
+            assert f"layer {label} " in row.reason
+        else:
+            assert row.status is Status.PASS, (row.label, row.tensor, row.reason)
+
+
+def test_missing_transpose_reports_both_shapes():
+    result = check_file(BROKEN / "missing_transpose.yaml", RunOptions(allow_plugins=True))
+    row = next(r for r in result.rows if (r.label, r.tensor) == ("2", "W"))
+    assert row.tensor_shape == (3, 5) and row.grad_shape == (5, 3)
+    assert row.reason.startswith("dW has shape (5, 3), but W is (3, 5): transposed?")
+
+
+def test_broken_folder_through_the_cli_exits_1():
+    result = CliRunner().invoke(app, ["check", str(BROKEN), "--allow-plugins", "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines()[-1] == "5 configs: 0 passed, 5 failed"
+
+
+def test_broken_example_runs_with_plugin_named_on_the_command_line():
+    result = CliRunner().invoke(app, ["check", str(BROKEN / "forgotten_bias.yaml"),
+                                      "--plugin", str(BROKEN / "forgotten_bias.py"), "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "forgotten-bias: FAILED — 9 checks: 1 FAIL, 8 pass" in result.stdout
+
+
+@pytest.mark.parametrize("config", _configs("configs"), ids=lambda p: p.name)
+def test_bundled_config_passes_with_exit_0(config):
+    result = CliRunner().invoke(app, ["check", str(config)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert result.stdout.splitlines()[-1] == "1 config: 1 passed, 0 failed"
+
+
+def test_configs_folder_passes_with_exit_0():
+    result = CliRunner().invoke(app, ["check", str(ROOT / "configs"), "--quiet"])
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+def test_example_plugin_passes():
+    result = CliRunner().invoke(app, ["check", str(ROOT / "examples" / "plugins"), "--allow-plugins"])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "my-dense: passed — 8 checks: 8 pass" in result.stdout

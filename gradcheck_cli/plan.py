@@ -17,7 +17,7 @@ from .layer import Layer
 from .options import options_model
 from .registry import registered
 from .source import KeyPath
-from .spec import Spec, pydantic_error
+from .spec import MAX_DIM, Spec, pydantic_error
 
 #: A network with more parameters than this is refused at validation.
 MAX_PARAMS = 50_000_000
@@ -162,8 +162,23 @@ def _place(spec: Spec, layer: Layer, label: str, index: int, keypath: KeyPath,
     if spec.layout == "columns" and len(out) != 1:
         raise doc.error(f"`{name}` outputs shape {out}, but columns layout holds 1-D feature vectors",
                         keypath)
+    _check_sizes(doc, name, keypath, tuple(out), shapes)
     line = doc.locate(keypath)[0]
     return PlannedLayer(label, index, name, keypath, line, layer, tuple(in_shape), tuple(out), shapes)
+
+
+def _check_sizes(doc, name: str, keypath: KeyPath, out: tuple[int, ...],
+                 shapes: dict[str, tuple[int, ...]]) -> None:
+    """Absurd sizes fail here, from shapes alone and located at the layer, before any array exists."""
+    if math.prod(out) > MAX_DIM:
+        raise doc.error(f"`{name}` would output {math.prod(out):,} values per example (shape {out}); "
+                        f"gradcheck allows at most {MAX_DIM:,}: use smaller sizes", keypath)
+    sizes = {k: math.prod(s) for k, s in shapes.items()}
+    if sum(sizes.values()) > MAX_PARAMS:
+        big = max(sizes, key=sizes.get)
+        raise doc.error(f"`{name}` would have {sum(sizes.values()):,} parameters ({big} has shape "
+                        f"{tuple(shapes[big])}); gradcheck checks at most {MAX_PARAMS:,}: use "
+                        "smaller sizes", keypath)
 
 
 def infer_output_shape(layer: Layer, in_shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -96,12 +96,69 @@ def parse_text(text: str, fmt: str, path: str = "<config>") -> Document:
     text = text.replace("\r\n", "\n")
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
         raise SpecError("the file is empty: a spec needs at least `input:` and `layers:`", file=path)
+    _guard_nesting(text, fmt, path)
+    _guard_numbers(text, path)
     doc = _parse_toml(text, path) if fmt == "toml" else _parse_yaml(text, path)
     if not isinstance(doc.data, dict):
         kind = "a list" if isinstance(doc.data, list) else f"a single value ({doc.data!r:.40})"
         raise SpecError(f"the top level must be a mapping of keys (name, input, layers, ...), not {kind}",
                         file=path, line=1, col=1)
     return doc
+
+
+#: Longest run of digits accepted in a number (Python refuses to convert > 4300 digits anyway).
+MAX_DIGITS = 400
+
+_LONG_NUMBER = re.compile(r"[0-9][0-9_]{%d,}" % MAX_DIGITS)
+
+
+def _guard_numbers(text: str, path: str) -> None:
+    """Refuse absurdly long numbers before a parser spends time (or fails) converting them."""
+    m = _LONG_NUMBER.search(text)
+    if m:
+        line = text.count("\n", 0, m.start()) + 1
+        col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+        raise SpecError(f"a number with {len(m.group(0))} digits: numbers in a config may have at "
+                        f"most {MAX_DIGITS} digits", file=path, line=line, col=col)
+
+
+def _guard_nesting(text: str, fmt: str, path: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH in one linear scan, before the parser recurses.
+
+    Counts open flow brackets ([ and {, outside quotes and comments) plus, for YAML, the
+    indentation levels and "- " markers of block collections. A crude count suffices: a real
+    spec is a few levels deep, and the parsers themselves would recurse thousands of frames
+    (slowly, or until RecursionError) on a hostile file.
+    """
+    flow = 0
+    indents: list[int] = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        stripped = line.lstrip(" ")
+        if fmt != "toml" and flow == 0 and stripped and not stripped.startswith("#"):
+            indent = len(line) - len(stripped)
+            while indents and indents[-1] >= indent:
+                indents.pop()
+            indents.append(indent)
+            dashes = len(re.match(r"(?:-[ ]+)*", stripped).group(0).split("-")) - 1
+            if len(indents) + dashes > MAX_DEPTH:
+                raise SpecError(f"nested more than {MAX_DEPTH} levels deep: a spec needs only a "
+                                "few levels", file=path, line=lineno, col=indent + 1)
+        quote = ""
+        for col, ch in enumerate(line, start=1):
+            if quote:
+                if ch == quote:
+                    quote = ""
+            elif ch in "\"'":
+                quote = ch
+            elif ch == "#":
+                break
+            elif ch in "[{":
+                flow += 1
+                if flow + len(indents) > MAX_DEPTH:
+                    raise SpecError(f"nested more than {MAX_DEPTH} levels deep: a spec needs only "
+                                    "a few levels", file=path, line=lineno, col=col)
+            elif ch in "]}":
+                flow = max(0, flow - 1)
 
 
 # -- YAML -------------------------------------------------------------------------------------------
@@ -127,24 +184,34 @@ def _parse_yaml(text: str, path: str) -> Document:
         col = mark.column + 1 if mark else None
         raise SpecError(f"invalid YAML: {problem}", file=path, line=line, col=col) from None
     except RecursionError:
-        raise SpecError(f"nesting deeper than the YAML reader can follow (limit {MAX_DEPTH})",
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep: a spec needs only a few levels",
                         file=path) from None
-    except YAMLError as exc:
+    except (YAMLError, ValueError, OverflowError) as exc:
+        # a scalar the reader cannot convert (its message names no position)
         raise SpecError(f"invalid YAML: {exc}", file=path) from None
     doc = Document(path=path, data=None, fmt="yaml")
     budget = [MAX_NODES]
-    doc.data = _plain(tree, (), doc, budget)
+    doc.data = _plain(tree, (), doc, budget, {})
     return doc
 
 
-def _plain(node: Any, keypath: KeyPath, doc: Document, budget: list[int]) -> Any:
-    """Convert ruamel's round-trip nodes to plain Python, recording positions; bounded in size."""
+def _plain(node: Any, keypath: KeyPath, doc: Document, budget: list[int],
+           seen: dict[int, tuple[Any, int]]) -> Any:
+    """Convert ruamel's round-trip nodes to plain Python, recording positions; bounded in size.
+
+    An alias is the same node object again: it is converted once and then charged its expanded
+    size without walking it, so a "billion laughs" file is refused after a few thousand steps.
+    """
     from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 
-    budget[0] -= 1
+    known = seen.get(id(node)) if isinstance(node, (CommentedMap, CommentedSeq)) else None
+    budget[0] -= known[1] if known else 1
     if budget[0] < 0:
-        raise doc.error(f"the document expands to more than {MAX_NODES} values "
-                        "(YAML aliases that multiply?): refused", keypath)
+        raise doc.error(f"the document expands to more than {MAX_NODES:,} values (YAML aliases "
+                        "that multiply?): refused; write the spec out plainly", keypath)
+    if known:
+        return known[0]
+    start = budget[0] + 1
     if len(keypath) > MAX_DEPTH:
         raise doc.error(f"nested more than {MAX_DEPTH} levels deep", keypath)
     if isinstance(node, TaggedScalar) or (getattr(node, "tag", None) is not None
@@ -161,14 +228,16 @@ def _plain(node: Any, keypath: KeyPath, doc: Document, budget: list[int]) -> Any
                                 line=line + 1, col=col + 1, key=format_keypath(keypath) or None)
             line, col = node.lc.key(key)
             doc.positions[keypath + (key,)] = (line + 1, col + 1)
-            out[key] = _plain(node[key], keypath + (key,), doc, budget)
+            out[key] = _plain(node[key], keypath + (key,), doc, budget, seen)
+        seen[id(node)] = (out, start - budget[0])
         return out
     if isinstance(node, CommentedSeq):
         out_list = []
         for i, item in enumerate(node):
             line, col = node.lc.item(i)
             doc.positions[keypath + (i,)] = (line + 1, col + 1)
-            out_list.append(_plain(item, keypath + (i,), doc, budget))
+            out_list.append(_plain(item, keypath + (i,), doc, budget, seen))
+        seen[id(node)] = (out_list, start - budget[0])
         return out_list
     if isinstance(node, bool) or node is None:
         return node
@@ -200,6 +269,11 @@ def _parse_toml(text: str, path: str) -> Document:
         if "Cannot overwrite a value" in msg or "Cannot declare" in msg:
             msg += " (a key or table defined twice?)"
         raise SpecError(f"invalid TOML: {msg}", file=path, line=line, col=col) from None
+    except RecursionError:
+        raise SpecError(f"nested more than {MAX_DEPTH} levels deep: a spec needs only a few levels",
+                        file=path) from None
+    except (ValueError, OverflowError) as exc:
+        raise SpecError(f"invalid TOML: {exc}", file=path) from None
     doc = Document(path=path, data=data, fmt="toml")
     _toml_positions(text, doc)
     try:

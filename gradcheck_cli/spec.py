@@ -31,6 +31,8 @@ class InputSpec(_Model):
     shape: list[Dim] = Field(min_length=1, max_length=6,
                              description="Per-example shape, without the batch axis.")
     batch: Dim = Field(4, description="Batch size m.")
+    vocab: Union[Dim, None] = Field(None, description="The input holds integer indices in "
+                                                      "[0, vocab) (token ids for an embedding).")
 
 
 class CheckSpec(_Model):
@@ -100,18 +102,73 @@ def pydantic_error(doc: Document, exc: ValidationError, model: type[BaseModel] |
                    prefix: KeyPath = (), valid_keys: list[str] | None = None):
     """The first validation error, as a located SpecError with a message that says what is valid."""
     # On one line, an unknown key first: `unitz: 3` is a typo of the `units` reported missing.
-    err = sorted(exc.errors(), key=lambda e: (doc.locate(prefix + tuple(e["loc"]))[0] or 0,
-                                              e["type"] != "extra_forbidden"))[0]
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in _UNION_TAGS)))
+    base = _data_at(doc.data, prefix)
+    groups: dict[KeyPath, list[dict]] = {}
+    for e in exc.errors():
+        groups.setdefault(_real_loc(base, e), []).append(e)
+    loc, errs = sorted(groups.items(), key=lambda kv: (doc.locate(prefix + kv[0])[0] or 0,
+                                                       kv[1][0]["type"] != "extra_forbidden"))[0]
     keypath = prefix + loc
-    message = describe(err, model, valid_keys, loc)
-    more = len(exc.errors()) - 1
+    # Several errors at one key are the alternatives of a union (eps: 'auto' or a number):
+    # say all that would be valid, not only the first alternative pydantic tried.
+    message = describe(errs[0], model, valid_keys, loc) if len(errs) == 1 else _alternatives(errs)
+    more = len(groups) - 1
     if more:
         message += f" (and {more} more problem{'s' if more > 1 else ''})"
     return doc.error(message, keypath)
 
 
-_UNION_TAGS = {"literal['auto']", "str", "dict[str,any]", "function-after", "constrained-float"}
+_MISSING = object()
+
+
+def _data_at(data: Any, keypath: KeyPath) -> Any:
+    for part in keypath:
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+        else:
+            return _MISSING
+    return data
+
+
+def _real_loc(data: Any, err: dict) -> KeyPath:
+    """The error's location without pydantic's union-member tags (``literal['auto']``, ``str``):
+    a part is real when the data has it, or when it names the missing key itself."""
+    loc = tuple(err["loc"])
+    if data is _MISSING:  # layer entries written as a bare name: drop the tag-like parts
+        return tuple(p for p in loc if not (isinstance(p, str) and not p.isidentifier()))
+    out: list = []
+    for k, part in enumerate(loc):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+            out.append(part)
+        elif isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data):
+            data = data[part]
+            out.append(part)
+        elif k == len(loc) - 1 and err["type"] == "missing" and isinstance(data, dict):
+            out.append(part)
+    return tuple(out)
+
+
+def _alternative(err: dict) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "literal_error":
+        return ctx.get("expected", "").replace("'", "`")
+    if kind in _BOUNDS:
+        return f"a number {_BOUNDS[kind]} {next(iter(ctx.values()), '?')}"
+    if kind == "finite_number":
+        return "a finite number"
+    return _TYPE_NAMES.get(kind, err["msg"].replace("Input should be ", ""))
+
+
+def _alternatives(errs: list[dict]) -> str:
+    value = errs[0].get("input")
+    alts = list(dict.fromkeys(_alternative(e) for e in errs))
+    return f"expected {' or '.join(alts)}, got {_kind(value)} ({value!r:.40})"
+
+
+_BOUNDS = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
 
 _TYPE_NAMES = {"int_type": "an integer", "float_type": "a number", "string_type": "a string",
                "bool_type": "true or false", "list_type": "a list", "dict_type": "a mapping",
@@ -129,7 +186,8 @@ def describe(err: dict, model: type[BaseModel] | None, valid_keys: list[str] | N
              loc: KeyPath) -> str:
     kind, value = err["type"], err.get("input")
     if kind == "missing":
-        return "required key is missing"
+        hint = _MISSING_HINTS.get(str(loc[-1])) if loc else None
+        return "required key is missing" + (f": {hint}" if hint else "")
     if kind == "extra_forbidden":
         keys = valid_keys if valid_keys is not None else _fields_at(model, loc[:-1])
         name = str(loc[-1]) if loc else "?"
@@ -149,8 +207,24 @@ def describe(err: dict, model: type[BaseModel] | None, valid_keys: list[str] | N
     if kind == "literal_error":
         return f"{err['msg'].replace('Input should be', 'expected')}, got {value!r:.40}"
     if kind in ("too_short", "too_long"):
-        return err["msg"].replace("List should", "must").replace("Value should", "must")
+        ctx = err.get("ctx", {})
+        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        word = "at least" if kind == "too_short" else "at most"
+        if bound is None:
+            return err["msg"].replace("List should", "must").replace("Value should", "must")
+        return (f"must have {word} {bound} entr{'y' if bound == 1 else 'ies'}, got "
+                f"{ctx.get('actual_length', len(value) if hasattr(value, '__len__') else '?')}"
+                + (f": {_MISSING_HINTS[str(loc[-1])]}" if loc and str(loc[-1]) in _MISSING_HINTS else ""))
     return err["msg"]
+
+
+_MISSING_HINTS = {
+    "input": "the per-example input, e.g. `input: {shape: [10], batch: 4}`",
+    "shape": "the per-example shape without the batch axis, e.g. `shape: [10]`",
+    "layers": "a list of layer entries, e.g. `layers: [{type: dense, units: 10}]` "
+              "(`gradcheck layers` lists the types)",
+    "loss": "a loss name or mapping, e.g. `loss: mse` (`gradcheck layers` lists the losses)",
+}
 
 
 def _fields_at(model: type[BaseModel] | None, loc: KeyPath) -> list[str]:

@@ -13,17 +13,17 @@ from typing import List, Optional
 import typer
 
 from . import __version__
+from .formats import FORMATS
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Check hand-written backpropagation against finite differences, layer by layer.")
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
+#: --format choices, from the format registry (formats.py imports no numpy).
+Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
 
 
 class Method(str, Enum):
@@ -35,7 +35,9 @@ def _consoles():
     from rich.console import Console
 
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or 120
-    return Console(width=width, highlight=False), Console(stderr=True, width=width, highlight=False)
+    # stderr carries messages quoting config text, so "[/red]" in a key must print as written
+    return Console(width=width, highlight=False), Console(stderr=True, width=width, highlight=False,
+                                                          markup=False)
 
 
 def _eps(value: Optional[str]) -> Optional[object]:
@@ -83,45 +85,102 @@ def check(
     exclude: List[str] = typer.Option([], "--exclude", help="Skip files matching this glob."),
     fail_fast: bool = typer.Option(False, "--fail-fast", "-x", help="Stop after the first config "
                                    "that fails or cannot be checked."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    fmt: Optional[Format] = typer.Option(None, "--format", "-f", help="Results format on stdout "
+                                         "[default: table]; with --output, the format of output "
+                                         "files whose suffix does not name one."),
+    output: List[str] = typer.Option([], "--output", "-o", metavar="FILE", help="Also write the "
+                                     "results to FILE (repeatable; written whole or not at all). "
+                                     "The suffix picks the format: .json, .xml (junit), .md "
+                                     "(markdown), .txt (table); else --format."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=0, help="Check this many configs at once, in "
+                             "separate processes (0: one per CPU). Results keep the input order."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line of each config."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Details for every row."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Check the gradients of every network in PATHS.
 
+    Results go to stdout, diagnostics to stderr. Exit code 0: all passed, 1: a check failed
+    (or warned, with --strict), 2: a usage or config error, 130: interrupted.
+
     Examples:
 
       gradcheck check configs/
 
       gradcheck check my_net.yaml --plugin my_layers.py
+
+      gradcheck check configs/ --jobs 4 --output report.xml --output summary.md
+
+      gradcheck check configs/ --format json > results.json
     """
-    from .results import RunResult, Status
-    from .runner import RunOptions, check_file
+    from contextlib import closing
+
+    from .formats import write_atomic
+    from .parallel import check_files
+    from .results import RunResult
+    from .runner import RunOptions
+    from .verdicts import category
 
     out, err = _consoles()
     with _errors(err, debug):
+        outputs = _output_formats(output, fmt.value if fmt else None)
+        shown = "table" if fmt is None or output else fmt.value
         files = _discover(paths, exclude, plugin)
         options = RunOptions(plugins=plugin, allow_plugins=allow_plugins,
                              method=method.value if method else None, eps=eps)
-        results = []
-        for path in files:
-            result = check_file(path, options)
-            results.append(result)
-            if fmt is Format.table:
-                _show(out, err, result, verbose, quiet)
-            if fail_fast and result.status in (Status.FAIL, Status.INHERITED, Status.ERROR):
-                break
+        # In a GitHub Actions job the table gains annotations on the failing config lines.
+        annotate = shown == "table" and os.environ.get("GITHUB_ACTIONS") == "true"
+        results, interrupted = [], False
+        try:
+            with closing(check_files(files, options, jobs or os.cpu_count() or 1, debug)) as stream:
+                for result in stream:
+                    results.append(result)
+                    if shown == "table":
+                        _show(out, err, result, verbose, quiet, annotate, strict)
+                    if fail_fast and category(result.status, strict) in ("failure", "error"):
+                        break
+        except KeyboardInterrupt:
+            interrupted = True
         run = RunResult(results, strict=strict)
-        if fmt is Format.json:
-            from .report import to_json
-
-            out.file.write(to_json(run) + "\n")
-        else:
+        if shown == "table":
             from .render import render_run
 
             render_run(out, run)
+        else:
+            out.file.write(FORMATS[shown].render(run, interrupted))
+            out.file.flush()
+        for path, name in outputs:
+            write_atomic(path, FORMATS[name].render(run, interrupted))
+        if interrupted:
+            err.print(f"interrupted: {len(results)} of {len(files)} configs finished", style="red")
+            raise typer.Exit(EXIT_INTERRUPTED)
         raise typer.Exit(run.exit_code())
+
+
+def _output_formats(outputs: List[str], fmt: Optional[str]) -> list:
+    """(path, format) for each --output, checked before any work is done."""
+    from pathlib import Path
+
+    from .errors import UsageError
+    from .formats import format_for_path
+
+    chosen = []
+    for path in outputs:
+        by_suffix = format_for_path(path)
+        if by_suffix and fmt and by_suffix != fmt:
+            raise UsageError(f"--output {path}: the suffix means {by_suffix} but --format says "
+                             f"{fmt}; rename the file or drop --format")
+        name = by_suffix or fmt
+        if name is None:
+            raise UsageError(f"--output {path}: cannot tell the format from the suffix; use .json, "
+                             ".xml, .md or .txt, or give --format")
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise UsageError(f"--output {path}: folder {folder} does not exist")
+        if Path(path).is_dir():
+            raise UsageError(f"--output {path}: is a folder")
+        chosen.append((path, name))
+    return chosen
 
 
 @app.command()
@@ -186,6 +245,93 @@ def layers(
         render_layer(out, entries, full=name is not None)
 
 
+@app.command()
+def schema(
+    plugin: List[str] = typer.Option([], "--plugin", "-p", help="Plugin file whose layers the "
+                                     "schema should include (repeatable)."),
+    output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE",
+                                         help="Write the schema to FILE instead of stdout."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+) -> None:
+    """Print the JSON Schema of config files, for editors to complete and validate them.
+
+    Generated from the validation models and the layer registry (with --plugin layers).
+
+    Examples:
+
+      gradcheck schema > gradcheck.schema.json
+
+      gradcheck schema --plugin my_layers.py --output gradcheck.schema.json
+    """
+    out, err = _consoles()
+    with _errors(err, debug):
+        from .runner import load_plugins
+        from .schema import schema_text
+
+        load_plugins(plugin)
+        text = schema_text()
+        if output is None:
+            out.file.write(text)
+        else:
+            from .formats import write_atomic
+
+            write_atomic(output, text)
+            err.print(f"wrote {output}")
+
+
+def _template_names() -> List[str]:
+    from .templates import TEMPLATES
+
+    return list(TEMPLATES)
+
+
+@app.command()
+def init(
+    path: Optional[str] = typer.Argument(None, help="Config file to write [default: "
+                                         "TEMPLATE.gradcheck.yaml in the current folder]."),
+    template: str = typer.Option("mlp", "--template", "-t", help="One of: "
+                                 + ", ".join(_template_names()) + "."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+) -> None:
+    """Write a starter config that passes (and a plugin skeleton for custom-layer).
+
+    Examples:
+
+      gradcheck init
+
+      gradcheck init --template custom-layer
+    """
+    from pathlib import Path
+
+    from .errors import UsageError
+    from .formats import write_atomic
+    from .templates import TEMPLATES
+
+    out, err = _consoles()
+    with _errors(err, debug):
+        chosen = TEMPLATES.get(template)
+        if chosen is None:
+            raise UsageError(f"no template named `{template}`: choose one of {', '.join(TEMPLATES)}")
+        config = Path(path or f"{template}.gradcheck.yaml")
+        plugin = config.parent / chosen.plugin_name if chosen.plugin else None
+        targets = [config] + ([plugin] if plugin else [])
+        existing = [str(t) for t in targets if t.exists()]
+        if existing and not force:
+            raise UsageError(f"{', '.join(existing)} already exists; use --force to overwrite")
+        if not config.parent.is_dir():
+            raise UsageError(f"folder {config.parent} does not exist")
+        fill = {"{config}": str(config), "{plugin}": str(plugin or "")}
+        text = chosen.read(chosen.config)
+        for key, value in fill.items():
+            text = text.replace(key, value)
+        write_atomic(config, text)
+        if plugin:
+            write_atomic(plugin, chosen.read(chosen.plugin))
+        command = f"gradcheck check {config}" + (f" --plugin {plugin}" if plugin else "")
+        err.print(f"wrote {', '.join(str(t) for t in targets)}; now run: {command}", soft_wrap=True)
+
+
 def _discover(paths, exclude, plugins):
     from .errors import UsageError
     from .runner import discover, load_plugins
@@ -197,10 +343,16 @@ def _discover(paths, exclude, plugins):
     return files
 
 
-def _show(out, err, result, verbose, quiet):
+def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
     from .render import render_config
     from .results import Status
 
+    if annotate:
+        from .annotations import config_commands
+
+        for line in config_commands(result, strict):
+            out.file.write(line + "\n")
+        out.file.flush()
     if result.status is Status.ERROR:
         err.print(f"error: {result.error}", style="red", soft_wrap=True)
         return
@@ -223,7 +375,7 @@ class _errors:
             return False
         if isinstance(exc, KeyboardInterrupt):
             self.err.print("interrupted")
-            raise typer.Exit(130)
+            raise typer.Exit(EXIT_INTERRUPTED)
         if isinstance(exc, GradcheckError):
             self.err.print(f"error: {exc}", style="red", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE)

@@ -1,4 +1,8 @@
-"""Machine-readable output: results as versioned JSON (NaN and Inf become null)."""
+"""Machine-readable output: results as versioned JSON (NaN and Inf become null).
+
+The JSON is deterministic: the same configs and seeds give the same bytes, whatever --jobs was.
+So wall-clock timings (``seconds``) are left out; the table shows them.
+"""
 from __future__ import annotations
 
 import json
@@ -11,6 +15,9 @@ from . import __version__
 from .results import RunResult
 
 SCHEMA_VERSION = 1
+
+#: Fields that vary from run to run, left out of the JSON.
+TIMING_FIELDS = ("seconds",)
 
 
 def _clean(value: Any) -> Any:
@@ -25,12 +32,14 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def run_to_dict(run: RunResult) -> dict[str, Any]:
+def run_to_dict(run: RunResult, interrupted: bool = False) -> dict[str, Any]:
     import numpy
 
     configs = []
     for c in run.configs:
         d = c.to_dict()
+        for key in TIMING_FIELDS:
+            d.pop(key, None)
         d["status"] = c.status.value
         d["counts"] = c.counts()
         for row in d["rows"]:
@@ -41,11 +50,12 @@ def run_to_dict(run: RunResult) -> dict[str, Any]:
         "gradcheck_version": __version__,
         "numpy_version": numpy.__version__,
         "python_version": platform.python_version(),
-        "exit_code": run.exit_code(),
+        "exit_code": 130 if interrupted else run.exit_code(),
+        "interrupted": interrupted,
         "strict": run.strict,
         "configs": configs,
     })
 
 
-def to_json(run: RunResult) -> str:
-    return json.dumps(run_to_dict(run), indent=2, sort_keys=False, default=str)
+def to_json(run: RunResult, interrupted: bool = False) -> str:
+    return json.dumps(run_to_dict(run, interrupted), indent=2, sort_keys=False, default=str)

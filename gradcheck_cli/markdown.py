@@ -1,0 +1,53 @@
+"""Markdown for pull-request comments and ``$GITHUB_STEP_SUMMARY``: a summary table of configs,
+then the rows that did not pass (every row inside a collapsed <details>)."""
+from __future__ import annotations
+
+from .junit import _err
+from .results import ConfigResult, RunResult, Status
+from .verdicts import category, fmt_number
+
+_ICON = {"pass": "✅", "failure": "❌", "error": "💥", "warning": "⚠️", "skipped": "⏭️"}
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(run: RunResult, interrupted: bool = False) -> str:
+    configs = run.configs
+    n_bad = sum(category(c.status, run.strict) in ("failure", "error") for c in configs)
+    title = "passed" if not n_bad else f"{n_bad} of {len(configs)} failed"
+    out = [f"## gradcheck: {len(configs)} config{'s' if len(configs) != 1 else ''} {title}", "",
+           "| config | status | checks | not passing |", "|---|---|---:|---|"]
+    for c in configs:
+        kind = category(c.status, run.strict)
+        if c.status is Status.ERROR:
+            detail = _cell(c.error)
+        else:
+            counts = c.counts()
+            detail = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()) if k != Status.PASS.value) or "—"
+        out.append(f"| `{_cell(c.path)}` | {_ICON[kind]} {c.status.value} | {len(c.rows)} | {detail} |")
+    out.append("")
+    if interrupted:
+        out += ["**interrupted** before every config was checked", ""]
+    for c in configs:
+        if c.status is not Status.ERROR and c.rows:
+            out.extend(_config_section(c, run.strict))
+    return "\n".join(out) + "\n"
+
+
+def _config_section(c: ConfigResult, strict: bool) -> list[str]:
+    bad = [r for r in c.rows if category(r.status, strict) not in ("pass", "skipped")]
+    out = [f"### `{_cell(c.path)}` — {c.name}: {c.status.value}", ""]
+    header = ["| # | layer | line | tensor | shape | layer err | net err | status | reason |",
+              "|---:|---|---:|---|---|---:|---:|---|---|"]
+
+    def lines(rows):
+        return [f"| {r.label} | {r.layer_type} | {r.line or ''} | {r.tensor} | {fmt_number(r.tensor_shape)} "
+                f"| {_err(r.isolated)} | {_err(r.network)} | {r.status.value} | {_cell(r.reason)} |"
+                for r in rows]
+
+    if bad:
+        out += header + lines(bad) + [""]
+    out += ["<details><summary>all rows</summary>", ""] + header + lines(c.rows) + ["", "</details>", ""]
+    return out

@@ -80,6 +80,8 @@ def load_document(path: str | Path, display: str | None = None) -> Document:
 def parse_bytes(raw: bytes, fmt: str, path: str = "<config>") -> Document:
     if len(raw) > MAX_BYTES:
         raise SpecError(f"file is {len(raw)} bytes; a config may be at most {MAX_BYTES} bytes", file=path)
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise SpecError("the file is UTF-16 text; save it as UTF-8", file=path)
     if b"\x00" in raw:
         raise SpecError("binary data (NUL bytes), not a text config file", file=path)
     try:
@@ -163,6 +165,23 @@ def _guard_nesting(text: str, fmt: str, path: str) -> None:
 
 # -- YAML -------------------------------------------------------------------------------------------
 
+#: What the reader's terse messages usually mean, appended to them.
+_YAML_HINTS = [
+    ("expected <block end>", ": indentation is inconsistent; keys of one mapping start in the same column"),
+    ("mapping values are not allowed", ": a value contains `: `; put quotes around it"),
+    ("end of stream", ": a quote, `[` or `{` opened above is never closed"),
+    ("expected ',' or '}'", ": a `{` is not closed with `}` before this point"),
+    ("expected ',' or ']'", ": a `[` is not closed with `]` before this point"),
+    ("undefined alias", ": an `*alias` needs an `&anchor` defined earlier in the file"),
+]
+_TOML_HINTS = [
+    ("Invalid value", ": after `=` put a value: a \"string\", a number, true/false or [a, list]"),
+    ("Illegal character '\\n'", ": a string is not closed with a quote before the end of the line"),
+    ("Unclosed array", ": a `[` is not closed with `]`"),
+    ("Unclosed inline table", ": a `{` is not closed with `}`"),
+]
+
+
 def _parse_yaml(text: str, path: str) -> Document:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -180,6 +199,7 @@ def _parse_yaml(text: str, path: str) -> Document:
             problem = "more than one YAML document (---): put one network in each file"
         if "\\t" in problem or "'\\t'" in problem:
             problem = "tab character: YAML indentation must use spaces"
+        problem += next((hint for clue, hint in _YAML_HINTS if clue in problem), "")
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         raise SpecError(f"invalid YAML: {problem}", file=path, line=line, col=col) from None
@@ -268,6 +288,7 @@ def _parse_toml(text: str, path: str) -> Document:
         msg = _TOML_POS.sub("", msg).strip()
         if "Cannot overwrite a value" in msg or "Cannot declare" in msg:
             msg += " (a key or table defined twice?)"
+        msg += next((hint for clue, hint in _TOML_HINTS if clue in msg), "")
         raise SpecError(f"invalid TOML: {msg}", file=path, line=line, col=col) from None
     except RecursionError:
         raise SpecError(f"nested more than {MAX_DEPTH} levels deep: a spec needs only a few levels",

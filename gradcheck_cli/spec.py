@@ -106,7 +106,10 @@ def pydantic_error(doc: Document, exc: ValidationError, model: type[BaseModel] |
     groups: dict[KeyPath, list[dict]] = {}
     for e in exc.errors():
         groups.setdefault(_real_loc(base, e), []).append(e)
-    loc, errs = sorted(groups.items(), key=lambda kv: (doc.locate(prefix + kv[0])[0] or 0,
+    # First in file order; a key that is missing has no line, and its cause is often a typo'd
+    # key elsewhere (`layer:` for `layers:`), so that typo is reported first.
+    loc, errs = sorted(groups.items(), key=lambda kv: (kv[1][0]["type"] == "missing",
+                                                       doc.locate(prefix + kv[0])[0] or 0,
                                                        kv[1][0]["type"] != "extra_forbidden"))[0]
     keypath = prefix + loc
     # Several errors at one key are the alternatives of a union (eps: 'auto' or a number):
@@ -195,7 +198,11 @@ def describe(err: dict, model: type[BaseModel] | None, valid_keys: list[str] | N
         hint = f"did you mean `{close[0]}`? " if close else ""
         return f"unknown key `{name}`: {hint}valid keys: {', '.join(keys)}"
     if kind in _TYPE_NAMES:
-        return f"expected {_TYPE_NAMES[kind]}, got {_kind(value)} ({value!r:.40})"
+        wanted = _TYPE_NAMES[kind]
+        if kind == "dict_type" and len(loc) == 2 and loc[0] == "layers":
+            wanted = "a mapping with a `type` key, e.g. `{type: dense, units: 10}`"
+        got = _kind(value) if value is None else f"{_kind(value)} ({value!r:.40})"
+        return f"expected {wanted}, got {got}"
     if kind == "finite_number":
         return f"expected a finite number, got {value!r}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):

@@ -1,8 +1,10 @@
 """JUnit XML: one <testsuite> per config, one <testcase> per (layer, tensor) row.
 
-Follows the schema CI systems read (Jenkins' junit-10.xsd, as used by GitHub and GitLab test
-reports): <testsuites> of <testsuite name tests failures errors skipped time>, each holding
-<testcase classname name time> with an optional <failure message type>, <error> or <skipped>.
+Follows the schema CI systems read (the Surefire/Jenkins junit-10.xsd that pytest's xunit2 output
+also follows): <testsuites name tests failures errors time> of <testsuite name tests failures
+errors skipped time file>, each holding <testcase classname name time> (no file or line
+attributes: that schema has none, so the location leads the failure message instead) with an
+optional <failure message type>, <error>, <skipped> or <system-out>.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from .verdicts import category, fmt_number
 
 def to_junit(run: RunResult) -> str:
     root = ET.Element("testsuites", name="gradcheck")
-    totals = dict(tests=0, failures=0, errors=0, skipped=0)
+    totals = dict(tests=0, failures=0, errors=0)
     for config in run.configs:
         suite = _suite(config, run.strict)
         root.append(suite)
@@ -38,7 +40,7 @@ def _suite(config: ConfigResult, strict: bool) -> ET.Element:
     counts = dict(failure=0, error=0, skipped=0)
     if config.status is Status.ERROR:
         case = ET.SubElement(suite, "testcase", classname=_classname(config), name="config",
-                             file=config.path, time="0.000")
+                             time="0.000")
         ET.SubElement(case, "error", message=config.error or "error", type="error").text = config.error
         counts["error"] = 1
         tests = 1
@@ -66,15 +68,12 @@ def _classname(config: ConfigResult) -> str:
 
 
 def _case(suite: ET.Element, config: ConfigResult, row: Row, kind: str) -> None:
-    attrs = dict(classname=_classname(config), name=case_name(row), file=config.path, time="0.000")
-    if row.line is not None:
-        attrs["line"] = str(row.line)
-    case = ET.SubElement(suite, "testcase", **attrs)
-    if kind == "failure":
-        ET.SubElement(case, "failure", message=row_message(row),
+    case = ET.SubElement(suite, "testcase", classname=_classname(config), name=case_name(row),
+                         time="0.000")
+    where = f"{config.path}:{row.line}: " if row.line is not None else f"{config.path}: "
+    if kind in ("failure", "error"):
+        ET.SubElement(case, kind, message=where + row_message(row),
                       type=row.status.value).text = row_details(row)
-    elif kind == "error":
-        ET.SubElement(case, "error", message=row_message(row), type=row.status.value).text = row_details(row)
     elif kind == "skipped":
         ET.SubElement(case, "skipped", message=row.reason or "skipped")
     elif kind == "warning":

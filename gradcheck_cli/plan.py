@@ -124,7 +124,7 @@ def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
         validated = model.model_validate(options)
     except ValidationError as exc:
         keys = ["type", *model.model_fields] + ([] if kind == "loss" else ["activation"])
-        raise pydantic_error(doc, exc, prefix=keypath, valid_keys=keys) from None
+        raise pydantic_error(doc, exc, model=model, prefix=keypath, valid_keys=keys) from None
     kwargs = {k: getattr(validated, k) for k in model.model_fields}
     kwargs.update(validated.model_extra or {})
     try:

@@ -102,7 +102,8 @@ def parse_text(text: str, fmt: str, path: str = "<config>") -> Document:
     _guard_numbers(text, path)
     doc = _parse_toml(text, path) if fmt == "toml" else _parse_yaml(text, path)
     if not isinstance(doc.data, dict):
-        kind = "a list" if isinstance(doc.data, list) else f"a single value ({doc.data!r:.40})"
+        kind = ("a list" if isinstance(doc.data, list) else "an empty document (null)"
+                if doc.data is None else f"a single value ({doc.data!r:.40})")
         raise SpecError(f"the top level must be a mapping of keys (name, input, layers, ...), not {kind}",
                         file=path, line=1, col=1)
     return doc

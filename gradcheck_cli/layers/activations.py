@@ -42,10 +42,23 @@ class Elementwise(Layer):
         with np.errstate(over="ignore"):
             return dout * self.df(x, y), {}
 
+    #: g(z) and g'(z) written out for `gradcheck explain`; {option} fields are filled in
+    g_text, dg_text = "f(z)", "f'(z)"
+
+    def explain(self, s):
+        """dZ = dA ⊙ g'(Z), with g' written out (see gradcheck_cli.explain.Symbols)."""
+        name, Z, A = self.type_name, s.x, s.y
+        g, dg = self.g_text.format(**vars(self)), self.dg_text.format(**vars(self))
+        return {"forward": [(f"{A} = {name}({Z})", f"{Z}: {s.shape(Z)} → {A}: {s.shape(A)}"),
+                            f"{name}(z) = {g}"],
+                "backward": [(f"d{Z} = d{A} ⊙ {name}'({Z})", f"{s.dims(A)} ⊙ {s.dims(Z)} → {s.dims(Z)}"),
+                             f"{name}'(z) = {dg}"]}
+
 
 @register("identity")
 class Identity(Elementwise):
     """y = x;  dx = dout."""
+    g_text, dg_text = "z", "1"
     def f(self, x): return x
     def df(self, x, y): return np.ones_like(x)
 
@@ -53,6 +66,7 @@ class Identity(Elementwise):
 @register("relu")
 class ReLU(Elementwise):
     """y = max(0, x);  dx = dout ⊙ [x > 0]."""
+    g_text, dg_text = "max(0, z)", "1 if z > 0 else 0 (0 at z = 0)"
     def f(self, x): return x * (x.real > 0)
     def df(self, x, y): return (x.real > 0).astype(x.real.dtype)
 
@@ -60,6 +74,7 @@ class ReLU(Elementwise):
 @register("leaky_relu")
 class LeakyReLU(Elementwise):
     """y = x if x > 0 else alpha·x;  dx = dout ⊙ (1 if x > 0 else alpha)."""
+    g_text, dg_text = "z if z > 0 else {alpha}·z", "1 if z > 0 else {alpha}"
     def __init__(self, alpha: Annotated[float, Ge(0)] = 0.01) -> None:
         super().__init__()
         self.alpha = alpha
@@ -70,6 +85,7 @@ class LeakyReLU(Elementwise):
 @register("sigmoid")
 class Sigmoid(Elementwise):
     """y = σ(x) = 1/(1 + e⁻ˣ);  dx = dout ⊙ y(1 − y)."""
+    g_text, dg_text = "σ(z) = 1/(1 + e⁻ᶻ)", "σ(z)·(1 − σ(z)) = A ⊙ (1 − A)"
     def f(self, x): return 1.0 / (1.0 + np.exp(-x))
     def df(self, x, y): return y * (1.0 - y)
 
@@ -77,6 +93,7 @@ class Sigmoid(Elementwise):
 @register("tanh")
 class Tanh(Elementwise):
     """y = tanh(x);  dx = dout ⊙ (1 − y²)."""
+    g_text, dg_text = "tanh(z)", "1 − tanh²(z) = 1 − A²"
     def f(self, x): return np.tanh(x)
     def df(self, x, y): return 1.0 - y * y
 
@@ -84,6 +101,7 @@ class Tanh(Elementwise):
 @register("softplus")
 class Softplus(Elementwise):
     """y = log(1 + eˣ) (evaluated without overflow);  dx = dout ⊙ σ(x)."""
+    g_text, dg_text = "log(1 + eᶻ)", "σ(z) = 1/(1 + e⁻ᶻ)"
     def f(self, x): return np.where(x.real > 0, x + np.log1p(np.exp(-x)), np.log1p(np.exp(x)))
     def df(self, x, y): return 1.0 / (1.0 + np.exp(-x))
 
@@ -91,6 +109,7 @@ class Softplus(Elementwise):
 @register("elu")
 class ELU(Elementwise):
     """y = x if x > 0 else alpha·(eˣ − 1);  dx = dout ⊙ (1 if x > 0 else y + alpha)."""
+    g_text, dg_text = "z if z > 0 else {alpha}·(eᶻ − 1)", "1 if z > 0 else {alpha}·eᶻ = A + {alpha}"
     def __init__(self, alpha: Annotated[float, Gt(0)] = 1.0) -> None:
         super().__init__()
         self.alpha = alpha
@@ -102,6 +121,7 @@ class ELU(Elementwise):
 class GELU(Elementwise):
     """GELU, tanh form: y = ½x(1 + t), t = tanh(c(x + 0.044715x³)), c = √(2/π);
     dx = dout ⊙ (½(1 + t) + ½x(1 − t²)·c(1 + 3·0.044715x²))."""
+    g_text, dg_text = "½z(1 + t), t = tanh(c(z + 0.044715z³)), c = √(2/π)", "½(1 + t) + ½z(1 − t²)·c(1 + 3·0.044715z²)"
     def f(self, x): return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + 0.044715 * x**3)))
     def df(self, x, y):
         t = np.tanh(_GELU_C * (x + 0.044715 * x**3))
@@ -128,3 +148,12 @@ class Softmax(Layer):
     def backward(self, dout, cache):
         y = cache
         return y * (dout - (dout * y).sum(axis=self.feature_axis(), keepdims=True)), {}
+
+    def explain(self, s):
+        """Softmax couples the features of an example, so its dZ is not dA ⊙ g'(Z)."""
+        Z, A = s.x, s.y
+        axis = "axis 0, down each column" if self.layout == "columns" else "the last axis, along each row"
+        return {"forward": [(f"{A} = exp({Z}) / Σ_features exp({Z})", f"{Z}: {s.shape(Z)} → {A}: {s.shape(A)}"),
+                            f"Σ_features: over {axis}, one example at a time"],
+                "backward": [(f"d{Z} = {A} ⊙ (d{A} − Σ_features(d{A} ⊙ {A}))",
+                              f"{s.dims(A)} → {s.dims(Z)}")]}

@@ -67,3 +67,26 @@ class Dense(Layer):
         if self.layout == "columns":
             return W.T @ dout, {"W": dout @ x.T, "b": dout.sum(axis=-1, keepdims=True)}
         return dout @ W.T, {"W": x.T @ dout, "b": dout.sum(axis=0)}
+
+    def explain(self, s):
+        """Equations with this config's shapes (see gradcheck_cli.explain.Symbols)."""
+        W, b, A, Z = s.p("W"), s.p("b"), s.x, s.y
+        shapes = f"{W}: {s.shape(W)}, {A}: {s.shape(A)}, {b}: {s.shape(b)} → {Z}: {s.shape(Z)}"
+        if self.layout == "columns":
+            return {
+                "forward": [(f"{Z} = {W}·{A} + {b}", shapes)],
+                "backward": [
+                    (f"d{W} = (1/m)·d{Z}·{A}ᵀ", f"{s.dims(Z)}·{s.dims(A, True)} → {s.dims(W)}"),
+                    (f"d{b} = (1/m)·Σ_columns d{Z}", f"{s.dims(Z)} → {s.dims(b)}"),
+                    (f"d{A} = {W}ᵀ·d{Z}", f"{s.dims(W, True)}·{s.dims(Z)} → {s.dims(A)}")],
+                "notes": [f"course form: its dZ is m × the exact gradient (its dA[L] has no 1/m); "
+                          f"this layer's backward returns the exact VJP d{W} = d{Z}·{A}ᵀ, "
+                          f"d{b} = Σ_columns d{Z}, with the 1/m in the loss's backward"]}
+        return {
+            "forward": [(f"{Z} = {A}·{W} + {b}", shapes)],
+            "backward": [
+                (f"d{W} = {A}ᵀ·d{Z}", f"{s.dims(A, True)}·{s.dims(Z)} → {s.dims(W)}"),
+                (f"d{b} = Σ_rows d{Z}", f"{s.dims(Z)} → {s.dims(b)}"),
+                (f"d{A} = d{Z}·{W}ᵀ", f"{s.dims(Z)}·{s.dims(W, True)} → {s.dims(A)}")],
+            "notes": ["exact vector-Jacobian products: the 1/m of the mean loss is already in "
+                      f"d{Z} (the loss's backward carries it)"]}

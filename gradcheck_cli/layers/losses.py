@@ -47,6 +47,11 @@ class MSE(_Loss):
         d, m = cache
         return _scale(self, dvalue, d / m)
 
+    def explain(self, s):
+        A = s.x
+        return {"forward": [(f"J = (1/2m)·Σ ({A} − Y)²", f"{A}, Y: {s.shape(A)} → J: scalar")],
+                "backward": [(f"d{A} = ({A} − Y)/m", f"{s.dims(A)}")]}
+
 
 @register("binary_cross_entropy")
 class BinaryCrossEntropy(_Loss):
@@ -73,6 +78,15 @@ class BinaryCrossEntropy(_Loss):
         p, y, m = cache
         return _scale(self, dvalue, -(y / p - (1 - y) / (1 - p)) / m)
 
+    def explain(self, s):
+        A = s.x
+        notes = [f"the course writes d{A} = −(Y/{A} − (1 − Y)/(1 − {A})) without the 1/m and puts "
+                 "the 1/m in dW, db instead"] if self.layout == "columns" else []
+        return {"forward": [(f"J = −(1/m)·Σ [Y ⊙ log {A} + (1 − Y) ⊙ log(1 − {A})]",
+                             f"{A}, Y: {s.shape(A)} → J: scalar")],
+                "backward": [(f"d{A} = −(1/m)·(Y/{A} − (1 − Y)/(1 − {A}))", f"{s.dims(A)}")],
+                "notes": notes}
+
 
 @register("binary_cross_entropy_with_logits")
 class BinaryCrossEntropyWithLogits(_Loss):
@@ -92,6 +106,11 @@ class BinaryCrossEntropyWithLogits(_Loss):
         z, y, m = cache
         with np.errstate(over="ignore"):
             return _scale(self, dvalue, (1.0 / (1.0 + np.exp(-z)) - y) / m)
+
+    def explain(self, s):
+        Z = s.x
+        return {"forward": [(f"J = (1/m)·Σ [softplus({Z}) − Y ⊙ {Z}]", f"{Z}, Y: {s.shape(Z)} → J: scalar")],
+                "backward": [(f"d{Z} = (σ({Z}) − Y)/m", f"{s.dims(Z)}")]}
 
 
 @register("softmax_cross_entropy")
@@ -124,6 +143,14 @@ class SoftmaxCrossEntropy(_Loss):
     def backward(self, dvalue, cache):
         probs, onehot, m = cache
         return _scale(self, dvalue, (probs - onehot) / m)
+
+    def explain(self, s):
+        Z = s.x
+        feat = "rows" if self.layout == "columns" else "columns"
+        return {"forward": [(f"J = (1/m)·Σ_examples [log Σ_classes exp({Z}) − {Z}[true class]]",
+                             f"{Z}: {s.shape(Z)}, labels: (m={s.m},) → J: scalar")],
+                "backward": [(f"d{Z} = (softmax({Z}) − onehot(labels))/m", f"{s.dims(Z)}")],
+                "notes": [f"softmax over the classes ({feat} of {Z}); onehot(labels) shaped like {Z}"]}
 
 
 def _scale(loss: Loss, dvalue, grad):

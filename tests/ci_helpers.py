@@ -1,0 +1,33 @@
+"""Running the installed `gradcheck` on the CI fixtures (tests/fixtures/ci), from the repo root.
+
+Subprocesses, not CliRunner: the failing fixture loads a plugin, and a plugin loaded in the test
+process would stay registered for every later test.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path("tests/fixtures/ci")          # relative: paths show in output as written
+PASSING = str(FIXTURES / "passing.yaml")
+FAILING = str(FIXTURES / "failing.yaml")
+INVALID = str(FIXTURES / "invalid.yaml")
+PLUGIN = str(FIXTURES / "forgot_bias.py")
+ANSI = "\x1b["
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GITHUB_ACTIONS", "NO_COLOR", "FORCE_COLOR", "COLUMNS", "TERM")}
+    env.update(extra)
+    return env
+
+
+def gradcheck(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
+              timeout: float = 120) -> subprocess.CompletedProcess:
+    """`gradcheck ARGS` (as `python -m gradcheck_cli`, the same entry point) with output captured."""
+    return subprocess.run([sys.executable, "-m", "gradcheck_cli", *args], cwd=cwd,
+                          env=env or clean_env(), capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,230 @@
+"""Golden output of every --format on a passing config, a failing one (a planted bug: a dense
+layer whose backward forgets db) and an invalid one: JSON parsed and compared, JUnit parsed and
+checked against the elements and attributes of junit-10.xsd, GitHub workflow commands exact."""
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ci_helpers import ANSI, FAILING, INVALID, PASSING, PLUGIN, ROOT, gradcheck
+
+PASSING_ROWS = [("1", "dense", 6, "x"), ("1", "dense", 6, "W"), ("1", "dense", 6, "b"),
+                ("1a", "tanh", 6, "x"), ("2", "dense", 7, "x"), ("2", "dense", 7, "W"),
+                ("2", "dense", 7, "b"), ("loss", "mse", 8, "x")]
+FAILING_ROWS = [("1", "dense_forgot_bias", *r[2:]) if r[0] == "1" else r for r in PASSING_ROWS]
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """Each scenario once: every file format via --output, and github lines on stdout."""
+    runs = {}
+    for name, config in (("passing", PASSING), ("failing", FAILING), ("invalid", INVALID)):
+        folder = tmp_path_factory.mktemp(name)
+        files = {"json": folder / "r.json", "junit": folder / "r.xml", "markdown": folder / "r.md",
+                 "table": folder / "r.txt"}
+        args = [config, "--plugin", PLUGIN]
+        table = gradcheck("check", *args, *[a for f in files.values() for a in ("--output", str(f))])
+        github = gradcheck("check", *args, "--format", "github")
+        runs[name] = dict(stdout=table, github=github,
+                          **{k: f.read_text(encoding="utf-8") for k, f in files.items()})
+    return runs
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+
+def _rows(config):
+    return [(r["label"], r["layer_type"], r["line"], r["tensor"]) for r in config["rows"]]
+
+
+def test_json_passing(outputs):
+    doc = json.loads(outputs["passing"]["json"])
+    assert doc["schema_version"] == 1
+    assert {"gradcheck_version", "numpy_version", "python_version"} <= set(doc)
+    assert (doc["exit_code"], doc["interrupted"], doc["strict"]) == (0, False, False)
+    [config] = doc["configs"]
+    assert {k: config[k] for k in ("path", "name", "status", "error", "seed", "dtype", "layout",
+                                   "n_params", "batch")} == {
+        "path": PASSING, "name": "passing", "status": "pass", "error": None, "seed": 0,
+        "dtype": "float64", "layout": "rows", "n_params": 26, "batch": 2}
+    assert _rows(config) == PASSING_ROWS
+    assert config["counts"] == {"pass": 8}
+    assert "seconds" not in config, "timings would make the JSON differ from run to run"
+    for row in config["rows"]:
+        assert row["status"] == "pass"
+        assert 0 <= row["isolated"]["rel_error"] < 1e-6
+        assert row["isolated"]["status"] == "pass" and row["network"]["status"] == "pass"
+
+
+def test_json_failing_names_the_forgotten_bias(outputs):
+    doc = json.loads(outputs["failing"]["json"])
+    assert doc["exit_code"] == 1
+    [config] = doc["configs"]
+    assert config["status"] == "FAIL"
+    assert _rows(config) == FAILING_ROWS
+    assert config["counts"] == {"FAIL": 1, "pass": 7}
+    bad = [(r["label"], r["tensor"]) for r in config["rows"] if r["status"] != "pass"]
+    assert bad == [("1", "b")]
+    row = config["rows"][2]
+    assert row["isolated"]["rel_error"] == pytest.approx(1.0)
+    assert row["tensor_shape"] == [4]
+
+
+def test_json_invalid(outputs):
+    doc = json.loads(outputs["invalid"]["json"])
+    assert doc["exit_code"] == 2
+    [config] = doc["configs"]
+    assert (config["status"], config["rows"]) == ("error", [])
+    assert config["error"] == f"{INVALID}:5:19: layers[0].units: must be > 0, got 0"
+
+
+def test_json_is_deterministic(outputs, tmp_path):
+    again = tmp_path / "again.json"
+    gradcheck("check", FAILING, "--plugin", PLUGIN, "--output", str(again))
+    assert again.read_text() == outputs["failing"]["json"]
+
+
+# -- JUnit (junit-10.xsd: the elements and attributes it allows) ----------------------------------
+
+ALLOWED = {
+    "testsuites": {"name", "time", "tests", "failures", "errors"},
+    "testsuite": {"name", "tests", "failures", "errors", "group", "time", "skipped", "timestamp",
+                  "hostname", "id", "package", "file", "log", "url", "version"},
+    "testcase": {"name", "time", "classname", "group"},
+    "failure": {"type", "message"}, "error": {"type", "message"}, "skipped": {"type", "message"},
+    "properties": set(), "property": {"name", "value"}, "system-out": set(), "system-err": set(),
+}
+REQUIRED = {"testsuite": {"name", "tests", "failures", "errors"}, "testcase": {"name"},
+            "property": {"name", "value"}}
+CHILDREN = {"testsuites": {"testsuite"}, "testsuite": {"testsuite", "properties", "testcase",
+                                                       "system-out", "system-err"},
+            "testcase": {"skipped", "error", "failure", "system-out", "system-err"},
+            "properties": {"property"}}
+
+
+def _check_schema(element):
+    assert element.tag in ALLOWED, element.tag
+    assert set(element.attrib) <= ALLOWED[element.tag], (element.tag, element.attrib)
+    assert REQUIRED.get(element.tag, set()) <= set(element.attrib), (element.tag, element.attrib)
+    for child in element:
+        assert child.tag in CHILDREN.get(element.tag, set()), (element.tag, child.tag)
+        _check_schema(child)
+    for key in ("time",):
+        if key in element.attrib:
+            float(element.attrib[key])
+
+
+def _junit(outputs, name):
+    root = ET.fromstring(outputs[name]["junit"].encode())
+    _check_schema(root)
+    return root
+
+
+def test_junit_passing(outputs):
+    root = _junit(outputs, "passing")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("8", "0", "0")
+    [suite] = root.findall("testsuite")
+    assert suite.get("name") == "passing" and suite.get("file") == PASSING
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == [f"{l} {t} {x}" for l, t, _, x in PASSING_ROWS]
+    assert all(c.get("classname") == "gradcheck.passing" and len(c) == 0 for c in cases)
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["seed"] == "0" and props["dtype"] == "float64"
+
+
+def test_junit_failing(outputs):
+    root = _junit(outputs, "failing")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("8", "1", "0")
+    [suite] = root.findall("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("8", "1", "0")
+    failed = [c for c in suite.findall("testcase") if c.find("failure") is not None]
+    assert [c.get("name") for c in failed] == ["1 dense_forgot_bias b"]
+    failure = failed[0].find("failure")
+    assert failure.get("type") == "FAIL"
+    message = failure.get("message")
+    assert message.startswith(f"{FAILING}:6: layer 1 dense_forgot_bias, tensor b: FAIL; ")
+    assert message.endswith("layer err 1.00e+00, net err 1.00e+00")
+    assert "rel_error=1.00e+00" in failure.text and "tensor (4,)" in failure.text
+
+
+def test_junit_invalid(outputs):
+    root = _junit(outputs, "invalid")
+    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("1", "0", "1")
+    error = root.find("testsuite/testcase/error")
+    assert error.get("message") == f"{INVALID}:5:19: layers[0].units: must be > 0, got 0"
+
+
+# -- GitHub workflow commands ----------------------------------------------------------------------
+
+def test_github_passing_prints_nothing(outputs):
+    run = outputs["passing"]["github"]
+    assert (run.returncode, run.stdout) == (0, "")
+
+
+def test_github_failing_line_is_exact(outputs):
+    run = outputs["failing"]["github"]
+    reason = json.loads(outputs["failing"]["json"])["configs"][0]["rows"][2]["reason"]
+    assert run.returncode == 1
+    assert run.stdout == (
+        f"::error file={FAILING},line=6,title=gradcheck failing%3A FAIL::layer 1 "
+        f"dense_forgot_bias, tensor b: FAIL; {reason}; layer err 1.00e+00, net err 1.00e+00\n")
+
+
+def test_github_invalid_line_is_exact(outputs):
+    run = outputs["invalid"]["github"]
+    assert run.returncode == 2
+    assert run.stdout == (f"::error file={INVALID},line=5,col=19,title=gradcheck invalid%3A "
+                          "invalid config::layers[0].units: must be > 0, got 0\n")
+
+
+def test_github_escaping():
+    from gradcheck_cli.annotations import command
+
+    assert command("error", "50% a\nb", file="a,b:c.yaml", line=3) == \
+        "::error file=a%2Cb%3Ac.yaml,line=3::50%25 a%0Ab"
+
+
+def test_github_annotations_added_to_the_table_in_actions(tmp_path):
+    from ci_helpers import clean_env
+
+    run = gradcheck("check", FAILING, "--plugin", PLUGIN, env=clean_env(GITHUB_ACTIONS="true"))
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith(f"::error file={FAILING},line=6,")
+    assert "failing: FAILED" in run.stdout and run.returncode == 1
+
+
+# -- Markdown and table ------------------------------------------------------------------------------
+
+def test_markdown_passing(outputs):
+    text = outputs["passing"]["markdown"]
+    assert text.splitlines()[:5] == [
+        "## gradcheck: 1 config passed", "",
+        "| config | status | checks | not passing |", "|---|---|---:|---|",
+        f"| `{PASSING}` | ✅ pass | 8 | — |"]
+    assert "<details><summary>all rows</summary>" in text
+
+
+def test_markdown_failing(outputs):
+    lines = outputs["failing"]["markdown"].splitlines()
+    assert lines[0] == "## gradcheck: 1 config 1 of 1 failed"
+    assert lines[4] == f"| `{FAILING}` | ❌ FAIL | 8 | 1 FAIL |"
+    assert lines[6] == f"### `{FAILING}` — failing: FAIL"
+    bad = [ln for ln in lines if "| FAIL |" in ln]
+    # once in the table of rows that did not pass, once in the collapsed table of all rows
+    assert len(bad) == 2 and all(ln.startswith("| 1 | dense_forgot_bias | 6 | b | (4,) | 1.00e+00 | 1.00e+00 | FAIL |")
+                                 for ln in bad)
+
+
+def test_markdown_invalid(outputs):
+    lines = outputs["invalid"]["markdown"].splitlines()
+    assert lines[4] == (f"| `{INVALID}` | 💥 error | 0 | {INVALID}:5:19: layers[0].units: "
+                        "must be > 0, got 0 |")
+
+
+def test_table_file_and_stdout_are_plain_text(outputs):
+    for name in ("passing", "failing", "invalid"):
+        run = outputs[name]
+        assert ANSI not in run["table"] and ANSI not in run["stdout"].stdout + run["stdout"].stderr
+    assert "failing: FAILED — 8 checks: 1 FAIL, 7 pass" in outputs["failing"]["table"]
+    assert outputs["failing"]["stdout"].stdout.splitlines()[-1] == "1 config: 0 passed, 1 failed"

@@ -387,5 +387,14 @@ class _errors:
         raise typer.Exit(EXIT_USAGE)
 
 
+def _register_learner_commands() -> None:
+    from .cli_learn import register_commands
+
+    register_commands(app)
+
+
+_register_learner_commands()
+
+
 def main() -> None:
     app()

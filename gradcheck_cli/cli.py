@@ -96,6 +96,12 @@ def check(
                              "separate processes (0: one per CPU). Results keep the input order."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line of each config."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Details for every row."),
+    max_memory: Optional[str] = typer.Option(None, "--max-memory", metavar="SIZE", help="Refuse a "
+                                             "check estimated to need more memory, e.g. 512M or 2G "
+                                             "[default: half the RAM]."),
+    max_evals: Optional[int] = typer.Option(None, "--max-evals", min=1, help="Refuse a check "
+                                            "estimated to need more function evaluations "
+                                            "[default: 10,000,000]."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Check the gradients of every network in PATHS.
@@ -128,6 +134,11 @@ def check(
         files = _discover(paths, exclude, plugin)
         options = RunOptions(plugins=plugin, allow_plugins=allow_plugins,
                              method=method.value if method else None, eps=eps)
+        if max_memory is not None:
+            from .cost import parse_size
+
+            options.max_memory = parse_size(max_memory)
+        options.max_evals = max_evals
         # In a GitHub Actions job the table gains annotations on the failing config lines.
         annotate = shown == "table" and os.environ.get("GITHUB_ACTIONS") == "true"
         results, interrupted = [], False
@@ -356,6 +367,10 @@ def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
     if result.status is Status.ERROR:
         err.print(f"error: {result.error}", style="red", soft_wrap=True)
         return
+    if verbose and result.cost:
+        from .cost import CostEstimate
+
+        err.print(CostEstimate(**result.cost).describe(), soft_wrap=True)
     render_config(out, result, verbose=verbose, quiet=quiet)
 
 

@@ -60,7 +60,10 @@ def build_network(spec_or_plan: Spec | Plan) -> Network:
     m = spec.input.batch
     shape = tuple(spec.input.shape)
     full = (*shape, m) if spec.layout == "columns" else (m, *shape)
-    x = rng_for(spec.seed, STREAM_INPUT).standard_normal(full).astype(dtype)
+    if spec.input.vocab is not None:  # token indices: integer, never cast to the float dtype
+        x = rng_for(spec.seed, STREAM_INPUT).integers(0, spec.input.vocab, size=full)
+    else:
+        x = rng_for(spec.seed, STREAM_INPUT).standard_normal(full).astype(dtype)
     loss = plan.loss.layer
     loss.build(plan.loss.input_shape, rng_for(spec.seed, STREAM_PARAMS, 0, 0))
     targets = loss.targets(plan.loss.input_shape, m, rng_for(spec.seed, STREAM_TARGETS))

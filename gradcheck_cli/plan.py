@@ -136,7 +136,29 @@ def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
                         f"{type(exc).__name__}: {exc}", keypath) from None
     if not hasattr(layer, "params"):
         layer.params = {}
+    inner_option = getattr(cls, "inner_option", None)
+    if inner_option is not None:
+        _configure_inner(spec, layer, kwargs[inner_option], keypath + (inner_option,))
     return layer, activation
+
+
+def _configure_inner(spec: Spec, layer: Layer, entries: list, keypath: KeyPath) -> None:
+    """A composite's inner layer entries (``inner_option`` names the option that holds them),
+    resolved like top-level ones so that their errors are located at e.g. layers[2].layers[0]."""
+    children, paths = [], []
+    for j, entry in enumerate(entries):
+        child, activation = _configure(spec, entry, keypath + (j,), kind="layer")
+        children.append(child)
+        paths.append(keypath + (j,))
+        if activation is not None:
+            act_path = keypath + (j, "activation")
+            children.append(_configure(spec, activation, act_path, kind="layer", shorthand=True)[0])
+            paths.append(act_path)
+    try:
+        layer.set_inner(children)
+    except ShapeError as exc:
+        raise spec.doc.error(f"{exc}", keypath) from None
+    layer.inner_keypaths = paths
 
 
 def _place(spec: Spec, layer: Layer, label: str, index: int, keypath: KeyPath,
@@ -147,6 +169,9 @@ def _place(spec: Spec, layer: Layer, label: str, index: int, keypath: KeyPath,
     if spec.layout not in layouts:
         raise doc.error(f"`{name}` supports layout {' or '.join(layouts)}, not {spec.layout}", keypath)
     layer.layout = spec.layout
+    shape = tuple(in_shape)
+    for child, child_path in zip(getattr(layer, "inner_layers", ()), getattr(layer, "inner_keypaths", ())):
+        shape = _place(spec, child, label, index, child_path, shape).output_shape
     try:
         out = infer_output_shape(layer, in_shape)
         shapes = layer.param_shapes(in_shape) if _overrides(layer, "param_shapes") else {}

@@ -89,6 +89,8 @@ class ConfigResult:
     rows: list[Row] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
+    #: what the resource guard estimated before the check ran (cost.CostEstimate as a dict)
+    cost: dict[str, Any] | None = None
     #: with CheckSettings(keep_arrays=True): every array checked, under documented keys
     #: (see check.py); never serialized to JSON.
     arrays: dict[str, Any] | None = field(default=None, repr=False, compare=False)

@@ -24,6 +24,9 @@ class RunOptions:
     eps: float | str | None = None
     pass_rtol: float | None = None
     warn_rtol: float | None = None
+    #: resource guard (see cost.py): None means the defaults
+    max_memory: int | None = None
+    max_evals: int | None = None
 
 
 def discover(paths: list[str], exclude: list[str] | None = None) -> list[Path]:
@@ -87,7 +90,12 @@ def _check_file(path: Path, options: RunOptions) -> ConfigResult:
     plan = plan_file(path, options)
     settings = CheckSettings.from_spec(plan.spec, method=options.method, eps=options.eps,
                                        pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol)
-    return check_network(build_network(plan), settings)
+    from .cost import guard
+
+    settings, cost = guard(plan, settings, options.max_memory, options.max_evals)
+    result = check_network(build_network(plan), settings)
+    result.cost = cost.to_dict()
+    return result
 
 
 def plan_file(path: Path, options: RunOptions):

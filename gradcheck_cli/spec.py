@@ -41,7 +41,16 @@ class CheckSpec(_Model):
     eps: Union[Literal["auto"], Annotated[float, Gt(0), Le(1)]] = Field(
         "auto", description="Step h (scaled per coordinate by max(1, |θ|)), or auto for the "
                             "rounding-optimal step of the method and dtype.")
-    method: Literal["central", "forward"] = "central"
+    method: Literal["central", "forward", "richardson", "complex"] = Field(
+        "central", description="Difference method: central (default), forward, richardson "
+                               "(central at h, h/2, h/4 combined), complex (complex step).")
+    mode: Literal["full", "sample", "directional"] = Field(
+        "full", description="Check every entry, a seeded sample of entries per tensor, or "
+                            "random directions per tensor.")
+    samples: Annotated[int, Ge(1), Le(1_000_000)] = Field(
+        16, description="Entries per tensor in sample mode (the largest |analytic| always among them).")
+    directions: Annotated[int, Ge(1), Le(1000)] = Field(
+        4, description="Random unit directions per tensor in directional mode.")
     pass_rtol: Union[Annotated[float, Gt(0), Le(1)], None] = Field(
         None, description="Relative error below which a check passes (default: per dtype).")
     warn_rtol: Union[Annotated[float, Gt(0), Le(1)], None] = Field(

@@ -1,0 +1,200 @@
+"""Composite layers: residual blocks and a transformer block, built from other registered layers.
+
+A composite keeps its children's parameters in one flat dict of its own ("1.W", "2.gamma",
+"proj.W"), so the checker perturbs them through the composite like any parameter; forward builds
+views of the children with their parameters taken from ``self.params`` at call time. ``inner``
+hands the checker those views and the inputs they received, so each child also gets its own
+isolated rows (labels 3.1, 3.2, ...) and a bug inside a block is located inside it.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Annotated, Any, ClassVar, Literal, Optional
+
+import numpy as np
+from annotated_types import Gt, MinLen
+
+from ..layer import Layer, ShapeError
+from ..registry import lookup, register
+from ._shapes import ShapedLayer, lift
+from .attention import Attention
+from .linear import Linear
+from .norm import LayerNorm
+
+
+class Composite(ShapedLayer):
+    """Children run in residual blocks: each block maps h to skip(h) + f_k(...f_1(h)), where skip
+    is the identity, or h·P (P = "proj.W") when the block changes the last axis.
+    VJP per block: d through the children in reverse, plus dskip = dout (or dout·Pᵀ, dP = hᵀ·dout)."""
+
+    layouts = ("rows",)
+    inner_layers: list[Layer]
+    blocks: list[list[int]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner_layers, self.blocks = [], []
+
+    # -- shapes --------------------------------------------------------------------------------
+    def _walk(self, input_shape, visit=None):
+        """Shapes through every block; ``visit(j, child, in_shape)`` sees each child in order.
+        Returns (output shape, {block index: (in, out)} of blocks that need a projection)."""
+        shape, projections = tuple(input_shape), {}
+        for k, block in enumerate(self.blocks):
+            s = shape
+            for j in block:
+                if visit is not None:
+                    visit(j, self.inner_layers[j], s)
+                s = tuple(self.inner_layers[j].output_shape(s))
+            if s != shape:
+                if s[:-1] != shape[:-1]:
+                    raise ShapeError(f"{self.type_name}: the block maps {shape} to {s}; a projection "
+                                     "can only change the last axis")
+                projections[k] = (shape[-1], s[-1])
+            shape = s
+        return shape, projections
+
+    def output_shape(self, input_shape):
+        return self._walk(input_shape)[0]
+
+    def _proj_key(self, k):
+        return "proj.W" if len(self.blocks) == 1 else f"proj{k + 1}.W"
+
+    def param_shapes(self, input_shape):
+        shapes: dict[str, tuple[int, ...]] = {}
+
+        def visit(j, child, s):
+            child.layout = self.layout
+            for name, shp in child.param_shapes(s).items():
+                shapes[f"{j + 1}.{name}"] = tuple(shp)
+
+        _, projections = self._walk(input_shape, visit)
+        for k, (n_in, n_out) in projections.items():
+            shapes[self._proj_key(k)] = (n_in, n_out)
+        return shapes
+
+    def build(self, input_shape, rng):
+        self.in_shape = tuple(input_shape)
+        params: dict[str, Any] = {}
+
+        def visit(j, child, s):
+            child.layout = self.layout
+            child.build(s, np.random.default_rng(int(rng.integers(2**62))))
+            params.update({f"{j + 1}.{name}": v for name, v in child.params.items()})
+
+        out, projections = self._walk(input_shape, visit)
+        for k, (n_in, n_out) in projections.items():
+            params[self._proj_key(k)] = rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)
+        self.params = params
+        return out
+
+    # -- computation ---------------------------------------------------------------------------
+    def views(self) -> list[Layer]:
+        """The children with the parameters this composite holds now (perhaps perturbed)."""
+        out = []
+        for j, child in enumerate(self.inner_layers):
+            view = copy.copy(child)
+            prefix = f"{j + 1}."
+            view.params = {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
+            out.append(view)
+        return out
+
+    def forward(self, x):
+        views, steps, h = self.views(), [], x
+        r = len(self.in_shape)
+        for k, block in enumerate(self.blocks):
+            block_in = h
+            for j in block:
+                out, c = views[j].forward(h)
+                steps.append((j, h, c))
+                h = out
+            key = self._proj_key(k)
+            skip = block_in @ lift(self.params[key], 2, r - 1) if key in self.params else block_in
+            h = skip + h
+        return h, (views, steps)
+
+    def backward(self, dout, cache):
+        views, steps = cache
+        grads: dict[str, Any] = {}
+        by_child = {j: (h, c) for j, h, c in steps}
+        d = dout
+        for k in reversed(range(len(self.blocks))):
+            block = self.blocks[k]
+            block_in = by_child[block[0]][0]
+            key = self._proj_key(k)
+            if key in self.params:
+                P = self.params[key]
+                n = P.shape[0]
+                grads[key] = block_in.reshape(-1, n).T @ d.reshape(-1, P.shape[1])
+                dskip = d @ P.T
+            else:
+                dskip = d
+            for j in reversed(block):
+                d, g = views[j].backward(d, by_child[j][1])
+                grads.update({f"{j + 1}.{name}": v for name, v in g.items()})
+            d = d + dskip
+        return d, grads
+
+    def inner(self, cache) -> list[tuple[str, Layer, np.ndarray]]:
+        """(label suffix, child view with the parameters of this forward, the input it received)."""
+        views, steps = cache
+        return [(str(j + 1), views[j], h) for j, h, _ in steps]
+
+
+@register("residual")
+class Residual(Composite):
+    """y = x + f(x), f = the inner `layers:` in sequence (any registered layers, written like the
+    top-level ones); y = x·P + f(x) with a learned projection P (n_in, n_out), "proj.W", when f
+    changes the last axis. Parameters are named by inner position: "1.W", "2.gamma", ...
+    VJP: dx = dout (or dout·Pᵀ) + (backward through f of dout); dP = xᵀ·dout.
+    The table shows the inner layers as rows 3.1, 3.2, ... under the block."""
+
+    #: the option whose entries the planner resolves as inner layers (see plan.py)
+    inner_option: ClassVar[str] = "layers"
+    shapes = "(..., n) → (..., n')"
+
+    def __init__(self, layers: Annotated[list[dict[str, Any]], MinLen(1)]) -> None:
+        super().__init__()
+        self.entries = layers
+
+    def set_inner(self, children: list[Layer]) -> None:
+        """Called by the planner with the configured inner layers."""
+        for child in children:
+            if not getattr(type(child), "probe_axes", False):
+                raise ShapeError(f"`{child.type_name}` cannot sit inside a residual block: its "
+                                 "forward does not accept leading probe axes (set probe_axes = True)")
+        self.inner_layers = list(children)
+        self.blocks = [list(range(len(children)))]
+
+
+@register("transformer_block")
+class TransformerBlock(Composite):
+    """Pre-norm transformer block: h = x + attention(layernorm(x));
+    y = h + linear₂(act(linear₁(layernorm(h)))). x (m, T, D) → (m, T, D); inner rows
+    1 layernorm, 2 attention, 3 layernorm, 4 linear (hidden), 5 activation, 6 linear (D).
+    Parameters "1.gamma", "2.Wq", ..., "6.b"; VJP: each residual block as in `residual`."""
+
+    shapes = "(T, D) → (T, D)"
+
+    def __init__(self, heads: Annotated[int, Gt(0)] = 1, hidden: Optional[Annotated[int, Gt(0)]] = None,
+                 causal: bool = False, activation: Literal["gelu", "relu", "tanh", "swish"] = "gelu",
+                 eps: Annotated[float, Gt(0)] = 1e-5) -> None:
+        super().__init__()
+        self.heads, self.hidden, self.causal, self.activation, self.eps = heads, hidden, causal, activation, eps
+        self.blocks = [[0, 1], [2, 3, 4, 5]]
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ShapeError(f"transformer_block needs a sequence (T, D) per example, got "
+                             f"{tuple(input_shape)}")
+        d = input_shape[1]
+        if not self.inner_layers or self.inner_layers[-1].units != d:  # keep built children
+            act = lookup(self.activation)
+            self.inner_layers = [LayerNorm(self.eps), Attention(self.heads, self.causal),
+                                 LayerNorm(self.eps), Linear(self.hidden or 4 * d), act(), Linear(d)]
+        return super().output_shape(input_shape)
+
+    def build(self, input_shape, rng):
+        self.inner_layers = []
+        self.output_shape(input_shape)
+        return super().build(input_shape, rng)

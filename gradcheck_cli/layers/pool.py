@@ -1,0 +1,107 @@
+"""Pooling over NCHW inputs, rows layout: windows as views, backward folds them back."""
+from __future__ import annotations
+
+from typing import Annotated, Optional, Union
+
+import numpy as np
+from annotated_types import Gt
+
+from ..layer import ShapeError
+from ..registry import register
+from ._shapes import ShapedLayer, fold, tuple_option, window_out, windows
+
+Pos = Annotated[int, Gt(0)]
+
+
+class _Pool2D(ShapedLayer):
+    layouts = ("rows",)
+    shapes = "(C, H, W) → (C, H', W')"
+
+    def __init__(self, kernel: Union[Pos, list[Pos]] = 2, stride: Optional[Union[Pos, list[Pos]]] = None) -> None:
+        super().__init__()
+        self.kernel = tuple_option(kernel, 2, "kernel")
+        self.stride = self.kernel if stride is None else tuple_option(stride, 2, "stride")
+
+    def _geometry(self):
+        return self.kernel, self.stride, (1, 1), (0, 0)
+
+    def output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ShapeError(f"{self.type_name} needs (C, H, W) input per example, got "
+                             f"{tuple(input_shape)}" + (": add a reshape layer before it"
+                                                        if len(input_shape) < 3 else ""))
+        out = tuple(window_out(s, k, st, 1, 0) for s, k, st in zip(input_shape[1:], self.kernel, self.stride))
+        if min(out) < 1:
+            raise ShapeError(f"{self.type_name}: kernel {self.kernel} is larger than the input "
+                             f"{tuple(input_shape[1:])}")
+        return (input_shape[0], *out)
+
+
+@register("maxpool2d")
+class MaxPool2D(_Pool2D):
+    """Max pooling: out[n,c,y,x] = max over the kernel window at (s·y, s·x); stride defaults to kernel.
+    x (m, C, H, W) → (m, C, H', W'), H' = ⌊(H − kh)/s⌋ + 1.
+    dx = fold(dout routed to the arg-max of each window) (the first maximum on ties); overlapping
+    windows add up."""
+
+    def forward(self, x):
+        # One strided slice per kernel offset: a reduction over tiny trailing window axes is slow.
+        out = None
+        for part in offsets(x, self.kernel, self.stride):
+            out = part if out is None else np.where(part.real > out.real, part, out)
+        return out, x
+
+    def backward(self, dout, cache):
+        cols = windows(cache, *self._geometry())
+        flat = cols.reshape(cols.shape[:-2] + (-1,))
+        arg = flat.real.argmax(axis=-1)
+        onehot = np.arange(flat.shape[-1]) == arg[..., None]
+        dcols = (onehot * dout[..., None]).reshape(cols.shape)
+        return fold(dcols, self.in_shape[1:], *self._geometry()), {}
+
+
+def offsets(x, kernel, stride):
+    """x[..., i::s, j::s] cut to the output size, for every kernel offset (i, j)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    ho, wo = window_out(x.shape[-2], kh, sh, 1, 0), window_out(x.shape[-1], kw, sw, 1, 0)
+    for i in range(kh):
+        for j in range(kw):
+            yield x[..., i: i + sh * (ho - 1) + 1: sh, j: j + sw * (wo - 1) + 1: sw]
+
+
+@register("avgpool2d")
+class AvgPool2D(_Pool2D):
+    """Average pooling: out[n,c,y,x] = mean of the window at (s·y, s·x); stride defaults to kernel.
+    x (m, C, H, W) → (m, C, H', W'). dx = fold(dout/(kh·kw) spread over each window)."""
+
+    def forward(self, x):
+        return sum(offsets(x, self.kernel, self.stride)) / (self.kernel[0] * self.kernel[1]), None
+
+    def backward(self, dout, cache):
+        k = self.kernel[0] * self.kernel[1]
+        dcols = np.broadcast_to((dout / k)[..., None, None], dout.shape + self.kernel)
+        return fold(dcols, self.in_shape[1:], *self._geometry()), {}
+
+
+@register("global_avgpool")
+class GlobalAvgPool(ShapedLayer):
+    """Mean over all spatial axes: x (m, C, *S) → (m, C); dx = dout/|S| broadcast over S."""
+
+    layouts = ("rows",)
+    shapes = "(C, *S) → (C,)"
+
+    def output_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise ShapeError(f"global_avgpool needs (C, H, W) or (C, L) input per example, got "
+                             f"{tuple(input_shape)}")
+        return (input_shape[0],)
+
+    def forward(self, x):
+        r = len(self.in_shape)
+        return x.mean(axis=tuple(range(x.ndim - r + 1, x.ndim))), None
+
+    def backward(self, dout, cache):
+        spatial = self.in_shape[1:]
+        scale = 1.0 / float(np.prod(spatial))
+        return np.broadcast_to((dout * scale).reshape(dout.shape + (1,) * len(spatial)),
+                               dout.shape + spatial).copy(), {}

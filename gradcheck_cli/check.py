@@ -1,7 +1,7 @@
 """The two checks, side by side, for every (layer, tensor) of a built network.
 
 1. Isolated: with the layer's real input x and a seeded random upstream gradient G, the layer's
-   backward(G) against central differences of ⟨forward(x), G⟩, for x and each parameter.
+   backward(G) against finite differences of ⟨forward(x), G⟩, for x and each parameter.
    This puts a bug in the one layer that has it.
 2. Network (end to end): the scalar loss (+ L2) against each parameter tensor and each layer's
    input, perturbed in place and pushed through the rest of the network.
@@ -11,24 +11,31 @@ the reference is not limited by float32 rounding. Nothing here mutates the netwo
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
 
-from .compare import compare
+from .compare import as_gradient, diagnose_failure, judge, shape_mismatch
 from .diagnose import Context
 from .errors import LayerRuntimeError
 from .network import STREAM_COTANGENT, Network, node_key, rng_for, runtime_error
-from .numeric import chunk_for, numeric_gradient, resolve_step
+from .numeric import (EvaluateEntries, EvaluateStack, chunk_for,
+                      direction_differences, entry_differences, resolve_step)
 from .plan import PlannedLayer
+from .probes import entries_from_stack, probe_capable, stack_evaluator, with_params
 from .results import Comparison, ConfigResult, Row, Status, worst
 from .tolerance import Tolerance, tolerance_for
 
 DEFAULT_MEMORY = 256 * 1024 * 1024
+STREAM_PROBES = 4
+#: a layer-input gradient this much smaller (larger) than the loss gradient is flagged
+VANISHING, EXPLODING = 1e-8, 1e8
+
+__all__ = ["CheckSettings", "check_network", "with_params"]
 
 
 @dataclass
@@ -37,26 +44,25 @@ class CheckSettings:
 
     method: str = "central"
     eps: float | str = "auto"
+    mode: str = "full"               # full | sample | directional
+    samples: int = 16                # entries per tensor in sample mode
+    directions: int = 4              # random directions per tensor in directional mode
     pass_rtol: float | None = None
     warn_rtol: float | None = None
-    #: bytes one stack of perturbed copies may take; larger tensors are checked in chunks
+    #: bytes one batch of perturbed copies may take; larger tensors are checked in chunks
     max_memory: int = DEFAULT_MEMORY
     #: False evaluates one perturbed copy per call, even for layers that accept probe axes
     batched: bool = True
+    #: keep every array checked in ConfigResult.arrays (for --dump)
+    keep_arrays: bool = False
 
     @classmethod
     def from_spec(cls, spec, **overrides: Any) -> "CheckSettings":
         c = spec.check
-        values = dict(method=c.method, eps=c.eps, pass_rtol=c.pass_rtol, warn_rtol=c.warn_rtol)
+        values = {k: getattr(c, k) for k in ("method", "eps", "mode", "samples", "directions",
+                                             "pass_rtol", "warn_rtol") if hasattr(c, k)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
-
-
-def with_params(layer: Any, params: dict[str, np.ndarray]) -> Any:
-    """A shallow copy of a layer with some parameters replaced; the original is untouched."""
-    new = copy.copy(layer)
-    new.params = {**layer.params, **params}
-    return new
 
 
 def full_shape(layout: str, shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
@@ -79,12 +85,14 @@ class _Context:
     eps: float
     clean: _Forward = field(init=False)
     ref_layers: list[Any] = field(init=False)
-    ref_loss: Any = field(init=False)
-    ref: _Forward = field(init=False)
+    ref_acts: list[np.ndarray] = field(init=False)
+    ref_loss_value: float = field(init=False)
     ref_targets: Any = field(init=False)
+    arrays: dict[str, np.ndarray] | None = None
 
-    def ref_out_shape(self, ref_layer: Any, x64: np.ndarray) -> tuple[int, ...]:
-        return tuple(ref_layer.forward(x64)[0].shape)
+    def keep(self, key: str, value: Any) -> None:
+        if self.arrays is not None and value is not None:
+            self.arrays[key] = np.array(value)
 
 
 def check_network(net: Network, settings: CheckSettings | None = None) -> ConfigResult:
@@ -93,7 +101,10 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
     spec = net.spec
     settings = settings or CheckSettings.from_spec(spec)
     ctx = _Context(net, settings, tolerance_for(spec.dtype, settings.pass_rtol, settings.warn_rtol),
-                   resolve_step(settings.eps, settings.method))
+                   resolve_step(settings.eps, settings.method),
+                   arrays={} if settings.keep_arrays else None)
+    if settings.method == "complex":
+        _require_complex_safe(net)
     ctx.clean = _clean_forward(net)
     _reference(ctx)
     rows: list[Row] = []
@@ -109,9 +120,20 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
         reference="float64 (float32 values cast exactly)" if spec.dtype == "float32" else "float64",
         n_params=sum(math.prod(s) for n in net.nodes for s in n.param_shapes.values()),
         batch=net.batch, rows=rows,
-        settings={"method": settings.method, "eps": settings.eps, "pass_rtol": ctx.tol.pass_rtol,
-                  "warn_rtol": ctx.tol.warn_rtol, "batched": settings.batched},
-        seconds=time.perf_counter() - started)
+        settings={"method": settings.method, "eps": settings.eps, "mode": settings.mode,
+                  "samples": settings.samples, "directions": settings.directions,
+                  "pass_rtol": ctx.tol.pass_rtol, "warn_rtol": ctx.tol.warn_rtol,
+                  "batched": settings.batched},
+        seconds=time.perf_counter() - started, arrays=ctx.arrays)
+
+
+def _require_complex_safe(net: Network) -> None:
+    for node in [*net.nodes, net.loss]:
+        if not getattr(type(node.layer), "complex_safe", False):
+            raise net.spec.doc.error(
+                f"method complex needs every layer to be complex-safe, and `{node.type_name}` does "
+                "not declare `complex_safe = True` (its forward must stay analytic for complex "
+                "inputs: compare on x.real, no abs/maximum); use --method central", node.keypath)
 
 
 # -- forward passes ---------------------------------------------------------------------------------
@@ -125,7 +147,7 @@ def _clean_forward(net: Network) -> _Forward:
             result = node.layer.forward(acts[-1])
         except Exception as exc:
             raise runtime_error(plan, node, "forward", exc) from None
-        out = _unpack(plan, node, result, "forward", full_shape(net.spec.layout, node.output_shape, m))
+        out = _unpack(plan, node, result, full_shape(net.spec.layout, node.output_shape, m))
         acts.append(out)
         caches.append(result[1])
     loss = net.loss.layer
@@ -144,116 +166,196 @@ def _clean_forward(net: Network) -> _Forward:
     return _Forward(acts, caches, float(value), lcache)
 
 
-def _unpack(plan, node: PlannedLayer, result: Any, what: str, expected: tuple[int, ...]) -> np.ndarray:
+def _unpack(plan, node: PlannedLayer, result: Any, expected: tuple[int, ...]) -> np.ndarray:
     doc = plan.spec.doc
     if not (isinstance(result, tuple) and len(result) == 2):
-        raise doc.error(f"{node.type_name}.{what} must return (out, cache), got "
+        raise doc.error(f"{node.type_name}.forward must return (out, cache), got "
                         f"{type(result).__name__}", node.keypath)
     out = result[0]
     if not isinstance(out, np.ndarray):
-        raise doc.error(f"{node.type_name}.{what} returned out of type {type(out).__name__}; "
+        raise doc.error(f"{node.type_name}.forward returned out of type {type(out).__name__}; "
                         "expected a numpy array", node.keypath)
     if out.shape != expected:
-        raise doc.error(f"{node.type_name}.{what} returned out of shape {out.shape}; expected "
+        raise doc.error(f"{node.type_name}.forward returned out of shape {out.shape}; expected "
                         f"{expected}", node.keypath)
     if not np.all(np.isfinite(out)):
-        raise doc.error(f"{node.type_name}.{what} returned NaN or Inf "
-                        f"({int(np.count_nonzero(~np.isfinite(out)))} entries)", node.keypath)
+        raise doc.error(f"{node.type_name}.forward returned NaN or Inf "
+                        f"({int(np.count_nonzero(~np.isfinite(out)))} entries): the first layer "
+                        "where the forward pass stops being finite", node.keypath)
     return out
+
+
+def _differentiable(x: Any) -> bool:
+    return np.issubdtype(np.asarray(x).dtype, np.inexact)
+
+
+def _f64(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float64) if _differentiable(x) else x
 
 
 def _reference(ctx: _Context) -> None:
     """float64 copies of every layer, and the clean float64 forward through them."""
     net = ctx.net
-    ctx.ref_layers = [with_params(n.layer, {k: v.astype(np.float64) for k, v in n.layer.params.items()})
+    ctx.ref_layers = [with_params(n.layer, {k: _f64(v) for k, v in n.layer.params.items()})
                       for n in net.nodes]
-    ctx.ref_loss = net.loss.layer
-    t = net.targets
-    ctx.ref_targets = t.astype(np.float64) if np.issubdtype(np.asarray(t).dtype, np.floating) else t
-    if net.dtype == np.float64:
-        ctx.ref = ctx.clean
-        return
-    acts = [net.x.astype(np.float64) if _differentiable(net.x) else net.x]
+    ctx.ref_targets = _f64(np.asarray(net.targets))
+    acts = [_f64(net.x)]
     for layer in ctx.ref_layers:
         acts.append(layer.forward(acts[-1])[0])
-    ctx.ref = _Forward(acts, [])
+    ctx.ref_acts = acts
+    ctx.ref_loss_value = float(np.real(net.loss.layer.forward(acts[-1], ctx.ref_targets)[0]))
+    ctx.keep("input", net.x)
+    ctx.keep("targets", net.targets)
+    for node in net.nodes:
+        for name, value in node.layer.params.items():
+            ctx.keep(f"params/{node.label}/{name}", value)
 
 
-# -- evaluating stacks of perturbed copies ------------------------------------------------------
+# -- one tensor -----------------------------------------------------------------------------------
 
-def _probe_capable(layers) -> bool:
-    return all(getattr(type(layer), "probe_axes", False) for layer in layers)
+@dataclass
+class _Target:
+    """What to differentiate: a scalar function of one tensor, evaluated in batches."""
 
-
-def _run(layers: list[Any], x: np.ndarray, loss: Any = None, targets: Any = None) -> np.ndarray:
-    for layer in layers:
-        x = layer.forward(x)[0]
-    return x if loss is None else loss.forward(x, targets)[0]
-
-
-def _stack_evaluator(ctx: _Context, layers: list[Any], first: Any, tensor: str, x: np.ndarray,
-                     tail: Callable[[np.ndarray], np.ndarray],
-                     tail_batched: bool = True) -> Callable[[np.ndarray], np.ndarray]:
-    """evaluate(stack) for perturbing ``tensor`` of ``first`` (the input when tensor is 'x'),
-    then running ``layers`` (the rest) and reducing each copy to a scalar with ``tail``.
-    Layers that accept probe axes take the whole stack in one call; others one copy at a time."""
-    batched = ctx.settings.batched and tail_batched and _probe_capable([first, *layers])
-
-    def one(value: np.ndarray) -> np.ndarray:
-        if tensor == "x":
-            out = first.forward(value)[0]
-        else:
-            out = with_params(first, {tensor: value}).forward(x)[0]
-        return tail(_run(layers, out))
-
-    def evaluate(stack: np.ndarray) -> np.ndarray:
-        if batched:
-            return np.asarray(one(stack)).reshape(stack.shape[0])
-        return np.array([float(np.asarray(one(s))) for s in stack])
-
-    return evaluate
+    theta: np.ndarray                  # float64 copy of the tensor at the clean point
+    stack: EvaluateStack               # f of each copy in a stack
+    entries: EvaluateEntries           # f with single entries changed
+    f0: float                          # f at the clean point
+    f_scale: float                     # size of the terms f sums, for its rounding error
+    bytes_per_probe: int
+    key: tuple[int, ...]               # seed key for sampling and directions
 
 
-def _bytes_per_probe(ctx: _Context, start: int, tensor_size: int) -> int:
-    m = ctx.net.batch
-    sizes = [math.prod(n.output_shape) * m for n in ctx.net.nodes[start:]]
-    return 8 * (tensor_size + 3 * sum(sizes) + 16)
+def _check_tensor(ctx: _Context, analytic: Any, tensor: str, target: _Target) -> tuple[Comparison, np.ndarray | None]:
+    """Compare one analytic gradient with its numeric reference in the chosen mode.
+    Returns the comparison and the numeric gradient when it was computed for every entry."""
+    s, tol, theta = ctx.settings, ctx.tol, target.theta
+    a, problem = as_gradient(analytic, tensor, theta.shape, tol)
+    if problem is not None:
+        if problem.analytic_shape is not None and len(problem.analytic_shape) == 2 \
+                and tuple(problem.analytic_shape) == theta.shape[::-1]:
+            n_full = _full_numeric(ctx, target)
+            problem = shape_mismatch(np.asarray(analytic, dtype=np.float64), tensor, theta.shape, tol, n_full)
+        problem.entries = theta.size
+        return problem, None
+    if theta.size == 0:
+        return Comparison(Status.SKIPPED, analytic_shape=a.shape, reason="empty tensor"), None
+    chunk = chunk_for(target.bytes_per_probe, s.max_memory)
+    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, tol.pass_rtol)
+    if s.mode == "directional":
+        rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)
+        u = rng.standard_normal((s.directions, theta.size))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        diffs = direction_differences(target.stack, theta, u, ctx.eps, s.method, target.f0, chunk,
+                                      target.f_scale)
+        def refine(pos: np.ndarray):
+            return direction_differences(target.stack, theta, u[pos], ctx.eps / 2, s.method,
+                                         target.f0, chunk, target.f_scale)
+
+        out = judge(u @ a.reshape(-1), diffs.grad, diffs, tensor, ctx.net.spec.dtype, tol, context,
+                    refine=None if s.method == "complex" else refine)
+        out.analytic_shape = a.shape
+        if out.status is not Status.FAIL:
+            return out, None
+        # A direction says that something is wrong, not where: check every entry to show it.
+        full, n_full = _entries_check(ctx, a, tensor, target, np.arange(theta.size), chunk, context)
+        full.reason = f"directional check failed ({out.reason}); full check: {full.reason}"
+        return full, n_full
+    idx = np.arange(theta.size) if s.mode == "full" or theta.size <= s.samples else _sample(ctx, a, target)
+    return _entries_check(ctx, a, tensor, target, idx, chunk, context)
+
+
+def _entries_check(ctx: _Context, a: np.ndarray, tensor: str, target: _Target, idx: np.ndarray,
+                   chunk: int, context: Context) -> tuple[Comparison, np.ndarray | None]:
+    s = ctx.settings
+    diffs = entry_differences(target.entries, target.theta, idx, ctx.eps, s.method, target.f0, chunk,
+                              target.f_scale)
+    refine = None
+    if s.method != "complex":
+        def refine(pos: np.ndarray):
+            return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / 2, s.method,
+                                     target.f0, chunk, target.f_scale)
+    out = judge(a.reshape(-1)[idx], diffs.grad, diffs, tensor, ctx.net.spec.dtype, ctx.tol, context,
+                refine=refine, index=idx, full_shape=target.theta.shape)
+    out.analytic_shape = a.shape
+    n_full = None
+    if idx.size == target.theta.size:
+        n_full = diffs.grad.reshape(target.theta.shape)
+        diagnose_failure(out, a, n_full, ctx.tol, context)
+    return out, n_full
+
+
+def _sample(ctx: _Context, a: np.ndarray, target: _Target) -> np.ndarray:
+    """K entries drawn from the seed, always including the largest |analytic| entry."""
+    rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)
+    k = ctx.settings.samples
+    chosen = rng.choice(target.theta.size, size=k, replace=False)
+    top = int(np.argmax(np.abs(a).reshape(-1)))
+    if top not in chosen:
+        chosen[0] = top
+    return np.sort(chosen)
+
+
+def _full_numeric(ctx: _Context, target: _Target) -> np.ndarray:
+    idx = np.arange(target.theta.size)
+    chunk = chunk_for(target.bytes_per_probe, ctx.settings.max_memory)
+    d = entry_differences(target.entries, target.theta, idx, ctx.eps, ctx.settings.method,
+                          target.f0, chunk, target.f_scale)
+    return d.grad.reshape(target.theta.shape)
+
+
+def _bytes_per_probe(theta: np.ndarray, activations: list[tuple[int, ...]], method: str) -> int:
+    item = 16 if method == "complex" else 8
+    return item * (theta.size + 3 * sum(math.prod(s) for s in activations) + 16)
 
 
 # -- check 1: isolated, per layer -------------------------------------------------------------------
 
 def _isolated_rows(ctx: _Context, i: int, node: PlannedLayer) -> list[Row]:
-    net, spec = ctx.net, ctx.net.spec
-    rows = _isolated(ctx, node.layer, ctx.ref_layers[i], ctx.clean.acts[i], ctx.ref.acts[i],
-                     ctx.clean.caches[i], node_key(node),
+    rows = _isolated(ctx, node.layer, ctx.ref_layers[i], ctx.ref_acts[i], ctx.clean.caches[i],
+                     node.label, node_key(node),
                      lambda tensor, shape, comparison: _row(ctx, node, tensor, shape, comparison))
     rows.extend(_inner_rows(ctx, node, node.layer, ctx.clean.caches[i], node.label, node_key(node)))
     return rows
 
 
-def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x: np.ndarray, x64: np.ndarray, cache: Any,
+def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x64: np.ndarray, cache: Any, label: str,
               key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row]) -> list[Row]:
     """Check 1 for one layer: backward(G) against differences of ⟨forward(·), G⟩."""
-    out_full = ctx.ref_out_shape(ref_layer, x64)
-    g64 = rng_for(ctx.net.spec.seed, STREAM_COTANGENT, *key).standard_normal(out_full)
-    analytic, failure = _backward(layer, g64.astype(ctx.net.dtype), cache)
-    axes = tuple(range(-len(out_full), 0))
+    out64 = ref_layer.forward(x64)[0]
+    g64 = rng_for(ctx.net.spec.seed, STREAM_COTANGENT, *key).standard_normal(out64.shape)
+    g = g64.astype(ctx.net.dtype)
+    analytic, failure = _backward(layer, g, cache)
+    if failure is None:
+        failure = _nondeterministic(layer, g, cache, analytic)
+    axes = tuple(range(-out64.ndim, 0))
 
     def tail(out):
         return (out * g64).sum(axis=axes)
 
+    f0 = float(tail(out64))
+    f_scale = float(np.abs(out64 * g64).sum())
+    batched = ctx.settings.batched and probe_capable([ref_layer])
     rows = []
+    ctx.keep(f"isolated/{label}/cotangent", g64)
     for tensor in ["x", *layer.params]:
         theta = x64 if tensor == "x" else ref_layer.params[tensor]
-        if tensor == "x" and not _differentiable(x64):
+        if tensor == "x" and not _differentiable(theta):
             rows.append(make_row(tensor, theta.shape, _integer_input(analytic)))
             continue
-        evaluate = _stack_evaluator(ctx, [], ref_layer, tensor, x64, tail)
-        per_probe = 8 * (theta.size + 3 * (x64.size + math.prod(out_full)) + 16)
-        chunk = chunk_for(per_probe, ctx.settings.max_memory, ctx.settings.method)
-        diffs = numeric_gradient(evaluate, theta, ctx.eps, ctx.settings.method, chunk)
-        rows.append(make_row(tensor, theta.shape, _judge(ctx, analytic, failure, tensor, diffs)))
+        stack = stack_evaluator(ref_layer, tensor, x64, [], tail, batched)
+        target = _Target(theta, stack, entries_from_stack(stack, theta), f0, f_scale,
+                         _bytes_per_probe(theta, [x64.shape, out64.shape], ctx.settings.method),
+                         (*key, _tensor_key(layer, tensor)))
+        comparison, n_full = _judge(ctx, analytic, failure, tensor, target)
+        ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
+        ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
+        rows.append(make_row(tensor, theta.shape, comparison))
     return rows
+
+
+def _tensor_key(layer: Any, tensor: str) -> int:
+    return 0 if tensor == "x" else 1 + list(layer.params).index(tensor)
 
 
 def _inner_rows(ctx: _Context, node: PlannedLayer, layer: Any, cache: Any, label: str,
@@ -267,23 +369,19 @@ def _inner_rows(ctx: _Context, node: PlannedLayer, layer: Any, cache: Any, label
     for k, (suffix, sub, sub_x) in enumerate(inner(cache), start=1):
         sub_label = f"{label}.{suffix}"
         sub_out, sub_cache = sub.forward(sub_x)
-        ref_sub = with_params(sub, {n: v.astype(np.float64) for n, v in sub.params.items()})
-        sub_key = (*key, k)
+        ref_sub = with_params(sub, {n: _f64(v) for n, v in sub.params.items()})
+        sub_key = (*key, 100 + k)
 
         def make_row(tensor, shape, comparison, sub=sub, sub_label=sub_label, sub_x=sub_x, sub_out=sub_out):
             return Row(label=sub_label, index=node.index, layer_type=sub.type_name or type(sub).__name__,
-                       line=node.line, tensor=tensor, input_shape=tuple(sub_x.shape),
+                       line=node.line, tensor=tensor, input_shape=tuple(np.shape(sub_x)),
                        output_shape=tuple(np.shape(sub_out)), tensor_shape=tuple(shape),
                        isolated=comparison, network=None)
 
-        rows.extend(_isolated(ctx, sub, ref_sub, sub_x, np.asarray(sub_x, dtype=np.float64), sub_cache,
+        rows.extend(_isolated(ctx, sub, ref_sub, _f64(np.asarray(sub_x)), sub_cache, sub_label,
                               sub_key, make_row))
         rows.extend(_inner_rows(ctx, node, sub, sub_cache, sub_label, sub_key))
     return rows
-
-
-def _differentiable(x: np.ndarray) -> bool:
-    return np.issubdtype(np.asarray(x).dtype, np.inexact)
 
 
 def _integer_input(analytic: dict[str, Any]) -> Comparison:
@@ -298,8 +396,6 @@ def _backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any],
     try:
         result = layer.backward(dout, cache)
     except Exception as exc:
-        import traceback
-
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
         return {}, f"backward raised {type(exc).__name__}: {exc}{where}"
@@ -307,26 +403,43 @@ def _backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any],
         return {}, f"backward must return (dx, grads) with grads a dict, got {type(result).__name__}"
     dx, grads = result
     params = set(layer.params)
-    missing, extra = sorted(params - set(grads)), sorted(set(grads) - params)
+    missing, extra = sorted(params - set(grads)), sorted(set(map(str, grads)) - params)
     out = {"x": dx, **{k: v for k, v in grads.items() if k in params}}
     notes = []
     if missing:
         notes.append(f"grads has no {', '.join(missing)}")
     if extra:
-        notes.append(f"grads has keys that are not parameters: {', '.join(map(str, extra))}")
+        notes.append(f"grads has keys that are not parameters: {', '.join(extra)}")
     return out, "; ".join(notes) or None
 
 
-def _judge(ctx: _Context, analytic: dict[str, Any], failure: str | None, tensor: str, diffs) -> Comparison:
+def _nondeterministic(layer: Any, dout: np.ndarray, cache: Any, first: dict[str, Any]) -> str | None:
+    """Backward called twice on the same inputs must give the same numbers."""
+    again, failure = _backward(layer, dout, cache)
+    if failure:
+        return None
+    for k, v in first.items():
+        try:
+            same = np.array_equal(np.asarray(v), np.asarray(again.get(k)), equal_nan=True)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            return f"backward is not deterministic: a second call with the same inputs gives a different d{k}"
+    return None
+
+
+def _judge(ctx: _Context, analytic: dict[str, Any], failure: str | None, tensor: str,
+           target: _Target) -> tuple[Comparison, np.ndarray | None]:
+    if failure and ("not parameters" in failure or "not deterministic" in failure):
+        comparison, n_full = _check_tensor(ctx, analytic.get(tensor), tensor, target) \
+            if analytic.get(tensor) is not None else (Comparison(Status.FAIL), None)
+        comparison.status = Status.FAIL
+        comparison.reason = "; ".join(filter(None, [failure, comparison.reason if comparison.status else ""]))
+        return comparison, n_full
     if tensor not in analytic or analytic[tensor] is None:
         reason = failure or f"backward returned no gradient for {tensor}"
-        return Comparison(Status.FAIL, entries=diffs.grad.size, reason=reason)
-    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, ctx.tol.pass_rtol)
-    comparison = compare(analytic[tensor], diffs, tensor, ctx.net.spec.dtype, ctx.tol, context)
-    if failure and "not parameters" in failure:
-        comparison.reason = "; ".join(filter(None, [comparison.reason, failure]))
-        comparison.status = Status.FAIL
-    return comparison
+        return Comparison(Status.FAIL, entries=target.theta.size, reason=reason), None
+    return _check_tensor(ctx, analytic[tensor], tensor, target)
 
 
 def _row(ctx: _Context, node: PlannedLayer, tensor: str, shape, comparison: Comparison) -> Row:
@@ -341,12 +454,14 @@ def _loss_row(ctx: _Context) -> Row:
     net = ctx.net
     node, loss = net.loss, net.loss.layer
     try:
-        dx = loss.backward(1.0, ctx.clean.loss_cache)
-        analytic, failure = {"x": dx}, None
+        analytic, failure = {"x": loss.backward(1.0, ctx.clean.loss_cache)}, None
     except Exception as exc:
         analytic, failure = {}, f"backward raised {type(exc).__name__}: {exc}"
-    x64 = ctx.ref.acts[-1]
+    x64 = ctx.ref_acts[-1]
     targets = ctx.ref_targets
+
+    def tail(value):
+        return value
 
     class _AsLayer:  # the loss seen as a layer whose output is the scalar itself
         probe_axes = getattr(type(loss), "probe_axes", False)
@@ -354,9 +469,15 @@ def _loss_row(ctx: _Context) -> Row:
         def forward(self, x):
             return loss.forward(x, targets)
 
-    evaluate = _stack_evaluator(ctx, [], _AsLayer(), "x", x64, lambda v: v)
-    diffs = numeric_gradient(evaluate, x64, ctx.eps, ctx.settings.method)
-    return _row(ctx, node, "x", x64.shape, _judge(ctx, analytic, failure, "x", diffs))
+    batched = ctx.settings.batched and probe_capable([_AsLayer()])
+    stack = stack_evaluator(_AsLayer(), "x", x64, [], tail, batched)
+    target = _Target(x64, stack, entries_from_stack(stack, x64), ctx.ref_loss_value,
+                     abs(ctx.ref_loss_value), _bytes_per_probe(x64, [x64.shape], ctx.settings.method),
+                     (0, 9, 0))
+    comparison, n_full = _judge(ctx, analytic, failure, "x", target)
+    ctx.keep("isolated/loss/x/analytic", analytic.get("x"))
+    ctx.keep("isolated/loss/x/numeric", n_full)
+    return _row(ctx, node, "x", x64.shape, comparison)
 
 
 # -- check 2: the whole network --------------------------------------------------------------------
@@ -368,12 +489,57 @@ def _network_check(ctx: _Context, rows: list[Row]) -> None:
     by_key = {(r.label, r.tensor): r for r in rows}
     loss_row = by_key[("loss", "x")]
     loss_row.network = loss_row.isolated
+    chain = _chain(ctx)
+    loss_batched = getattr(type(net.loss.layer), "probe_axes", False)
+
+    def loss_tail(out):
+        return net.loss.layer.forward(out, ctx.ref_targets)[0]
+
+    top = chain.get("top")
+    for i, node in enumerate(net.nodes):
+        grads, failure = chain[i]
+        rest = ctx.ref_layers[i + 1:]
+        batched = ctx.settings.batched and loss_batched and probe_capable([ctx.ref_layers[i], *rest])
+        activations = [ctx.ref_acts[j].shape for j in range(i, len(ctx.ref_acts))]
+        for tensor in ["x", *node.layer.params]:
+            row = by_key[(node.label, tensor)]
+            theta = ctx.ref_acts[i] if tensor == "x" else ctx.ref_layers[i].params[tensor]
+            if tensor == "x" and not _differentiable(theta):
+                row.network = _integer_input(grads)
+                continue
+            penalized = tensor != "x" and tensor in getattr(node.layer, "decay", ()) and l2 > 0
+            stack = stack_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i], rest, loss_tail, batched)
+            f0 = ctx.ref_loss_value
+            analytic = dict(grads)
+            if penalized:
+                coef = l2 / (2 * m)
+                stack = _with_l2(stack, coef)
+                f0 += coef * float((theta * theta).sum())
+                if analytic.get(tensor) is not None:
+                    try:
+                        analytic[tensor] = np.asarray(analytic[tensor]) + (l2 / m) * node.layer.params[tensor]
+                    except ValueError:
+                        pass  # a wrong-shaped gradient is reported as such
+            target = _Target(theta, stack, entries_from_stack(stack, theta), f0, abs(f0),
+                             _bytes_per_probe(theta, activations, ctx.settings.method),
+                             (*node_key(node), 50 + _tensor_key(node.layer, tensor)))
+            row.network, n_full = _judge(ctx, analytic, failure, tensor, target)
+            ctx.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
+            ctx.keep(f"network/{node.label}/{tensor}/numeric", n_full)
+            if tensor == "x" and top and analytic.get("x") is not None:
+                _flag_scale(row, analytic["x"], top)
+
+
+def _chain(ctx: _Context) -> dict:
+    """Every layer's backward, chained from the loss: {i: (grads, failure)}, plus the loss gradient."""
+    net = ctx.net
+    chain: dict = {}
     try:
         d = net.loss.layer.backward(1.0, ctx.clean.loss_cache)
+        chain["top"] = float(np.linalg.norm(np.asarray(d, dtype=np.float64)))
         broken = None
     except Exception as exc:
-        d, broken = None, f"loss backward raised {type(exc).__name__}"
-    chain: dict[int, tuple[dict[str, Any], str | None]] = {}
+        d, broken = None, f"not computed: the loss's backward raised {type(exc).__name__}"
     for i in reversed(range(len(net.nodes))):
         if d is None:
             chain[i] = ({}, broken)
@@ -381,39 +547,23 @@ def _network_check(ctx: _Context, rows: list[Row]) -> None:
         grads, failure = _backward(net.nodes[i].layer, d, ctx.clean.caches[i])
         chain[i] = (grads, failure)
         d = grads.get("x")
-        if d is None or failure and "raised" in failure:
-            d, broken = None, f"not computed: layer {net.nodes[i].label} backward failed"
-    def loss_tail(out):
-        return ctx.ref_loss.forward(out, ctx.ref_targets)[0]
-
-    loss_batched = getattr(type(ctx.ref_loss), "probe_axes", False)
-    for i, node in enumerate(net.nodes):
-        grads, failure = chain[i]
-        rest = ctx.ref_layers[i + 1:]
-        for tensor in ["x", *node.layer.params]:
-            theta = ctx.ref.acts[i] if tensor == "x" else ctx.ref_layers[i].params[tensor]
-            if tensor == "x" and not _differentiable(theta):
-                by_key[(node.label, tensor)].network = _integer_input(grads)
-                continue
-            penalized = tensor != "x" and tensor in getattr(node.layer, "decay", ()) and l2 > 0
-
-            evaluate = _stack_evaluator(ctx, rest, ctx.ref_layers[i], tensor, ctx.ref.acts[i], loss_tail,
-                                        tail_batched=loss_batched)
-            if penalized:
-                evaluate = _with_l2(evaluate, l2 / (2 * m))
-            chunk = chunk_for(_bytes_per_probe(ctx, i, theta.size), ctx.settings.max_memory,
-                              ctx.settings.method)
-            diffs = numeric_gradient(evaluate, theta, ctx.eps, ctx.settings.method, chunk)
-            analytic = dict(grads)
-            if penalized and tensor in analytic:
-                try:
-                    analytic[tensor] = np.asarray(analytic[tensor]) + (l2 / m) * node.layer.params[tensor]
-                except ValueError:
-                    pass  # a wrong-shaped gradient is reported as such below
-            by_key[(node.label, tensor)].network = _judge(ctx, analytic, failure, tensor, diffs)
+        if d is None or (failure and "raised" in failure):
+            d, broken = None, f"not computed: layer {net.nodes[i].label}'s backward failed"
+    return chain
 
 
-def _with_l2(evaluate: Callable[[np.ndarray], np.ndarray], coef: float):
+def _flag_scale(row: Row, dx: Any, top: float) -> None:
+    """Vanishing or exploding gradients at a layer's input, relative to the loss gradient."""
+    try:
+        ratio = float(np.linalg.norm(np.asarray(dx, dtype=np.float64))) / top
+    except (TypeError, ValueError):
+        return
+    if ratio < VANISHING or ratio > EXPLODING:
+        word = "vanishing" if ratio < VANISHING else "exploding"
+        row.network.notes = f"{word} gradient: ‖dL/dx‖ is {ratio:.1e} × ‖dL/d(output)‖"
+
+
+def _with_l2(evaluate: EvaluateStack, coef: float) -> EvaluateStack:
     def penalized(stack: np.ndarray) -> np.ndarray:
         axes = tuple(range(1, stack.ndim))
         return evaluate(stack) + coef * (stack * stack).sum(axis=axes)
@@ -428,6 +578,7 @@ def _settle(rows: list[Row]) -> None:
     bad_dx = [r for r in rows if r.tensor == "x" and r.isolated.status is Status.FAIL]
     for r in rows:
         iso, net = r.isolated, r.network
+        notes = getattr(net, "notes", None) if net is not None else None
         if iso.status is Status.FAIL:
             r.status, r.reason = Status.FAIL, iso.reason
         elif net is not None and net.status is Status.FAIL:
@@ -439,9 +590,15 @@ def _settle(rows: list[Row]) -> None:
             else:
                 r.status = Status.FAIL
                 r.reason = f"right in isolation but wrong end to end: {net.reason}"
-        elif Status.WARN in (iso.status, net.status if net else None):
+        elif Status.WARN in (iso.status, net.status if net else None) or notes:
             r.status = Status.WARN
-            r.reason = iso.reason if iso.status is Status.WARN else f"end to end: {net.reason}"
+            r.reason = "; ".join(filter(None, [
+                iso.reason if iso.status is Status.WARN else "",
+                f"end to end: {net.reason}" if net is not None and net.status is Status.WARN else "",
+                notes or ""]))
+        elif Status.KINK in (iso.status, net.status if net else None):
+            r.status = Status.KINK
+            r.reason = iso.reason if iso.status is Status.KINK else f"end to end: {net.reason}"
         elif iso.status is Status.SKIPPED:
             r.status, r.reason = Status.SKIPPED, iso.reason
         else:

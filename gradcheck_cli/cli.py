@@ -29,6 +29,14 @@ Format = Enum("Format", {name: name for name in FORMATS}, type=str)  # type: ign
 class Method(str, Enum):
     central = "central"
     forward = "forward"
+    richardson = "richardson"
+    complex = "complex"
+
+
+class Mode(str, Enum):
+    full = "full"
+    sample = "sample"
+    directional = "directional"
 
 
 def _consoles():
@@ -81,6 +89,13 @@ def check(
                                             "config's, else central]."),
     eps: Optional[str] = typer.Option(None, callback=_eps, help="Step h (relative: h·max(1, |θ|)) "
                                       "or 'auto' [default: the config's, else auto]."),
+    mode: Optional[Mode] = typer.Option(None, help="Check every entry, a sample of entries per "
+                                        "tensor, or random directions per tensor [default: the "
+                                        "config's, else full]."),
+    samples: Optional[int] = typer.Option(None, min=1, help="Entries per tensor with --mode sample "
+                                          "[default: 16]."),
+    directions: Optional[int] = typer.Option(None, min=1, help="Directions per tensor with --mode "
+                                             "directional [default: 4]."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as failures."),
     exclude: List[str] = typer.Option([], "--exclude", help="Skip files matching this glob."),
     fail_fast: bool = typer.Option(False, "--fail-fast", "-x", help="Stop after the first config "
@@ -133,7 +148,9 @@ def check(
         shown = "table" if fmt is None or output else fmt.value
         files = _discover(paths, exclude, plugin)
         options = RunOptions(plugins=plugin, allow_plugins=allow_plugins,
-                             method=method.value if method else None, eps=eps)
+                             method=method.value if method else None, eps=eps,
+                             mode=mode.value if mode else None, samples=samples,
+                             directions=directions)
         if max_memory is not None:
             from .cost import parse_size
 
@@ -148,10 +165,15 @@ def check(
                     results.append(result)
                     if shown == "table":
                         _show(out, err, result, verbose, quiet, annotate, strict)
+                    elif result.error is not None:  # stdout holds only the document
+                        err.print(f"error: {result.error}", style="red", soft_wrap=True)
                     if fail_fast and category(result.status, strict) in ("failure", "error"):
                         break
         except KeyboardInterrupt:
             interrupted = True
+            # Fresh consoles: an interrupt inside a print leaves rich's buffer full, and the old
+            # console would print that text a second time.
+            out, err = _consoles()
         run = RunResult(results, strict=strict)
         if shown == "table":
             from .render import render_run

@@ -29,6 +29,9 @@ class Layer:
     type_name: ClassVar[str] = ""
     #: forward accepts (*probe, m, ...) inputs and parameters with the same leading probe axes.
     probe_axes: ClassVar[bool] = False
+    #: forward stays analytic for complex inputs (comparisons on x.real, no abs/maximum), so the
+    #: complex-step method may differentiate it.
+    complex_safe: ClassVar[bool] = False
     #: layouts the layer implements.
     layouts: ClassVar[tuple[str, ...]] = ("rows", "columns")
     #: parameter names the network's L2 penalty applies to.

@@ -8,7 +8,8 @@ from rich.text import Text
 from .results import ConfigResult, Row, RunResult, Status
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
-         Status.INHERITED: "red", Status.SKIPPED: "dim", Status.ERROR: "bold red"}
+         Status.INHERITED: "red", Status.SKIPPED: "dim", Status.ERROR: "bold red",
+         Status.KINK: "cyan"}
 
 
 def shape_text(shape) -> str:
@@ -78,10 +79,12 @@ def summary_line(result: ConfigResult) -> Text:
     if result.status is Status.ERROR:
         return Text(f"error: {result.error}", style="bold red")
     counts = result.counts()
-    order = [s.value for s in (Status.FAIL, Status.INHERITED, Status.WARN, Status.PASS, Status.SKIPPED)]
+    order = [s.value for s in (Status.FAIL, Status.INHERITED, Status.WARN, Status.KINK, Status.PASS,
+                               Status.SKIPPED)]
     parts = [f"{counts[k]} {k}" for k in order if k in counts]
     verdict = {Status.PASS: "passed", Status.WARN: "passed with warnings", Status.FAIL: "FAILED",
-               Status.INHERITED: "FAILED", Status.SKIPPED: "passed"}[result.status]
+               Status.INHERITED: "FAILED", Status.SKIPPED: "passed",
+               Status.KINK: "passed (kinks)"}[result.status]
     text = Text(f"{result.name}: {verdict}", style=STYLE[result.status])
     text.append(f" — {len(result.rows)} checks: {', '.join(parts)}")
     if result.seconds is not None:

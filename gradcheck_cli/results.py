@@ -13,6 +13,8 @@ class Status(str, Enum):
     #: wrong end to end only because a later layer's backward is wrong (that layer has the FAIL).
     INHERITED = "inherited"
     SKIPPED = "skipped"
+    #: a mismatch only at non-differentiable points, where the analytic value is a valid subgradient
+    KINK = "kink"
     #: could not run (bad config, a layer whose forward breaks): exit code 2.
     ERROR = "error"
 
@@ -21,7 +23,8 @@ class Status(str, Enum):
 
 
 #: Worst first; a config's status is the worst of its rows.
-SEVERITY = [Status.ERROR, Status.FAIL, Status.INHERITED, Status.WARN, Status.PASS, Status.SKIPPED]
+SEVERITY = [Status.ERROR, Status.FAIL, Status.INHERITED, Status.WARN, Status.KINK, Status.PASS,
+            Status.SKIPPED]
 
 
 def worst(statuses) -> Status:
@@ -41,11 +44,12 @@ class Comparison:
     max_abs_error: float | None = None
     worst_index: tuple[int, ...] | None = None
     analytic_shape: tuple[int, ...] | None = None
-    noise: float | None = None        # estimated finite-difference error, absolute, per entry
+    noise: float | None = None        # estimated finite-difference error, relative like rel_error
     entries: int = 0                  # entries compared
     reason: str = ""
     diagnosis: str | None = None      # the common bug that explains a FAIL, if one does
     kinks: int = 0                    # entries excused as non-differentiable points
+    notes: str | None = None          # health notes (vanishing/exploding gradient)
 
 
 @dataclass

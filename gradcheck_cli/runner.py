@@ -22,6 +22,9 @@ class RunOptions:
     allow_plugins: bool = False
     method: str | None = None
     eps: float | str | None = None
+    mode: str | None = None
+    samples: int | None = None
+    directions: int | None = None
     pass_rtol: float | None = None
     warn_rtol: float | None = None
     #: resource guard (see cost.py): None means the defaults
@@ -89,6 +92,8 @@ def _check_file(path: Path, options: RunOptions) -> ConfigResult:
 
     plan = plan_file(path, options)
     settings = CheckSettings.from_spec(plan.spec, method=options.method, eps=options.eps,
+                                       mode=options.mode, samples=options.samples,
+                                       directions=options.directions,
                                        pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol)
     from .cost import guard
 

@@ -21,6 +21,7 @@ class Elementwise(Layer):
     """y = f(x) entrywise; dx = dout ⊙ f'(x). Shapes: x, y, dout, dx all (*probe, m, ...)."""
 
     probe_axes = True
+    complex_safe = True
 
     def output_shape(self, input_shape):
         return tuple(input_shape)
@@ -134,6 +135,7 @@ class Softmax(Layer):
     dx = y ⊙ (dout − Σ_features dout ⊙ y). Shapes: (*probe, m, n) rows, (*probe, n, m) columns."""
 
     probe_axes = True
+    complex_safe = True
 
     def output_shape(self, input_shape):
         return tuple(input_shape)

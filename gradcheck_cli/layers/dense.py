@@ -27,6 +27,7 @@ class Dense(Layer):
 
     probe_axes = True
     decay = ("W",)
+    complex_safe = True
 
     def __init__(self, units: Annotated[int, Gt(0)],
                  init: Literal["he", "xavier", "normal"] = "he",

@@ -16,6 +16,7 @@ class _Loss(Loss):
     """Built-in losses reduce over the example axes only, so they accept leading probe axes."""
 
     probe_axes = True
+    complex_safe = True
 
 
 def _batch_axes(loss: Loss, x) -> tuple[int, ...]:

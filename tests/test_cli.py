@@ -118,7 +118,7 @@ BAD_SPECS = {
         "bad.yaml:3:19: layers[0].units: expected an integer, got a number (2.5)"),
     "missing required option": (
         "bad.yaml", "input: {shape: [3]}\nlayers:\n  - {type: dense}\nloss: mse\n",
-        "bad.yaml:3:5: layers[0].units: required key is missing"),
+        "bad.yaml:3:5: layers[0].units: required key is missing: `units` takes int > 0"),
     "out of range": (
         "bad.yaml", "input: {shape: [3], batch: 0}\nlayers: [{type: relu}]\nloss: mse\n",
         "bad.yaml:1:21: input.batch: must be ≥ 1, got 0"),

@@ -15,6 +15,7 @@ FIXTURES = Path("tests/fixtures/ci")          # relative: paths show in output a
 PASSING = str(FIXTURES / "passing.yaml")
 FAILING = str(FIXTURES / "failing.yaml")
 INVALID = str(FIXTURES / "invalid.yaml")
+WARNING = str(FIXTURES / "warning.yaml")
 PLUGIN = str(FIXTURES / "forgot_bias.py")
 ANSI = "\x1b["
 

@@ -1,0 +1,193 @@
+"""The exit-code contract and the stream conventions of `gradcheck check`:
+0 all pass, 1 a check failed (or warned, under --strict), 2 a usage or config error and also an
+internal error (with a "please report" line; the traceback only with --debug), 130 on Ctrl-C after
+the summary of what finished. Results on stdout, diagnostics on stderr; colors only on a terminal
+(or with FORCE_COLOR), never with NO_COLOR."""
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from typer.testing import CliRunner
+
+from ci_helpers import ANSI, FAILING, INVALID, PASSING, PLUGIN, ROOT, WARNING, clean_env, gradcheck
+from gradcheck_cli.cli import app
+
+@pytest.mark.parametrize("args, code", [
+    ([PASSING], 0),
+    ([FAILING, "--plugin", PLUGIN], 1),
+    ([PASSING, FAILING, "--plugin", PLUGIN], 1),
+    ([INVALID], 2),
+    ([PASSING, INVALID, FAILING, "--plugin", PLUGIN], 2),
+    (["tests/fixtures/ci/no-such-file.yaml"], 2),
+    ([PASSING, "--jobs", "-1"], 2),
+    ([PASSING, "--format", "yaml"], 2),
+    ([PASSING, "--output", "results.unknown"], 2),
+    ([PASSING, "--format", "json", "--output", "results.xml"], 2),
+    ([PASSING, "--output", "no-such-folder/r.json"], 2),
+    ([], 2),
+])
+def test_exit_code(args, code):
+    run = gradcheck("check", *args)
+    assert run.returncode == code, run.stderr
+    assert "Traceback" not in run.stderr + run.stdout
+
+
+def test_usage_errors_say_what_is_wrong():
+    run = gradcheck("check", PASSING, "--format", "json", "--output", "results.xml")
+    assert run.stderr == ("error: --output results.xml: the suffix means junit but --format says "
+                          "json; rename the file or drop --format\n")
+    run = gradcheck("check", PASSING, "--output", "results.unknown")
+    assert run.stderr == ("error: --output results.unknown: cannot tell the format from the suffix; "
+                          "use .json, .xml, .md or .txt, or give --format\n")
+
+
+def test_warnings_fail_only_under_strict():
+    run = gradcheck("check", WARNING, "-q", "--plugin", PLUGIN)
+    assert run.returncode == 0 and "passed with warnings" in run.stdout, run.stdout
+    assert gradcheck("check", WARNING, "-q", "--plugin", PLUGIN, "--strict").returncode == 1
+
+
+def test_fail_fast_stops_after_the_first_failure():
+    run = gradcheck("check", FAILING, PASSING, "--plugin", PLUGIN, "--fail-fast", "-q")
+    assert run.returncode == 1
+    assert run.stdout.splitlines() == ["failing: FAILED — 8 checks: 1 FAIL, 7 pass"
+                                       + run.stdout.splitlines()[0].split("pass", 1)[1],
+                                       "1 config: 0 passed, 1 failed"]
+
+
+# -- internal errors ------------------------------------------------------------------------------
+
+@pytest.fixture
+def broken_checker(monkeypatch):
+    def boom(path, options=None):
+        raise ZeroDivisionError("planted")
+
+    monkeypatch.setattr("gradcheck_cli.parallel.check_file", boom)
+    monkeypatch.chdir(ROOT)
+
+
+def test_internal_error_exits_2_with_a_report_line_and_no_traceback(broken_checker):
+    result = CliRunner().invoke(app, ["check", PASSING, PASSING.replace("passing", "invalid")])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[:2] == [
+        f"error: {PASSING}: internal error: ZeroDivisionError: planted",
+        "This is a bug in gradcheck; please report it with the config and the output of the same "
+        "command with --debug."]
+    assert "Traceback" not in result.stderr
+    # one broken config does not stop the others: both are listed
+    assert result.stdout.splitlines()[-1] == "2 configs: 0 passed, 0 failed, 2 could not be checked"
+
+
+def test_internal_error_traceback_with_debug(broken_checker):
+    result = CliRunner().invoke(app, ["check", PASSING, "--debug"])
+    assert result.exit_code == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "ZeroDivisionError: planted" in result.stderr
+
+
+def test_internal_error_outside_a_config(monkeypatch):
+    def boom():
+        raise KeyError("planted")
+
+    monkeypatch.setattr("gradcheck_cli.layer_docs.layer_reference", boom)
+    result = CliRunner().invoke(app, ["layers"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("internal error: KeyError: 'planted'\nThis is a bug in "
+                                    "gradcheck; please report it")
+    result = CliRunner().invoke(app, ["layers", "--debug"])
+    assert result.exit_code == 1 and isinstance(result.exception, KeyError)
+
+
+# -- streams and colors ---------------------------------------------------------------------------
+
+def test_results_on_stdout_diagnostics_on_stderr():
+    run = gradcheck("check", PASSING, INVALID, "--format", "json")
+    doc = json.loads(run.stdout)              # stdout is only the JSON document
+    assert [c["status"] for c in doc["configs"]] == ["pass", "error"]
+    assert run.stderr == f"error: {INVALID}:5:19: layers[0].units: must be > 0, got 0\n"
+
+
+COLOR = re.compile(r"\x1b\[[0-9;]*(3[0-7]|9[0-7]|38;[0-9;]+)m")
+
+
+def _on_a_terminal(*args: str, **env: str) -> str:
+    """stdout of gradcheck run with a pseudo-terminal as stdout."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "gradcheck_cli", "check", *args], cwd=ROOT,
+                              stdout=follower, stderr=subprocess.PIPE, env=clean_env(**env),
+                              timeout=120)
+    finally:
+        os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:       # the terminal is closed once the child is gone
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.returncode == 1
+    return b"".join(chunks).decode()
+
+
+def test_colors_on_a_terminal_and_no_color_respected():
+    args = (FAILING, "--plugin", PLUGIN, "-q")
+    assert COLOR.search(_on_a_terminal(*args))
+    assert not COLOR.search(_on_a_terminal(*args, NO_COLOR="1"))
+
+
+def test_no_ansi_when_not_a_terminal_unless_forced():
+    args = ("check", FAILING, "--plugin", PLUGIN)
+    plain = gradcheck(*args)
+    assert ANSI not in plain.stdout + plain.stderr
+    forced = gradcheck(*args, env=clean_env(FORCE_COLOR="1"))
+    assert COLOR.search(forced.stdout)
+
+
+# -- Ctrl-C -----------------------------------------------------------------------------------------
+
+SLOW = """\
+input: {shape: [40], batch: 8}
+layers:
+  - {type: dense, units: 40, activation: tanh}
+  - {type: dense, units: 40, activation: tanh}
+  - {type: dense, units: 4}
+loss: mse
+"""
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_prints_the_summary_writes_the_output_and_exits_130(tmp_path, jobs):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for i in range(60):
+        (configs / f"net{i:02d}.yaml").write_text(SLOW)
+    proc = subprocess.Popen([sys.executable, "-m", "gradcheck_cli", "check", "configs", "-q",
+                             "--jobs", jobs, "--output", "out.json"], cwd=tmp_path,
+                            env=clean_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    lines = [proc.stdout.readline() for _ in range(2)]     # two configs finished
+    assert all("passed" in ln for ln in lines), lines
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    finished = len(lines) + sum(ln.startswith("net") for ln in out.splitlines())
+    assert finished < 60
+    assert out.splitlines()[-1] == f"{finished} configs: {finished} passed, 0 failed"
+    assert err.splitlines()[-1] == f"interrupted: {finished} of 60 configs finished"
+    assert "Traceback" not in err
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert (doc["interrupted"], doc["exit_code"], len(doc["configs"])) == (True, 130, finished)
+    assert [c["path"] for c in doc["configs"]] == [f"configs/net{i:02d}.yaml" for i in range(finished)]
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -22,6 +22,7 @@ _EXPORTS = {
     "ConfigResult": "results", "Row": "results", "Comparison": "results", "Status": "results",
     "GradcheckError": "errors", "SpecError": "errors", "PluginError": "errors",
     "load_plugin": "plugins", "check_file": "runner",
+    "check_layer": "notebook", "check_spec": "notebook", "Report": "notebook",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

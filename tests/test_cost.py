@@ -1,0 +1,213 @@
+"""The resource guard: estimates against what a check really does, and refusals before allocation."""
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import gradcheck_cli.check as check_module
+from gradcheck_cli.check import CheckSettings, check_network
+from gradcheck_cli.cli import app
+from gradcheck_cli.cost import DEFAULT_MAX_EVALS, default_max_memory, estimate, format_bytes, guard, parse_size
+from gradcheck_cli.errors import SpecError, UsageError
+from gradcheck_cli.network import build_network
+from gradcheck_cli.plan import plan_network
+from gradcheck_cli.results import Status
+from gradcheck_cli.spec import spec_from_text
+
+NET = """
+input: {shape: [6], batch: 3}
+dtype: DTYPE
+layers:
+  - {type: dense, units: 7, activation: tanh}
+  - {type: dense, units: 5, activation: sigmoid}
+  - {type: dense, units: 3}
+loss: softmax_cross_entropy
+"""
+
+
+def _plan(text: str, name: str = "net.yaml"):
+    return plan_network(spec_from_text(text, "yaml", name))
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The number of function evaluations the checker really makes."""
+    count = [0]
+    for name in ("entry_differences", "direction_differences"):
+        real = getattr(check_module, name)
+
+        def wrapped(*args, _real=real, **kwargs):
+            d = _real(*args, **kwargs)
+            count[0] += d.evaluations
+            return d
+
+        monkeypatch.setattr(check_module, name, wrapped)
+    return count
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("mode,method", [("full", "central"), ("full", "forward"),
+                                         ("sample", "central"), ("directional", "central"),
+                                         ("full", "richardson")])
+def test_estimated_evaluations_are_the_evaluations_made(counted, mode, method, dtype):
+    plan = _plan(NET.replace("DTYPE", dtype))
+    settings = CheckSettings.from_spec(plan.spec, mode=mode, method=method, samples=4)
+    settings, cost = guard(plan, settings)
+    result = check_network(build_network(plan), settings)
+    assert result.status in (Status.PASS, Status.WARN)
+    assert cost.evaluations == counted[0]
+    assert cost.parameters == plan.n_params == 6 * 7 + 7 + 7 * 5 + 5 + 5 * 3 + 3
+
+
+def test_estimated_peak_memory_bounds_the_measured_peak():
+    plan = _plan(NET.replace("DTYPE", "float64").replace("units: 7", "units: 60")
+                 .replace("batch: 3", "batch: 8"))
+    settings, cost = guard(plan, CheckSettings.from_spec(plan.spec))
+    tracemalloc.start()
+    try:
+        check_network(build_network(plan), settings)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= cost.peak_bytes
+    assert cost.peak_bytes <= 4 * peak + 1024**2  # an estimate, not a blanket refusal
+
+
+def test_sample_and_directional_cost_less_than_full():
+    plan = _plan(NET.replace("DTYPE", "float64"))
+    full = estimate(plan, CheckSettings.from_spec(plan.spec))
+    sample = estimate(plan, CheckSettings.from_spec(plan.spec, mode="sample", samples=2))
+    directional = estimate(plan, CheckSettings.from_spec(plan.spec, mode="directional", directions=1))
+    assert directional.evaluations < sample.evaluations < full.evaluations
+
+
+def test_a_tight_memory_limit_shrinks_batches_rather_than_refusing():
+    plan = _plan(NET.replace("DTYPE", "float64").replace("units: 7", "units: 400"))
+    settings = CheckSettings.from_spec(plan.spec)
+    loose = estimate(plan, settings)
+    fitted, cost = guard(plan, settings, max_memory=loose.peak_bytes // 2)
+    assert fitted.max_memory < settings.max_memory
+    assert cost.peak_bytes <= loose.peak_bytes // 2
+    assert settings.max_memory == CheckSettings().max_memory  # the input is not modified
+
+
+def test_over_the_eval_limit_is_refused_before_any_array_exists():
+    # 16 million parameters: a valid network, but a full check would take hours
+    text = "input: {shape: [4000], batch: 2}\nlayers:\n  - {type: dense, units: 4000}\nloss: mse\n"
+    tracemalloc.start()
+    try:
+        plan = _plan(text, "wide.yaml")
+        with pytest.raises(SpecError) as info:
+            guard(plan, CheckSettings.from_spec(plan.spec))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 1024**2
+    assert str(info.value) == (
+        "wide.yaml: this check would need 64,064,000 function evaluations (limit --max-evals "
+        f"{DEFAULT_MAX_EVALS:,}): use --mode sample (a few entries per tensor) or --mode "
+        "directional (a few random directions per tensor), use smaller sizes, or raise the limit")
+    plan = _plan(text, "wide.yaml")
+    _, cost = guard(plan, CheckSettings.from_spec(plan.spec, mode="sample"))
+    assert cost.evaluations < 1000
+
+
+def test_absurd_sizes_fail_validation_without_allocating(tmp_path):
+    (tmp_path / "absurd.yaml").write_text(
+        "input: {shape: [4], batch: 2}\nlayers:\n  - {type: dense, units: 10000000000}\nloss: mse\n")
+    tracemalloc.start()
+    try:
+        result = CliRunner().invoke(app, ["validate", str(tmp_path / "absurd.yaml")])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.exit_code == 2
+    assert "10,000,000,000 values per example" in result.stderr
+    assert peak < 50 * 1024**2
+
+
+MLP = "input: {shape: [4], batch: 3}\nlayers:\n  - {type: dense, units: 5}\nloss: mse\n"
+
+
+def test_cli_refuses_over_max_memory_and_suggests_lighter_modes(tmp_path, monkeypatch):
+    (tmp_path / "mlp.yaml").write_text(MLP)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", "--max-memory", "1K", "mlp.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: mlp.yaml: this check would need about ")
+    assert "of memory (limit --max-memory 1.0 KiB; largest batch: layer 1 (dense) " in result.stderr
+    assert "use --mode sample" in result.stderr and "--mode directional" in result.stderr
+
+
+def test_cli_refuses_over_max_evals(tmp_path, monkeypatch):
+    (tmp_path / "mlp.yaml").write_text(MLP)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", "--max-evals", "10", "mlp.yaml"])
+    assert result.exit_code == 2
+    plan = _plan(MLP)
+    evals = estimate(plan, CheckSettings.from_spec(plan.spec)).evaluations
+    assert result.stderr == (
+        f"error: mlp.yaml: this check would need {evals:,} function evaluations (limit --max-evals "
+        "10): use --mode sample (a few entries per tensor) or --mode directional (a few random "
+        "directions per tensor), use smaller sizes, or raise the limit\n")
+    sampled = CliRunner().invoke(app, ["check", "--max-evals", "10", "--mode", "directional",
+                                       "--directions", "1", "mlp.yaml"])
+    assert sampled.exit_code == 2
+    assert "use fewer --samples or --directions" in sampled.stderr
+    ok = CliRunner().invoke(app, ["check", "--max-evals", str(evals), "mlp.yaml"])
+    assert ok.exit_code == 0, ok.stderr
+
+
+def test_verbose_prints_the_estimate(tmp_path, monkeypatch):
+    (tmp_path / "mlp.yaml").write_text(MLP)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", "-v", "mlp.yaml"])
+    assert result.exit_code == 0
+    plan = _plan(MLP)
+    _, cost = guard(plan, CheckSettings.from_spec(plan.spec))
+    assert cost.describe() + "\n" in result.stderr
+    assert cost.describe().startswith("estimate: 25 parameters, 4 tensors, ")
+    quiet = CliRunner().invoke(app, ["check", "mlp.yaml"])
+    assert "estimate:" not in quiet.stderr + quiet.stdout
+
+
+def test_the_estimate_is_in_the_json_output(tmp_path, monkeypatch):
+    import json
+
+    (tmp_path / "mlp.yaml").write_text(MLP)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", "--format", "json", "mlp.yaml"])
+    assert result.exit_code == 0
+    cost = json.loads(result.stdout)["configs"][0]["cost"]
+    assert cost["parameters"] == 25 and cost["mode"] == "full"
+
+
+@pytest.mark.parametrize("text,expected", [("1000", 1000), ("512K", 512 * 1024), ("2M", 2 * 1024**2),
+                                           ("1.5G", int(1.5 * 1024**3)), ("3 GiB", 3 * 1024**3),
+                                           ("1tb", 1024**4)])
+def test_sizes(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "G", "12X", "-1M", "0", "1e9", "nan"])
+def test_bad_sizes(text):
+    with pytest.raises(UsageError, match="expected a size such as 512M|at least 1 byte"):
+        parse_size(text)
+
+
+def test_cli_bad_size_is_a_usage_error(tmp_path, monkeypatch):
+    (tmp_path / "mlp.yaml").write_text(MLP)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["check", "--max-memory", "lots", "mlp.yaml"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: --max-memory 'lots': expected a size such as 512M, 2G or "
+                             "1.5GiB (a plain number is bytes)\n")
+
+
+def test_default_memory_limit_is_a_share_of_ram():
+    limit = default_max_memory()
+    assert 64 * 1024**2 <= limit
+    assert format_bytes(3 * 1024**3) == "3.0 GiB" and format_bytes(10) == "10 B"

@@ -1,0 +1,149 @@
+"""Every registered built-in passes both checks, over seeds, shapes and dtypes.
+
+EXAMPLES holds, for each built-in type name, small specs that exercise it (odd kernels, strides
+and padding, batch 1, sequence length 1, columns layout where supported). A built-in without an
+entry fails ``test_every_builtin_has_examples``, so a new layer cannot ship untested.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gradcheck_cli.check import check_network
+from gradcheck_cli.network import build_network
+from gradcheck_cli.registry import is_builtin, registered
+from gradcheck_cli.results import Status
+from gradcheck_cli.spec import spec_from_text
+
+
+def L(shape, entry, batch=3, **extra):
+    """A layer example: the layer alone, checked under a mean-squared-error loss."""
+    return dict(input=dict(shape=shape, batch=batch, **extra.pop("input", {})), layers=[entry],
+                loss="mse", **extra)
+
+
+def Loss(shape, loss, before=("identity",), batch=4):
+    return dict(input=dict(shape=shape, batch=batch), layers=[{"type": t} for t in before], loss=loss)
+
+
+ELEMENTWISE = ["identity", "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "elu", "gelu",
+               "swish", "silu", "mish", "softsign", "hardtanh"]
+
+EXAMPLES: dict[str, list[dict]] = {
+    **{name: [L([6], {"type": name}), L([2, 3, 4], {"type": name}, batch=1),
+              L([5], {"type": name}, layout="columns")] for name in ELEMENTWISE},
+    "softmax": [L([6], {"type": "softmax"}), L([4], {"type": "softmax"}, layout="columns")],
+    "log_softmax": [L([6], {"type": "log_softmax"}), L([4], {"type": "log_softmax"}, layout="columns")],
+    "prelu": [L([6], {"type": "prelu"}), L([3, 4, 4], {"type": "prelu"}, batch=2),
+              L([5], {"type": "prelu"}, layout="columns")],
+    "dense": [L([5], {"type": "dense", "units": 3}), L([4], {"type": "dense", "units": 2}, batch=1),
+              L([4], {"type": "dense", "units": 3}, layout="columns")],
+    "linear": [L([4, 5], {"type": "linear", "units": 3}), L([6], {"type": "linear", "units": 2}, batch=1)],
+    "conv2d": [
+        L([2, 7, 6], {"type": "conv2d", "filters": 3, "kernel": 3, "stride": 2, "padding": 1}, batch=2),
+        L([4, 6, 7], {"type": "conv2d", "filters": 4, "kernel": [3, 2], "stride": [1, 2],
+                      "padding": [2, 0], "dilation": [1, 2], "groups": 2}, batch=2),
+        L([1, 5, 5], {"type": "conv2d", "filters": 2, "kernel": 5}, batch=1),
+    ],
+    "conv1d": [
+        L([3, 9], {"type": "conv1d", "filters": 2, "kernel": 3, "stride": 2, "padding": 1, "dilation": 2}),
+        L([2, 4], {"type": "conv1d", "filters": 4, "kernel": 1, "groups": 2}, batch=1),
+    ],
+    "maxpool2d": [L([2, 6, 6], {"type": "maxpool2d", "kernel": 2}, batch=2),
+                  L([2, 7, 5], {"type": "maxpool2d", "kernel": 3, "stride": [2, 1]}, batch=1)],
+    "avgpool2d": [L([2, 6, 6], {"type": "avgpool2d", "kernel": 2}, batch=2),
+                  L([1, 5, 7], {"type": "avgpool2d", "kernel": [3, 2], "stride": 1}, batch=1)],
+    "global_avgpool": [L([3, 4, 5], {"type": "global_avgpool"}, batch=2),
+                       L([2, 6], {"type": "global_avgpool"}, batch=1)],
+    "flatten": [L([2, 3, 4], {"type": "flatten"}, batch=2)],
+    "reshape": [L([12], {"type": "reshape", "shape": [3, -1]}), L([2, 3, 2], {"type": "reshape", "shape": [12]})],
+    "batchnorm": [L([6], {"type": "batchnorm"}, batch=5), L([3, 4, 4], {"type": "batchnorm"}, batch=2),
+                  L([2, 5], {"type": "batchnorm", "eps": 1e-3}, batch=1)],
+    "layernorm": [L([7], {"type": "layernorm"}), L([4, 6], {"type": "layernorm"}, batch=1)],
+    "groupnorm": [L([4, 3, 3], {"type": "groupnorm", "groups": 2}, batch=2),
+                  L([6], {"type": "groupnorm", "groups": 3})],
+    "dropout": [L([8], {"type": "dropout", "p": 0.3}), L([2, 3, 3], {"type": "dropout"}, batch=2),
+                L([5], {"type": "dropout", "p": 0.2}, layout="columns")],
+    "embedding": [L([5], {"type": "embedding", "vocab": 7, "dim": 3}, input={"vocab": 7}),
+                  L([1], {"type": "embedding", "vocab": 4, "dim": 2}, batch=1, input={"vocab": 4})],
+    "rnn": [L([4, 3], {"type": "rnn", "hidden": 5}),
+            L([1, 2], {"type": "rnn", "hidden": 3, "return_sequences": False}, batch=1)],
+    "lstm": [L([4, 3], {"type": "lstm", "hidden": 4}),
+             L([1, 3], {"type": "lstm", "hidden": 2, "return_sequences": False}, batch=1),
+             L([3, 2], {"type": "lstm", "hidden": 3, "return_sequences": False}, batch=2)],
+    "gru": [L([4, 3], {"type": "gru", "hidden": 4}),
+            L([1, 3], {"type": "gru", "hidden": 2, "return_sequences": False}, batch=1)],
+    "attention": [L([5, 8], {"type": "attention", "heads": 2, "causal": True}, batch=2),
+                  L([1, 4], {"type": "attention"}, batch=1),
+                  L([4, 6], {"type": "attention", "heads": 3}, batch=2)],
+    "residual": [
+        L([6], {"type": "residual", "layers": [{"type": "dense", "units": 6, "activation": "tanh"},
+                                               {"type": "dense", "units": 6}]}),
+        L([5], {"type": "residual", "layers": [{"type": "dense", "units": 3}]}, batch=1),
+        L([2, 4, 4], {"type": "residual", "layers": [{"type": "conv2d", "filters": 2, "kernel": 3,
+                                                      "padding": 1}, {"type": "batchnorm"}]}, batch=2),
+    ],
+    "transformer_block": [L([4, 8], {"type": "transformer_block", "heads": 2, "hidden": 12,
+                                     "causal": True}, batch=2),
+                          L([1, 4], {"type": "transformer_block", "activation": "relu"}, batch=1)],
+    # losses
+    "mse": [Loss([4], "mse")],
+    "l1": [Loss([4], "l1"), Loss([3], "l1", batch=1)],
+    "huber": [Loss([4], {"type": "huber", "delta": 0.5}), Loss([4], "huber")],
+    "binary_cross_entropy": [Loss([3], "binary_cross_entropy", before=("sigmoid",))],
+    "binary_cross_entropy_with_logits": [Loss([3], "binary_cross_entropy_with_logits")],
+    "softmax_cross_entropy": [Loss([4], "softmax_cross_entropy"), Loss([3], "softmax_cross_entropy", batch=1)],
+    "hinge": [Loss([5], "hinge"), Loss([3], {"type": "hinge", "margin": 0.5}, batch=1)],
+    "svm": [Loss([4], "svm")],
+    "nll": [Loss([4], "nll", before=("log_softmax",))],
+    "temporal_softmax_cross_entropy": [Loss([3, 5], "temporal_softmax_cross_entropy"),
+                                       Loss([1, 4], "temporal_softmax_cross_entropy", batch=1)],
+}
+
+CASES = [(name, k) for name, specs in EXAMPLES.items() for k in range(len(specs))]
+
+
+def run(spec: dict, seed: int = 0, dtype: str = "float64"):
+    text = json.dumps({"seed": seed, "dtype": dtype, **spec})
+    return check_network(build_network(spec_from_text(text)))
+
+
+def test_every_builtin_has_examples():
+    builtins = {name for name, cls in registered().items() if is_builtin(cls)}
+    missing = sorted(builtins - set(EXAMPLES))
+    assert not missing, f"built-in layers without an example spec in this test: {missing}"
+
+
+def _assert_passes(result, allowed=(Status.PASS, Status.SKIPPED)):
+    bad = [(r.label, r.tensor, r.status.value, r.reason) for r in result.rows if r.status not in allowed]
+    assert not bad, bad
+    assert all(r.isolated.status in allowed for r in result.rows)
+
+
+@pytest.mark.parametrize("name,k", CASES, ids=[f"{n}-{k}" for n, k in CASES])
+def test_float64_passes(name, k):
+    spec = EXAMPLES[name][k]
+    for seed in (0, 1) if k == 0 else (k + 7,):
+        _assert_passes(run(spec, seed))
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_float32_passes_with_float32_thresholds(name):
+    result = run(EXAMPLES[name][0], seed=3, dtype="float32")
+    _assert_passes(result, allowed=(Status.PASS, Status.SKIPPED, Status.WARN))
+    assert result.status is not Status.FAIL
+
+
+def test_composite_rows_are_labeled_inside_the_block():
+    result = run(EXAMPLES["residual"][0])
+    labels = [r.label for r in result.rows]
+    assert "1.1" in labels and "1.2" in labels and "1.3" in labels
+    inner = [r for r in result.rows if r.label == "1.3"]
+    assert [r.tensor for r in inner] == ["x", "W", "b"] and inner[0].layer_type == "dense"
+
+
+def test_integer_input_row_is_not_a_pass_or_fail():
+    result = run(EXAMPLES["embedding"][0])
+    row = next(r for r in result.rows if r.label == "1" and r.tensor == "x")
+    assert row.status is Status.SKIPPED and "integer" in row.reason

@@ -32,6 +32,7 @@ def layer_reference() -> list[LayerDoc]:
 
 def render_layer(console, entries: list[LayerDoc], full: bool = False) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     if full:
         for e in entries:
@@ -49,5 +50,6 @@ def render_layer(console, entries: list[LayerDoc], full: bool = False) -> None:
         t.add_column(col, overflow="fold")
     for e in entries:
         opts = ", ".join(f"{o}={d}" if d != "required" else f"{o} (required)" for o, _, d in e.options)
-        t.add_row(e.name, e.kind, opts or "—", e.summary)
+        # Text, not markup: formulas such as "Σ [y·log p + ...]" are not rich tags.
+        t.add_row(Text(e.name), e.kind, Text(opts or "—"), Text(e.summary))
     console.print(t)

@@ -1,0 +1,60 @@
+"""`gradcheck init`: every template writes a config (and, for custom-layer, a plugin) that passes."""
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from ci_helpers import gradcheck
+from gradcheck_cli.cli import app
+from gradcheck_cli.templates import TEMPLATES
+
+
+@pytest.fixture
+def init(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str):
+        return CliRunner().invoke(app, ["init", *args])
+
+    return run
+
+
+def test_every_template_passes_its_check(tmp_path, init):
+    for name in TEMPLATES:
+        (tmp_path / name).mkdir()
+        result = init("--template", name, f"{name}/{name}.gradcheck.yaml")
+        assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(
+        [f"{n}.gradcheck.yaml" for n in TEMPLATES] + ["my_layers.py"])
+    # one subprocess: the custom-layer plugin must not register inside the test process
+    run = gradcheck("check", ".", "--plugin", "custom-layer/my_layers.py", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.stdout.splitlines()[-1] == f"{len(TEMPLATES)} configs: {len(TEMPLATES)} passed, 0 failed"
+
+
+def test_default_name_and_next_step(init, tmp_path):
+    result = init()
+    assert result.exit_code == 0
+    assert result.stderr == "wrote mlp.gradcheck.yaml; now run: gradcheck check mlp.gradcheck.yaml\n"
+    text = (tmp_path / "mlp.gradcheck.yaml").read_text()
+    assert "# Run:  gradcheck check mlp.gradcheck.yaml" in text
+    result = init("-t", "custom-layer")
+    assert result.stderr == ("wrote custom-layer.gradcheck.yaml, my_layers.py; now run: gradcheck "
+                             "check custom-layer.gradcheck.yaml --plugin my_layers.py\n")
+
+
+def test_refuses_to_overwrite_without_force(init, tmp_path):
+    (tmp_path / "mlp.gradcheck.yaml").write_text("mine\n")
+    result = init()
+    assert result.exit_code == 2
+    assert result.stderr == "error: mlp.gradcheck.yaml already exists; use --force to overwrite\n"
+    assert (tmp_path / "mlp.gradcheck.yaml").read_text() == "mine\n"
+    assert init("--force").exit_code == 0
+    assert (tmp_path / "mlp.gradcheck.yaml").read_text() != "mine\n"
+
+
+def test_unknown_template(init):
+    result = init("-t", "gan")
+    assert result.exit_code == 2
+    assert result.stderr == ("error: no template named `gan`: choose one of "
+                             "mlp, convnet, rnn, custom-layer\n")

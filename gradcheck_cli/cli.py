@@ -107,6 +107,9 @@ def check(
                                      "results to FILE (repeatable; written whole or not at all). "
                                      "The suffix picks the format: .json, .xml (junit), .md "
                                      "(markdown), .txt (table); else --format."),
+    dump: Optional[str] = typer.Option(None, "--dump", metavar="FILE.npz", help="Also write every "
+                                       "array checked (inputs, parameters, cotangents, analytic and "
+                                       "numeric gradients) to FILE.npz; see `gradcheck show`."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=0, help="Check this many configs at once, in "
                              "separate processes (0: one per CPU). Results keep the input order."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line of each config."),
@@ -156,6 +159,7 @@ def check(
 
             options.max_memory = parse_size(max_memory)
         options.max_evals = max_evals
+        options.keep_arrays = dump is not None
         # In a GitHub Actions job the table gains annotations on the failing config lines.
         annotate = shown == "table" and os.environ.get("GITHUB_ACTIONS") == "true"
         results, interrupted = [], False
@@ -184,6 +188,10 @@ def check(
             out.file.flush()
         for path, name in outputs:
             write_atomic(path, FORMATS[name].render(run, interrupted))
+        if dump is not None:
+            from .dump import write_dump
+
+            write_dump(dump, results)
         if interrupted:
             err.print(f"interrupted: {len(results)} of {len(files)} configs finished", style="red")
             raise typer.Exit(EXIT_INTERRUPTED)

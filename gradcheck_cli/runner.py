@@ -30,6 +30,8 @@ class RunOptions:
     #: resource guard (see cost.py): None means the defaults
     max_memory: int | None = None
     max_evals: int | None = None
+    #: keep every array checked in ConfigResult.arrays (for --dump)
+    keep_arrays: bool = False
 
 
 def discover(paths: list[str], exclude: list[str] | None = None) -> list[Path]:
@@ -94,7 +96,8 @@ def _check_file(path: Path, options: RunOptions) -> ConfigResult:
     settings = CheckSettings.from_spec(plan.spec, method=options.method, eps=options.eps,
                                        mode=options.mode, samples=options.samples,
                                        directions=options.directions,
-                                       pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol)
+                                       pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol,
+                                       keep_arrays=options.keep_arrays or None)
     from .cost import guard
 
     settings, cost = guard(plan, settings, options.max_memory, options.max_evals)

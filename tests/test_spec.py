@@ -1,7 +1,9 @@
 """The spec: YAML and TOML are one schema, YAML 1.1 traps do not bite, errors are located."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from gradcheck_cli.check import check_network
 from gradcheck_cli.errors import SpecError
 from gradcheck_cli.network import build_network
 from gradcheck_cli.plan import plan_network
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.results import Status
+from gradcheck_cli.spec import CheckSpec, Spec, spec_from_text
 
 YAML = """\
 name: same-net
@@ -169,3 +172,40 @@ def test_valid_specs_read_the_same_from_yaml_and_toml(seed, batch, units, l2, dt
     a, b = spec_from_text(yaml, "yaml", "n.yaml"), spec_from_text(toml, "toml", "n.toml")
     assert a.model_dump() == b.model_dump()
     assert a.l2 == l2 and a.seed == seed
+
+
+# -- the README's spec reference stays true --------------------------------------------------------
+
+def _readme_section(name: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = text.index(f"<!-- section: {name} -->")
+    end = text.find("<!-- section:", start + 1)
+    return text[start:end if end != -1 else None]
+
+
+def _blocks(section: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_yaml_and_toml_examples_are_the_same_network_and_pass():
+    section = _readme_section("spec")
+    (yaml,), (toml,) = _blocks(section, "yaml"), _blocks(section, "toml")
+    a, b = spec_from_text(yaml, "yaml", "tiny-mlp.yaml"), spec_from_text(toml, "toml", "tiny-mlp.toml")
+    assert a.model_dump() == b.model_dump()
+    assert check_network(build_network(a)).status is Status.PASS
+
+
+def test_readme_documents_every_spec_key_with_its_default():
+    section = _readme_section("spec")
+    models = {"": Spec, "input.": Spec.model_fields["input"].annotation,
+              "check.": CheckSpec}
+    for prefix, model in models.items():
+        for name, field in model.model_fields.items():
+            if prefix == "" and name in ("input", "check"):
+                continue  # documented key by key below
+            row = next((ln for ln in section.splitlines() if ln.startswith(f"| `{prefix}{name}` |")), None)
+            assert row is not None, f"README spec table has no row for `{prefix}{name}`"
+            if not field.is_required() and isinstance(field.default, (int, float, str)):
+                default = field.default
+                shown = f"`{default!r}`".replace("'", "") if not isinstance(default, str) else f"`{default}`"
+                assert shown in row or "per dtype" in row or prefix + name == "name", (row, shown)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from typing import Any
 
@@ -55,6 +56,13 @@ def _type_text(ann: Any, metadata: list) -> str:
     origin = typing.get_origin(ann)
     if origin is typing.Literal:
         text = " | ".join(repr(a) for a in typing.get_args(ann))
+    elif origin is typing.Annotated:  # nested constraints, e.g. inside `int | list[int > 0]`
+        inner, *extra = typing.get_args(ann)
+        text = _type_text(inner, list(extra))
+    elif origin in (typing.Union, types.UnionType):
+        text = " | ".join("null" if a is type(None) else _type_text(a, []) for a in typing.get_args(ann))
+    elif origin is list:
+        text = f"list[{', '.join(_type_text(a, []) for a in typing.get_args(ann))}]"
     elif isinstance(ann, type):
         text = ann.__name__
     else:

@@ -55,12 +55,19 @@ class Huber(_Loss):
         return _scale(self, dvalue, np.clip(d, -self.delta, self.delta) / m)
 
 
+def _rows_only(loss) -> None:
+    # The planner checks `layouts` for layers only; a loss says it through its input check.
+    if loss.layout not in loss.layouts:
+        raise ShapeError(f"{loss.type_name} supports layout rows, not {loss.layout}")
+
+
 class _ClassScores(_Loss):
     """Losses on class scores (C,) per example in rows layout; targets are class indices (m,)."""
 
     layouts = ("rows",)
 
     def check_input(self, input_shape):
+        _rows_only(self)
         if len(input_shape) != 1 or input_shape[0] < 2:
             raise ShapeError(f"{self.type_name} needs class scores of shape (C,) with C ≥ 2, got "
                              f"{tuple(input_shape)}")
@@ -127,6 +134,7 @@ class TemporalSoftmaxCE(_Loss):
     layouts = ("rows",)
 
     def check_input(self, input_shape):
+        _rows_only(self)
         if len(input_shape) != 2 or input_shape[1] < 2:
             raise ShapeError(f"temporal_softmax_cross_entropy needs scores of shape (T, V) with V ≥ 2, "
                              f"got {tuple(input_shape)}: end the network with a linear layer")

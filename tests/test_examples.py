@@ -93,3 +93,14 @@ def test_example_plugin_passes():
     result = CliRunner().invoke(app, ["check", str(ROOT / "examples" / "plugins"), "--allow-plugins"])
     assert result.exit_code == 0, result.output + result.stderr
     assert "my-dense: passed — 8 checks: 8 pass" in result.stdout
+
+
+def test_readme_plugin_example_is_the_tested_file():
+    """The README shows examples/plugins/my_dense.py and its config verbatim, so it runs as shown."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- section: plugins -->")
+    end = readme.find("<!-- section:", start + 1)
+    section = readme[start:end if end != -1 else None]
+    plugin_dir = ROOT / "examples" / "plugins"
+    assert f"```python\n{(plugin_dir / 'my_dense.py').read_text()}```" in section
+    assert f"```yaml\n{(plugin_dir / 'my_dense.yaml').read_text()}```" in section

@@ -68,15 +68,15 @@ def _num(v: float) -> str:
     return "·" if v == 0 else f"{v:.3g}"
 
 
-def _matrix(values, row_names, col_names, title: str) -> Table:
-    t = Table(title=title, title_justify="left", box=None, pad_edge=False, header_style="bold",
-              title_style="bold")
+def _matrix(values, row_names, col_names, title: str) -> Group:
+    # the title is a line of its own: as a table title rich would wrap it to the table's width
+    t = Table(box=None, pad_edge=False, header_style="bold")
     t.add_column("", style="dim", no_wrap=True)
     for c in col_names:
         t.add_column(c, justify="right", no_wrap=True)
     for name, row in zip(row_names, values):
         t.add_row(name, *(_num(float(v)) for v in row))
-    return t
+    return Group(Text(title, style="bold"), t)
 
 
 def _as_2d(a):
@@ -105,8 +105,8 @@ def jacobian_renderables(v: JacobianView) -> list:
     if v.too_big:
         out.append(Text(v.too_big))
         return out
-    out.append(Text(f"J[r, c] = ∂{y}[r]/∂{sym}[c] by central differences: a row per entry of {y}, "
-                    f"a column per entry of {sym} (index tuples, C order)", style="dim"))
+    out.append(Text(f"J[r, c] = ∂{y}[r]/∂{sym}[c] (central differences): rows are entries of {y}, "
+                    f"columns entries of {sym}", style="dim"))
     out.append(_matrix(v.jacobian, entries_label(v.out_shape), entries_label(v.tensor_shape),
                        f"J  ({v.jacobian.shape[0]} × {v.jacobian.shape[1]})"))
     rows, cols = _names_2d(v.out_shape)

@@ -172,7 +172,8 @@ class GradcheckItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, (self.line - 1 if self.line else None), f"{self.path.name}::{self.name}"
+        # pytest turns dots of the domain into "::" in -v output: the item name has none.
+        return self.path, (self.line - 1 if self.line else None), self.name
 
 
 def _report(result, strict: bool) -> str:

@@ -1,0 +1,76 @@
+"""The pytest plugin: config files become test items (per config or per layer), failures show
+the failing rows, invalid configs fail with their located message, and pytest-xdist works."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "ci"
+
+
+@pytest.fixture
+def project(pytester):
+    """A project with a passing and a failing config (plugin layer in plugins/)."""
+    nets = pytester.mkdir("nets")
+    (nets / "ok.gradcheck.yaml").write_text((FIXTURES / "passing.yaml").read_text())
+    (nets / "bad.gradcheck.yaml").write_text((FIXTURES / "failing.yaml").read_text())
+    (nets / "notes.yaml").write_text("not: a config\n")      # not matched by the patterns
+    pytester.mkdir("plugins")
+    (pytester.path / "plugins" / "forgot_bias.py").write_text((FIXTURES / "forgot_bias.py").read_text())
+    return pytester
+
+
+def test_inactive_without_the_option(project):
+    result = project.runpytest_inprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_one_test_per_config_with_the_failing_rows(project):
+    # subprocess: the plugin layer must not register inside this test process
+    result = project.runpytest_subprocess("--gradcheck", "--gradcheck-plugin",
+                                          "plugins/forgot_bias.py", "-p", "no:cacheprovider", "-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([
+        "nets/bad.gradcheck.yaml F*",
+        "gradcheck failing: wrong gradient in 1 dense_forgot_bias b (FAIL)",
+        "*1  dense_forgot_bias  *6  x *pass*",
+        "* b *(4,) *(4,) *1.0e+00 *FAIL*",
+        "*failing: FAILED — 8 checks: 1 FAIL, 7 pass*",
+        "FAILED nets/bad.gradcheck.yaml::gradcheck - gradcheck failing: wrong*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_ini_paths_plugins_and_per_layer(project):
+    project.makeini("""
+        [pytest]
+        testpaths = tests
+        gradcheck_paths = nets
+        gradcheck_plugins = plugins/forgot_bias.py
+        gradcheck_per_layer = true
+    """)
+    project.mkdir("tests")
+    (project.path / "nets" / "notes.yaml").unlink()           # every config under nets/ is collected
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-v")
+    # 4 nodes each: dense, its tanh, dense, the loss
+    result.assert_outcomes(passed=7, failed=1)
+    result.stdout.fnmatch_lines(["*nets/bad.gradcheck.yaml::1 dense_forgot_bias FAILED*",
+                                 "*nets/bad.gradcheck.yaml::1a tanh PASSED*",
+                                 "*nets/ok.gradcheck.yaml::loss mse PASSED*"])
+
+
+def test_invalid_config_is_one_failing_test(pytester):
+    (pytester.path / "broken.gradcheck.yaml").write_text((FIXTURES / "invalid.yaml").read_text())
+    result = pytester.runpytest_inprocess("--gradcheck", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["broken.gradcheck.yaml:5:19: layers[0].units: must be > 0, got 0"])
+
+
+def test_pytest_xdist_spreads_configs(project):
+    pytest.importorskip("xdist")
+    result = project.runpytest_subprocess("--gradcheck", "--gradcheck-plugin", "plugins/forgot_bias.py",
+                                          "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1)

@@ -8,6 +8,7 @@ only a layer listed in SKIP, with the reason, is left out here (its own test fil
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,15 +23,28 @@ from gradcheck_cli.spec import spec_from_text
 #: layers to put `before` it (a loss on probabilities needs a sigmoid in front).
 CASES: dict[str, dict] = {
     "dense": {"options": {"units": 3}},
+    "linear": {"options": {"units": 3}},
+    "groupnorm": {"options": {"groups": 3}},
+    "reshape": {"options": {"shape": [-1]}},
     "binary_cross_entropy": {"before": [{"type": "sigmoid"}]},
 }
 
-#: type -> why this generic test cannot check it. Keep it short: prefer an entry in CASES.
-SKIP: dict[str, str] = {}
+_OWN_TEST = "covered with suitable inputs by tests/test_layers_registry.py"
 
-DEFAULT_SHAPES = [(3,), (6,)]
+#: type -> why this generic test (1-D feature inputs) cannot check it. Only these are skipped.
+SKIP: dict[str, str] = {
+    **{name: f"needs images or sequences (C, H, W) / (C, L) per example; {_OWN_TEST}"
+       for name in ("conv1d", "conv2d", "maxpool2d", "avgpool2d", "global_avgpool")},
+    **{name: f"needs a sequence (T, D) per example; {_OWN_TEST}"
+       for name in ("rnn", "lstm", "gru", "attention", "transformer_block",
+                    "temporal_softmax_cross_entropy")},
+    "embedding": f"needs integer token ids as input; {_OWN_TEST}",
+    "residual": f"needs inner layers whose output shape equals its input; {_OWN_TEST}",
+}
+
+#: (per-example shape, batch m) pairs; batch 1 is the course's single-example case
+SHAPES = [((3,), 1), ((6,), 4)]
 SEEDS = [0, 1, 2]
-BATCHES = [1, 4]
 
 
 def _builtins(kind: str) -> list[str]:
@@ -46,13 +60,12 @@ def _cases(kind: str):
         cls = registered()[name]
         case = CASES.get(name, {})
         for layout in getattr(cls, "layouts", ("rows", "columns")):
-            for shape in case.get("shapes", DEFAULT_SHAPES):
+            for shape, batch in case.get("shapes", SHAPES):
                 if layout == "columns" and len(shape) != 1:
                     continue
-                for batch in BATCHES:
-                    for seed in SEEDS:
-                        yield pytest.param(name, layout, shape, batch, seed,
-                                           id=f"{name}-{layout}-{shape}-m{batch}-seed{seed}")
+                for seed in SEEDS:
+                    yield pytest.param(name, layout, shape, batch, seed,
+                                       id=f"{name}-{layout}-{shape}-m{batch}-seed{seed}")
 
 
 def _network(entries: list[dict], loss, layout: str, shape, batch: int, seed: int):
@@ -71,13 +84,15 @@ def test_layer_passes_isolated_check(name, layout, shape, batch, seed):
     entry = {"type": name, **case.get("options", {})}
     net = _network([*case.get("before", []), entry], "mse", layout, shape, batch, seed)
     label = str(len(case.get("before", [])) + 1)
-    for batched in (True, False):  # the probe-axes path and the one-copy-per-call path
+    # the probe-axes path, and (once per case) the one-copy-per-call path
+    for batched in (True, False) if seed == 0 else (True,):
         result = check_network(net, CheckSettings(batched=batched))
         rows = [r for r in result.rows if r.label == label]
         assert rows, f"no rows for layer {label} ({name})"
         assert [r.tensor for r in rows] == ["x", *net.nodes[-1].layer.params]
         assert all(r.isolated.status is Status.PASS for r in rows), _describe(rows)
-        assert result.status is Status.PASS, _describe(result.rows)
+        # end to end too; a warning is allowed (batchnorm over a batch of 1 has dx = 0 by design)
+        assert result.status in (Status.PASS, Status.WARN), _describe(result.rows)
 
 
 @pytest.mark.parametrize("name, layout, shape, batch, seed", list(_cases("loss")))
@@ -102,6 +117,15 @@ def test_every_builtin_layer_and_loss_is_covered():
             f"layer {name!r} requires options {missing}: add them to CASES in tests/test_registry.py")
 
 
+def test_skipped_types_are_covered_elsewhere():
+    """SKIP says where a skipped type is tested; keep that true."""
+    other = Path(__file__).with_name("test_layers_registry.py")
+    text = other.read_text() if other.exists() else ""
+    for name in SKIP:
+        if name in registered():
+            assert f'"{name}"' in text, f"{name} is skipped here but not in {other.name}"
+
+
 def _options(cls):
     from gradcheck_cli.options import options_model
 
@@ -114,7 +138,7 @@ def _probe_cases():
         if name in SKIP or not getattr(cls, "probe_axes", False):
             continue
         for layout in getattr(cls, "layouts", ("rows", "columns")):
-            shape = CASES.get(name, {}).get("shapes", DEFAULT_SHAPES)[0]
+            shape = CASES.get(name, {}).get("shapes", SHAPES)[-1][0]
             if layout == "columns" and len(shape) != 1:
                 continue
             yield pytest.param(name, layout, shape, id=f"{name}-{layout}")

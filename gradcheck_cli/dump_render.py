@@ -33,7 +33,8 @@ def render_contents(console: Console, dump: Dump) -> None:
         for r in meta["rows"]:
             held = [c for c in ("isolated", "network")
                     if f"{config}/{c}/{r['label']}/{r['tensor']}/analytic" in dump.arrays]
-            t.add_row(f"{r['label']}/{r['tensor']}", r["layer"], Text(r["status"], style=_status_style(r["status"])),
+            t.add_row(Text(f"{r['label']}/{r['tensor']}"), Text(r["layer"]),
+                      Text(r["status"], style=_status_style(r["status"])),
                       "yes" if "isolated" in held else "—", "yes" if "network" in held else "—")
         console.print(t)
     console.print(Text("\ngradcheck show FILE LAYER/TENSOR draws one of them; np.load(FILE) reads "
@@ -76,7 +77,7 @@ def render_heatmap(console: Console, h: Heatmap) -> None:
             if lead else ["[:]"]
         for name, row in zip(names, grid):
             cells = [Text(*_band(float(v), h)) for v in row]
-            t.add_row(name + " ", *cells)
+            t.add_row(Text(name + " "), *cells)
         console.print(t)
     if h.too_big:
         console.print(Text(h.too_big, style="dim"))

@@ -21,7 +21,8 @@ def _layer_table(e: LayerExplanation) -> Table:
     t.add_column("shapes", style="cyan", no_wrap=True)
     for section, lines in _sections(e):
         for k, (eq, shapes) in enumerate(lines):
-            t.add_row(section if k == 0 else "", eq, shapes)
+            # Text, not markup: layer formulas are full of brackets such as [x > 0]
+            t.add_row(section if k == 0 else "", Text(eq), Text(shapes))
     return t
 
 
@@ -32,7 +33,7 @@ def _sections(e: LayerExplanation):
 
 
 def render_explanation(console: Console, ex: Explanation) -> None:
-    head = Text(ex.path, style="bold")
+    head = Text(ex.path, style="bold")  # Text throughout: paths and formulas are not markup
     head.append(f"  {ex.name} · {ex.layout} layout · batch m = {ex.m}", style="dim")
     console.print(head)
     for e in ex.layers:

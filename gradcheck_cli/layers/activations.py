@@ -43,17 +43,24 @@ class Elementwise(Layer):
         with np.errstate(over="ignore"):
             return dout * self.df(x, y), {}
 
-    #: g(z) and g'(z) written out for `gradcheck explain`; {option} fields are filled in
-    g_text, dg_text = "f(z)", "f'(z)"
+    #: g(z) and g'(z) written out for `gradcheck explain`; {option} fields are filled in.
+    #: None: the docstring's "y = ...;  dx = ..." halves are shown instead.
+    g_text: str | None = None
+    dg_text: str | None = None
 
     def explain(self, s):
         """dZ = dA ⊙ g'(Z), with g' written out (see gradcheck_cli.explain.Symbols)."""
         name, Z, A = self.type_name, s.x, s.y
-        g, dg = self.g_text.format(**vars(self)), self.dg_text.format(**vars(self))
-        return {"forward": [(f"{A} = {name}({Z})", f"{Z}: {s.shape(Z)} → {A}: {s.shape(A)}"),
-                            f"{name}(z) = {g}"],
+        if self.g_text is not None and self.dg_text is not None:
+            g = f"{name}(z) = {self.g_text.format(**vars(self))}"
+            dg = f"{name}'(z) = {self.dg_text.format(**vars(self))}"
+        else:
+            doc = " ".join((type(self).__doc__ or "").split())
+            g, _, dg = doc.partition(";")
+            g, dg = f"{g.strip()}  (x = {Z}, y = {A})", dg.strip() or "(see the docstring)"
+        return {"forward": [(f"{A} = {name}({Z})", f"{Z}: {s.shape(Z)} → {A}: {s.shape(A)}"), g],
                 "backward": [(f"d{Z} = d{A} ⊙ {name}'({Z})", f"{s.dims(A)} ⊙ {s.dims(Z)} → {s.dims(Z)}"),
-                             f"{name}'(z) = {dg}"]}
+                             dg]}
 
 
 @register("identity")

@@ -217,3 +217,53 @@ def test_silent_on_gradients_no_hypothesis_explains(seed):
     # a factor no hypothesis names, and a gradient that is off by more than the threshold
     assert diagnose(3.0 * n["W"], n["W"], c) is None
     assert diagnose(2.0 * n["W"] + 1e-3 * noise, n["W"], c) is None
+
+
+# -- through the checker: the diagnosis lands in the failing row's reason, and nowhere else --------
+
+def test_pipeline_names_the_bug_in_the_failing_row_only():
+    from pathlib import Path
+
+    from gradcheck_cli.runner import RunOptions, check_file
+
+    root = Path(__file__).resolve().parent.parent / "examples" / "broken"
+    found = {}
+    for name in ("missing_mean", "forgotten_bias"):
+        result = check_file(root / f"{name}.yaml", RunOptions(allow_plugins=True))
+        found[name] = [(r.label, r.tensor, r.isolated.diagnosis) for r in result.rows
+                       if r.isolated.diagnosis]
+    assert found["missing_mean"] == [("loss", "x", "missing 1/m (analytic = m·numeric, m = 5)")]
+    assert [(lb, t) for lb, t, _ in found["forgotten_bias"]] == [("1", "b")]
+    assert found["forgotten_bias"][0][2].startswith("db is all zeros")
+
+
+def test_pipeline_names_the_unwritten_column():
+    from gradcheck_cli import check_layer
+
+    def affine_forward(x, w, b):
+        return x @ w + b, (x, w, b)
+
+    def affine_backward(dout, cache):  # the loop over outputs stops one short
+        x, w, b = cache
+        dw = np.zeros_like(w)
+        for j in range(w.shape[1] - 1):
+            dw[:, j] = x.T @ dout[:, j]
+        return dout @ w.T, dw, dout.sum(axis=0)
+
+    report = check_layer(affine_forward, affine_backward, input_shape=(4,), batch=3,
+                         params={"w": (4, 5), "b": (5,)})
+    rows = {(r.label, r.tensor): r for r in report.rows}
+    assert rows[("1", "w")].isolated.diagnosis == (
+        "correct except column 4 ([:, 4]) (all zeros there): 4 of 20 entries wrong, all in that slice")
+    assert all(r.isolated.diagnosis is None for k, r in rows.items() if k != ("1", "w"))
+
+
+@pytest.mark.parametrize("config", ["mlp.yaml", "course_columns.yaml", "activations.toml"])
+def test_pipeline_silent_on_correct_configs(config):
+    from pathlib import Path
+
+    from gradcheck_cli.runner import check_file
+
+    result = check_file(Path(__file__).resolve().parent.parent / "configs" / config)
+    assert all(r.isolated.diagnosis is None and (r.network is None or r.network.diagnosis is None)
+               for r in result.rows)

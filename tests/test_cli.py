@@ -64,13 +64,35 @@ def test_exit_2_beats_1_and_every_config_is_still_reported(run):
     assert result.stdout.splitlines()[-1] == "3 configs: 1 passed, 1 failed, 1 could not be checked"
 
 
+WARN_PLUGIN = """\
+from gradcheck_cli import register
+
+
+@register("cli_test_almost_identity")
+class AlmostIdentity:
+    \"\"\"y = x, with a backward off by a relative 1e-8: a small error, but well above the noise.\"\"\"
+
+    def build(self, input_shape, rng):
+        self.params = {}
+        return tuple(input_shape)
+
+    def forward(self, x):
+        return x.copy(), None
+
+    def backward(self, dout, cache):
+        return dout * (1 + 1e-8), {}
+"""
+
+
 def test_warnings_pass_unless_strict(run):
-    # A pass threshold below the rounding error of this network turns every row into a warning.
-    warn = GOOD + "check: {eps: 1e-3, pass_rtol: 1e-15, warn_rtol: 1e-2}\n"
-    result = run("check", "warn.yaml", files={"warn.yaml": warn})
+    # rel err ~1e-8: above this pass threshold, below the warn one, and 10-100× the noise
+    warn = GOOD.replace("loss: mse", "  - {type: cli_test_almost_identity}\nloss: mse\n"
+                                     "check: {pass_rtol: 1e-9}")
+    result = run("check", "warn.yaml", "--plugin", "almost.py",
+                 files={"warn.yaml": warn, "almost.py": WARN_PLUGIN})
     assert result.exit_code == 0, result.output
     assert "passed with warnings" in result.stdout
-    strict = run("check", "warn.yaml", "--strict")
+    strict = run("check", "warn.yaml", "--plugin", "almost.py", "--strict")
     assert strict.exit_code == 1
     assert strict.stdout.splitlines()[-1] == \
         "1 config: 0 passed, 1 with warnings (failures under --strict), 0 failed"
@@ -176,10 +198,10 @@ def test_unknown_layer_type_lists_the_valid_ones(run):
 
 def test_unknown_loss_type_lists_the_valid_ones(run):
     result = run("check", "bad.yaml", files={"bad.yaml": "input: {shape: [3]}\nlayers: [{type: relu}]\n"
-                                                          "loss: hinge\n"})
+                                                          "loss: zzz\n"})
     assert result.exit_code == 2
     valid = ", ".join(registered("loss"))
-    assert _error(result) == f"bad.yaml:3:1: loss: unknown loss type `hinge`: valid types: {valid}"
+    assert _error(result) == f"bad.yaml:3:1: loss: unknown loss type `zzz`: valid types: {valid}"
 
 
 def test_plugin_config_runs_with_allow_plugins_or_plugin(run):

@@ -283,4 +283,5 @@ def test_batched_and_one_copy_at_a_time_agree():
     b = check_network(net, CheckSettings(batched=False))
     for ra, rb in zip(a.rows, b.rows):
         assert ra.status == rb.status
-        assert ra.isolated.rel_error == pytest.approx(rb.isolated.rel_error, rel=1e-3, abs=1e-12)
+        # both are rounding noise (~1e-11); evaluation order may change the noise, not the verdict
+        assert ra.isolated.rel_error == pytest.approx(rb.isolated.rel_error, abs=1e-9)

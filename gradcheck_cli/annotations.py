@@ -42,7 +42,9 @@ def config_commands(config: ConfigResult, strict: bool = False) -> list[str]:
         return [_error_command(config)]
     out = []
     for row in config.rows:
-        level = _LEVEL.get(category(row.status, strict))
+        # An inherited row is a symptom of the FAIL further on; a notice keeps the diff's error
+        # marks on the layer to fix.
+        level = "notice" if row.status is Status.INHERITED else _LEVEL.get(category(row.status, strict))
         if level is None:
             continue
         out.append(command(level, row_message(row), file=config.path, line=row.line,

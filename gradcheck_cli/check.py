@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import fastpath
 from .compare import as_gradient, diagnose_failure, judge, shape_mismatch
 from .diagnose import Context
 from .errors import LayerRuntimeError
@@ -328,10 +329,11 @@ def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x64: np.ndarray, cache:
     analytic, failure = _backward(layer, g, cache)
     if failure is None:
         failure = _nondeterministic(layer, g, cache, analytic)
-    axes = tuple(range(-out64.ndim, 0))
+    g_flat = g64.reshape(-1)
 
     def tail(out):
-        return (out * g64).sum(axis=axes)
+        # ⟨out, G⟩ per copy, as one matrix-vector product
+        return out.reshape(*out.shape[:out.ndim - g64.ndim], -1) @ g_flat
 
     f0 = float(tail(out64))
     f_scale = float(np.abs(out64 * g64).sum())
@@ -344,8 +346,12 @@ def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x64: np.ndarray, cache:
             rows.append(make_row(tensor, theta.shape, _integer_input(analytic)))
             continue
         stack = stack_evaluator(ref_layer, tensor, x64, [], tail, batched)
-        target = _Target(theta, stack, entries_from_stack(stack, theta), f0, f_scale,
-                         _bytes_per_probe(theta, [x64.shape, out64.shape], ctx.settings.method),
+        entries, per_probe = entries_from_stack(stack, theta), _bytes_per_probe(
+            theta, [x64.shape, out64.shape], ctx.settings.method)
+        if batched and fastpath.supports(ref_layer, tensor):
+            entries = fastpath.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
+                                                 contraction=g64)
+        target = _Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, _tensor_key(layer, tensor)))
         comparison, n_full = _judge(ctx, analytic, failure, tensor, target)
         ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
@@ -509,19 +515,25 @@ def _network_check(ctx: _Context, rows: list[Row]) -> None:
                 continue
             penalized = tensor != "x" and tensor in getattr(node.layer, "decay", ()) and l2 > 0
             stack = stack_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i], rest, loss_tail, batched)
+            entries = entries_from_stack(stack, theta)
+            per_probe = _bytes_per_probe(theta, activations, ctx.settings.method)
+            if ctx.settings.batched and fastpath.supports(ctx.ref_layers[i], tensor):
+                entries = fastpath.entries_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i:], rest,
+                                                     loss_tail, loss_batched)
+                per_probe -= 8 * theta.size  # no copies of θ are made
             f0 = ctx.ref_loss_value
             analytic = dict(grads)
             if penalized:
                 coef = l2 / (2 * m)
                 stack = _with_l2(stack, coef)
+                entries = _entries_with_l2(entries, theta, coef)
                 f0 += coef * float((theta * theta).sum())
                 if analytic.get(tensor) is not None:
                     try:
                         analytic[tensor] = np.asarray(analytic[tensor]) + (l2 / m) * node.layer.params[tensor]
                     except ValueError:
                         pass  # a wrong-shaped gradient is reported as such
-            target = _Target(theta, stack, entries_from_stack(stack, theta), f0, abs(f0),
-                             _bytes_per_probe(theta, activations, ctx.settings.method),
+            target = _Target(theta, stack, entries, f0, abs(f0), per_probe,
                              (*node_key(node), 50 + _tensor_key(node.layer, tensor)))
             row.network, n_full = _judge(ctx, analytic, failure, tensor, target)
             ctx.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
@@ -561,6 +573,15 @@ def _flag_scale(row: Row, dx: Any, top: float) -> None:
     if ratio < VANISHING or ratio > EXPLODING:
         word = "vanishing" if ratio < VANISHING else "exploding"
         row.network.notes = f"{word} gradient: ‖dL/dx‖ is {ratio:.1e} × ‖dL/d(output)‖"
+
+
+def _entries_with_l2(evaluate: EvaluateEntries, theta: np.ndarray, coef: float) -> EvaluateEntries:
+    total = float((theta * theta).sum())
+    flat = theta.reshape(-1)
+
+    def penalized(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return evaluate(idx, values) + coef * (total - flat[idx] ** 2 + values * values)
+    return penalized
 
 
 def _with_l2(evaluate: EvaluateStack, coef: float) -> EvaluateStack:
@@ -603,3 +624,76 @@ def _settle(rows: list[Row]) -> None:
             r.status, r.reason = Status.SKIPPED, iso.reason
         else:
             r.status, r.reason = Status.PASS, iso.reason or (net.reason if net else "")
+
+
+# -- one tensor's function, for step sweeps and teaching tools --------------------------------------
+
+@dataclass
+class TensorFunction:
+    """The isolated check's scalar function of one tensor: f(θ) = ⟨layer.forward(x; θ), G⟩
+    (for the loss row, the loss itself), with the layer's own analytic gradient of it."""
+
+    label: str
+    tensor: str
+    theta: np.ndarray            # float64, the clean value
+    evaluate: EvaluateStack      # f of each copy in a stack (B, *θ.shape)
+    f0: float
+    analytic: np.ndarray | None  # float64, or None when backward gave nothing usable
+
+
+def tensor_function(net: Network, label: str, tensor: str, network: bool = True) -> TensorFunction:
+    """The function behind row (label, tensor) of a built network: end to end, the loss (+ L2)
+    as a function of that tensor; isolated, ⟨layer.forward(x; θ), G⟩."""
+    ctx = _Context(net, CheckSettings(), tolerance_for(net.spec.dtype), resolve_step("auto", "central"))
+    ctx.clean = _clean_forward(net)
+    _reference(ctx)
+    loss, targets = net.loss.layer, ctx.ref_targets
+    if label == "loss":
+        theta = ctx.ref_acts[-1]
+        analytic = loss.backward(1.0, ctx.clean.loss_cache)
+
+        def evaluate(stack: np.ndarray) -> np.ndarray:
+            return np.asarray(loss.forward(stack, targets)[0]).reshape(stack.shape[0])
+
+        return TensorFunction(label, tensor, theta, evaluate, ctx.ref_loss_value,
+                              np.asarray(analytic, dtype=np.float64))
+    chain = _chain(ctx) if network else {}
+    for i, node in enumerate(net.nodes):
+        if node.label != label:
+            continue
+        layer, ref_layer, x64 = node.layer, ctx.ref_layers[i], ctx.ref_acts[i]
+        if tensor != "x" and tensor not in layer.params:
+            break
+        theta = x64 if tensor == "x" else ref_layer.params[tensor]
+        if network:
+            rest = ctx.ref_layers[i + 1:]
+            batched = probe_capable([ref_layer, *rest, net.loss.layer])
+            evaluate = stack_evaluator(ref_layer, tensor, x64, rest,
+                                       lambda out: loss.forward(out, targets)[0], batched)
+            grads, f0 = chain[i][0], ctx.ref_loss_value
+            a = grads.get(tensor)
+            if tensor != "x" and tensor in getattr(layer, "decay", ()) and net.spec.l2 > 0:
+                coef = net.spec.l2 / (2 * net.batch)
+                evaluate = _with_l2(evaluate, coef)
+                f0 += coef * float((theta * theta).sum())
+                a = None if a is None else np.asarray(a) + 2 * coef * layer.params[tensor]
+        else:
+            out64 = ref_layer.forward(x64)[0]
+            g64 = rng_for(net.spec.seed, STREAM_COTANGENT, *node_key(node)).standard_normal(out64.shape)
+            grads, _ = _backward(layer, g64.astype(net.dtype), ctx.clean.caches[i])
+            g_flat = g64.reshape(-1)
+
+            def tail(out):
+                return out.reshape(*out.shape[:out.ndim - g64.ndim], -1) @ g_flat
+
+            evaluate = stack_evaluator(ref_layer, tensor, x64, [], tail, probe_capable([ref_layer]))
+            a, f0 = grads.get(tensor), float(tail(out64))
+        try:
+            a = np.asarray(a, dtype=np.float64) if a is not None else None
+        except (TypeError, ValueError):
+            a = None
+        return TensorFunction(label, tensor, theta, evaluate, f0, a)
+    tensors = {n.label: ["x", *n.layer.params] for n in net.nodes}
+    raise net.spec.doc.error(f"no row {label} {tensor}: rows are "
+                             + "; ".join(f"{k}: {', '.join(v)}" for k, v in tensors.items())
+                             + "; loss: x")

@@ -75,7 +75,7 @@ class Identity(Elementwise):
 class ReLU(Elementwise):
     """y = max(0, x);  dx = dout ⊙ [x > 0]."""
     g_text, dg_text = "max(0, z)", "1 if z > 0 else 0 (0 at z = 0)"
-    def f(self, x): return x * (x.real > 0)
+    def f(self, x): return np.maximum(x, 0) if not np.iscomplexobj(x) else x * (x.real > 0)
     def df(self, x, y): return (x.real > 0).astype(x.real.dtype)
 
 

@@ -60,6 +60,9 @@ class Dense(Layer):
         W, b = self.params["W"], self.params["b"]
         if self.layout == "columns":
             return W @ x + b, x
+        if W.ndim == 2 and x.ndim > 2:
+            # one large GEMM over all probe copies, not one small GEMM per copy
+            return (x.reshape(-1, x.shape[-1]) @ W).reshape(*x.shape[:-1], W.shape[1]) + b, x
         # b[..., None, :] lines a probe-batched bias (P, units) up with out (P, m, units).
         return x @ W + b[..., None, :], x
 

@@ -1,0 +1,151 @@
+"""Exact shortcuts for perturbing one entry of a dense layer's parameters.
+
+Changing W[p, q] (or b[q]) of a dense layer changes one feature column of its output:
+z'[:, q] = z[:, q] + δ·x[:, p], an O(m) update instead of a matrix product. An elementwise
+activation keeps that change in one column; the next dense layer turns it into a rank-1 update
+of its output, (Δ column) ⊗ W[q, :]. Only from there on do the perturbed copies run as one
+stacked forward (large matrix products). The arithmetic is the forward's own, reassociated,
+so results agree with full recomputation to rounding.
+
+Used only for built-in layers whose forward is the one these rules mirror.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from .layers.activations import Elementwise
+from .layers.dense import Dense
+from .numeric import EvaluateEntries
+from .probes import probe_capable, run
+
+
+@dataclass
+class Columns:
+    """B copies of an activation, copy k differing from the clean one only in feature[k]."""
+
+    base: np.ndarray      # clean activation: (m, n) in rows layout, (n, m) in columns
+    feature: np.ndarray   # (B,) the feature that differs
+    values: np.ndarray    # (B, m) its new values
+    rows: bool
+
+    def old(self) -> np.ndarray:
+        return self.base[:, self.feature].T if self.rows else self.base[self.feature, :]
+
+    def materialize(self) -> np.ndarray:
+        dtype = np.result_type(self.base.dtype, self.values.dtype)
+        stack = np.repeat(self.base[None].astype(dtype), len(self.feature), axis=0)
+        k = np.arange(len(self.feature))
+        if self.rows:
+            stack[k, :, self.feature] = self.values
+        else:
+            stack[k, self.feature, :] = self.values
+        return stack
+
+
+def _is(layer: Any, cls: type) -> bool:
+    # a subclass that keeps the forward (e.g. a plugin overriding only backward) qualifies
+    return isinstance(layer, cls) and type(layer).forward is cls.forward
+
+
+def supports(layer: Any, tensor: str) -> bool:
+    return _is(layer, Dense) and tensor in ("x", "W", "b") and layer.layout in ("rows", "columns")
+
+
+def _start_input(layer: Dense, x: np.ndarray, z: np.ndarray, idx: np.ndarray, values: np.ndarray,
+                 contraction: np.ndarray | None):
+    """Perturbing x[s, p] changes one example's output by δ·W[p, :] (a row in rows layout, a
+    column in columns layout). With a contraction G the scalar ⟨z', G⟩ follows directly."""
+    rows = layer.layout == "rows"
+    W = layer.params["W"]
+    delta = values - x.reshape(-1)[idx]
+    a, b = np.unravel_index(idx, x.shape)
+    s, p = (a, b) if rows else (b, a)
+    w = W[p, :] if rows else W[:, p].T                         # (B, units)
+    if contraction is not None:
+        g = contraction[s, :] if rows else contraction[:, s].T
+        return float((z * contraction).sum()) + delta * (w * g).sum(axis=1)
+    dtype = np.result_type(z.dtype, delta.dtype)
+    stack = np.repeat(z[None].astype(dtype), idx.size, axis=0)
+    k = np.arange(idx.size)
+    if rows:
+        stack[k, s, :] += delta[:, None] * w
+    else:
+        stack[k, :, s] += delta[:, None] * w
+    return stack
+
+
+def _start(layer: Dense, x: np.ndarray, z: np.ndarray, tensor: str, idx: np.ndarray,
+           values: np.ndarray) -> Columns:
+    rows = layer.layout == "rows"
+    param = layer.params[tensor]
+    delta = values - param.reshape(-1)[idx]
+    if tensor == "W":
+        # rows: W is (n_in, units), entry (p, q); columns: W is (units, n_in), entry (q, p)
+        a, b = np.unravel_index(idx, param.shape)
+        p, q = (a, b) if rows else (b, a)
+        source = x[:, p].T if rows else x[p, :]
+        change = delta[:, None] * source
+    else:
+        q = np.unravel_index(idx, param.shape)[0]
+        change = np.broadcast_to(delta[:, None], (idx.size, z.shape[0] if rows else z.shape[1]))
+    cols = Columns(z, q, np.empty(0), rows)
+    cols.values = cols.old() + change
+    return cols
+
+
+def _through(layer: Any, x: np.ndarray, out: np.ndarray, cols: Columns) -> Columns | np.ndarray | None:
+    """The next layer's output for the copies: still one column, a dense stack, or None when
+    no shortcut applies (the copies are then materialized and run through the layer itself)."""
+    if _is(layer, Elementwise):
+        with np.errstate(over="ignore"):
+            return Columns(out, cols.feature, layer.f(cols.values), cols.rows)
+    if _is(layer, Dense) and layer.layout == ("rows" if cols.rows else "columns"):
+        change = cols.values - cols.old()                          # (B, m)
+        W = layer.params["W"]
+        if cols.rows:                                              # out (m, units)
+            return out[None] + change[:, :, None] * W[cols.feature, :][:, None, :]
+        return out[None] + W[:, cols.feature].T[:, :, None] * change[:, None, :]
+    return None
+
+
+def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: list[Any],
+                      tail: Callable[[np.ndarray], np.ndarray], tail_batched: bool,
+                      contraction: np.ndarray | None = None) -> EvaluateEntries:
+    """evaluate_entries for ``tensor`` of a dense layer, followed by ``rest`` and ``tail``.
+
+    ``acts`` holds the clean activations from the dense layer's input on. With ``contraction``
+    G and no further layers, f = ⟨out, G⟩ is updated directly from the changed column.
+    """
+    x, z = acts[0], acts[1]
+
+    def evaluate(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if tensor == "x":
+            start = _start_input(first, x, z, idx, values, contraction if not rest else None)
+            if not isinstance(start, np.ndarray) or start.ndim == 1:
+                return start
+            if tail_batched and probe_capable(rest):
+                return np.asarray(tail(run(rest, start))).reshape(len(idx))
+            return np.array([np.asarray(tail(run(rest, one))).reshape(()) for one in start])
+        cols = _start(first, x, z, tensor, idx, values)
+        if contraction is not None and not rest:
+            g = contraction[:, cols.feature].T if cols.rows else contraction[cols.feature, :]
+            f0 = float((z * contraction).sum())
+            return f0 + ((cols.values - cols.old()) * g).sum(axis=1)
+        current: Columns | np.ndarray = cols
+        k = 0
+        while k < len(rest) and isinstance(current, Columns):
+            following = _through(rest[k], acts[k + 1], acts[k + 2], current)
+            if following is None:
+                break
+            current = following
+            k += 1
+        stack = current.materialize() if isinstance(current, Columns) else current
+        remaining = rest[k:]
+        if tail_batched and probe_capable(remaining):
+            return np.asarray(tail(run(remaining, stack))).reshape(len(idx))
+        return np.array([np.asarray(tail(run(remaining, s))).reshape(()) for s in stack])
+
+    return evaluate

@@ -44,9 +44,26 @@ def test_every_broken_example_has_an_expectation():
 
 @pytest.mark.parametrize("stem", sorted(PLANTED))
 def test_planted_bug_fails_at_its_row_and_nowhere_else(stem):
-    (label, tensor), phrase = PLANTED[stem]
     result = check_file(BROKEN / f"{stem}.yaml", RunOptions(allow_plugins=True))
     assert result.status is Status.FAIL, result.error
+    _assert_only_planted_row_fails(stem, result)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("stem", sorted(PLANTED))
+def test_planted_bug_is_found_for_other_seeds_and_float32(stem, seed, dtype):
+    """Not the luck of one seed: other weights and inputs, and float32, give the same verdicts."""
+    load_plugin(BROKEN / f"{stem}.py")
+    text = (BROKEN / f"{stem}.yaml").read_text().replace("seed: 0", f"seed: {seed}\ndtype: {dtype}")
+    assert f"seed: {seed}" in text
+    spec = spec_from_text(text.replace("plugins:", "# plugins:"), "yaml", f"{stem}.yaml")
+    result = check_network(build_network(spec))
+    _assert_only_planted_row_fails(stem, result)
+
+
+def _assert_only_planted_row_fails(stem, result):
+    (label, tensor), phrase = PLANTED[stem]
     keys = [(r.label, r.tensor) for r in result.rows]
     bug = keys.index((label, tensor))
     for k, row in enumerate(result.rows):

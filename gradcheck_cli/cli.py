@@ -19,7 +19,10 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Check hand-written backpropagation against finite differences, layer by layer.")
+                  help="Check hand-written backpropagation against finite differences, layer by layer.",
+                  epilog="Exit codes: 0 all checks passed, 1 a check failed, 2 a usage or config "
+                         "error (or an internal error), 130 interrupted. Start with: gradcheck init "
+                         "&& gradcheck check mlp.gradcheck.yaml")
 
 
 #: --format choices, from the format registry (formats.py imports no numpy).

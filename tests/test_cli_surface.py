@@ -1,0 +1,110 @@
+"""The command-line surface CI users rely on: help with examples on every command, --version,
+`python -m gradcheck_cli`, shell completion, the pre-commit hooks, atomic --output files."""
+from __future__ import annotations
+
+import os
+import shlex
+import stat
+
+import pytest
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from ci_helpers import FAILING, PASSING, PLUGIN, ROOT, gradcheck
+from gradcheck_cli import __version__
+from gradcheck_cli.cli import app
+from gradcheck_cli.formats import FORMATS, format_for_path, write_atomic
+
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.stdout, result.stdout
+
+
+def test_main_help_states_the_exit_codes():
+    result = CliRunner().invoke(app, ["--help"])
+    assert "Exit codes: 0 all checks passed, 1 a check failed, 2 a usage or config" in result.stdout
+    assert set(COMMANDS) >= {"check", "validate", "layers", "init", "schema"}
+
+
+def test_version_and_module_entry_point():
+    run = gradcheck("--version")
+    assert run.returncode == 0
+    assert run.stdout.startswith(f"gradcheck {__version__} (numpy ")
+
+
+def test_shell_completion_script():
+    result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="gradcheck")
+    assert result.exit_code == 0
+    assert "_GRADCHECK_COMPLETE=complete_bash" in result.stdout
+
+
+# -- pre-commit hooks -------------------------------------------------------------------------------
+
+def test_pre_commit_hooks_run_as_declared(tmp_path):
+    hooks = {h["id"]: h for h in YAML(typ="safe").load(ROOT / ".pre-commit-hooks.yaml")}
+    assert set(hooks) == {"gradcheck-validate", "gradcheck-check"}
+    import re
+
+    for hook in hooks.values():
+        assert hook["language"] == "python"
+        pattern = re.compile(hook["files"])
+        assert pattern.search("nets/mlp.gradcheck.yaml") and pattern.search("a.gradcheck.toml")
+        assert not pattern.search(".github/workflows/ci.yml")
+    # pre-commit appends the staged file names to the entry
+    def run(hook, *files):
+        entry = shlex.split(hooks[hook]["entry"])
+        assert entry[0] == "gradcheck"
+        return gradcheck(*entry[1:], "--plugin", PLUGIN, *files)
+
+    assert run("gradcheck-validate", PASSING, FAILING).returncode == 0
+    assert run("gradcheck-check", PASSING).returncode == 0
+    assert run("gradcheck-check", PASSING, FAILING).returncode == 1
+
+
+# -- output files -----------------------------------------------------------------------------------
+
+def test_formats_by_suffix():
+    assert [format_for_path(p) for p in ("a.json", "a.XML", "a.md", "a.txt", "a.out", "a")] == \
+        ["json", "junit", "markdown", "table", None, None]
+    assert set(FORMATS) == {"table", "json", "junit", "markdown", "github"}
+
+
+def test_write_atomic_replaces_whole_files_and_keeps_the_mode(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    write_atomic(target, "new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_write_atomic_leaves_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+
+    with pytest.raises(TypeError):
+        write_atomic(target, 42)  # type: ignore[arg-type]  (write() refuses it midway)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_inherited_rows_are_notices_and_warnings_warnings():
+    from gradcheck_cli.annotations import config_commands
+    from gradcheck_cli.results import Comparison, ConfigResult, Row, Status
+
+    def row(label, status):
+        return Row(label, 1, "dense", 4, "W", (2, 3), (2, 4), (3, 4),
+                   Comparison(status, rel_error=0.5), None, status=status, reason="r")
+
+    config = ConfigResult("n.yaml", "n", Status.FAIL, rows=[
+        row("1", Status.INHERITED), row("2", Status.FAIL), row("3", Status.WARN), row("4", Status.PASS)])
+    levels = [line.split(" ", 1)[0] for line in config_commands(config)]
+    assert levels == ["::notice", "::error", "::warning"]
+    assert [line.split(" ", 1)[0] for line in config_commands(config, strict=True)] == \
+        ["::notice", "::error", "::error"]

@@ -76,6 +76,7 @@ class _Forward:
     caches: list[Any]
     loss_value: float = 0.0
     loss_cache: Any = None
+    mutated: dict[str, str] = field(default_factory=dict)   # label -> what a layer overwrote
 
 
 @dataclass
@@ -112,6 +113,10 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
     for i, node in enumerate(net.nodes):
         rows.extend(_isolated_rows(ctx, i, node))
     rows.append(_loss_row(ctx))
+    for r in rows:
+        if r.tensor == "x" and r.label in ctx.clean.mutated:
+            r.isolated.status = Status.FAIL
+            r.isolated.reason = "; ".join(filter(None, [ctx.clean.mutated[r.label], r.isolated.reason]))
     _network_check(ctx, rows)
     _settle(rows)
     status = worst(r.status for r in rows)
@@ -142,12 +147,17 @@ def _require_complex_safe(net: Network) -> None:
 def _clean_forward(net: Network) -> _Forward:
     """The network's own forward in its dtype, checking what every layer returns."""
     plan, m = net.plan, net.batch
-    acts, caches = [net.x], []
+    acts, caches, mutated = [net.x], [], {}
     for node in net.nodes:
+        before = acts[-1].copy()
         try:
             result = node.layer.forward(acts[-1])
         except Exception as exc:
             raise runtime_error(plan, node, "forward", exc) from None
+        if not np.array_equal(before, acts[-1], equal_nan=True):
+            # the caller's array (the previous layer's output, its cache) is corrupted
+            mutated[node.label] = "forward modifies its input x in place"
+            acts[-1] = before
         out = _unpack(plan, node, result, full_shape(net.spec.layout, node.output_shape, m))
         acts.append(out)
         caches.append(result[1])
@@ -164,7 +174,7 @@ def _clean_forward(net: Network) -> _Forward:
     if np.ndim(value) != 0 or not np.isfinite(value):
         raise net.spec.doc.error(f"{net.loss.type_name}.forward returned {value!r:.60} for the loss; "
                                  "expected one finite number", ("loss",))
-    return _Forward(acts, caches, float(value), lcache)
+    return _Forward(acts, caches, float(value), lcache, mutated)
 
 
 def _unpack(plan, node: PlannedLayer, result: Any, expected: tuple[int, ...]) -> np.ndarray:
@@ -399,6 +409,7 @@ def _integer_input(analytic: dict[str, Any]) -> Comparison:
 
 def _backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any], str | None]:
     """The layer's backward as {tensor: gradient}, or the reason it cannot be used."""
+    before = np.array(dout, copy=True)
     try:
         result = layer.backward(dout, cache)
     except Exception as exc:
@@ -408,6 +419,9 @@ def _backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any],
     if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
         return {}, f"backward must return (dx, grads) with grads a dict, got {type(result).__name__}"
     dx, grads = result
+    if not np.array_equal(before, dout, equal_nan=True):
+        return {"x": dx, **grads}, ("backward modifies its upstream gradient dout in place (the "
+                                    "caller's array): copy it before changing it")
     params = set(layer.params)
     missing, extra = sorted(params - set(grads)), sorted(set(map(str, grads)) - params)
     out = {"x": dx, **{k: v for k, v in grads.items() if k in params}}
@@ -436,11 +450,21 @@ def _nondeterministic(layer: Any, dout: np.ndarray, cache: Any, first: dict[str,
 
 def _judge(ctx: _Context, analytic: dict[str, Any], failure: str | None, tensor: str,
            target: _Target) -> tuple[Comparison, np.ndarray | None]:
-    if failure and ("not parameters" in failure or "not deterministic" in failure):
-        comparison, n_full = _check_tensor(ctx, analytic.get(tensor), tensor, target) \
-            if analytic.get(tensor) is not None else (Comparison(Status.FAIL), None)
-        comparison.status = Status.FAIL
-        comparison.reason = "; ".join(filter(None, [failure, comparison.reason if comparison.status else ""]))
+    """Check one tensor; a defect of the whole backward (extra keys, nondeterminism, writing
+    into dout) fails the row even where the numbers match."""
+    whole = failure is not None and any(w in failure for w in ("not parameters", "not deterministic"))
+    in_place = failure is not None and "in place" in failure
+    if whole or in_place:
+        if in_place and tensor != "x":
+            failure = None
+        value = analytic.get(tensor)
+        if value is None:
+            return Comparison(Status.FAIL, entries=target.theta.size,
+                              reason=failure or f"backward returned no gradient for {tensor}"), None
+        comparison, n_full = _check_tensor(ctx, value, tensor, target)
+        if failure:
+            comparison.status = Status.FAIL
+            comparison.reason = "; ".join(filter(None, [failure, comparison.reason]))
         return comparison, n_full
     if tensor not in analytic or analytic[tensor] is None:
         reason = failure or f"backward returned no gradient for {tensor}"

@@ -1,0 +1,88 @@
+"""The verdict rule: noise, thresholds, kinks, shapes."""
+import numpy as np
+import pytest
+
+from gradcheck_cli.compare import as_gradient, judge, rel_error
+from gradcheck_cli.numeric import Differences
+from gradcheck_cli.results import Status
+from gradcheck_cli.tolerance import TOLERANCES
+
+TOL = TOLERANCES["float64"]
+
+
+def diffs(n, rounding=1e-12, truncation=None, d_plus=None, d_minus=None):
+    n = np.asarray(n, dtype=float)
+    return Differences(n, np.full(n.shape, 1e-6), np.full(n.shape, rounding),
+                       None if truncation is None else np.full(n.shape, truncation),
+                       d_plus, d_minus, 2 * n.size)
+
+
+def test_relative_error_values_from_the_numerics_notes():
+    n = np.array([1.0, -2.0, 3.0])
+    assert rel_error(2 * n, n) == pytest.approx(1 / 3)
+    assert rel_error(4 * n, n) == pytest.approx(3 / 5)
+    assert rel_error(-n, n) == pytest.approx(1.0)
+    assert rel_error(0 * n, n) == pytest.approx(1.0)
+    assert rel_error(0 * n, 0 * n) == 0.0
+
+
+def test_a_correct_gradient_passes_and_a_factor_two_fails():
+    n = np.linspace(-1, 1, 7)
+    assert judge(n + 1e-13, n, diffs(n), "W", "float64", TOL).status is Status.PASS
+    out = judge(2 * n, n, diffs(n), "W", "float64", TOL)
+    assert out.status is Status.FAIL and out.rel_error == pytest.approx(1 / 3)
+
+
+def test_two_near_zero_vectors_within_the_noise_pass_with_a_reason():
+    # a bias before batch norm: true gradient 0, analytic 1e-17, numeric at the noise floor
+    a, n = np.full(4, 1e-17), np.array([3e-11, -2e-11, 0.0, 1e-11])
+    out = judge(a, n, diffs(n, rounding=1e-10), "b", "float64", TOL)
+    assert out.rel_error > 0.5
+    assert out.status is Status.PASS and "noise" in out.reason
+
+
+def test_an_error_far_above_the_noise_fails_even_inside_the_warn_band():
+    n = np.linspace(1, 2, 5)
+    a = n * (1 + 1e-6)  # rel err 5e-7: between pass (1e-7) and warn (1e-5)
+    assert judge(a, n, diffs(n, rounding=1e-12), "W", "float64", TOL).status is Status.FAIL
+    # the same error with noise of its own size only warns
+    assert judge(a, n, diffs(n, rounding=3e-7), "W", "float64", TOL).status is Status.WARN
+
+
+def test_a_kink_entry_with_a_valid_subgradient_is_a_kink_not_a_fail():
+    n = np.array([1.0, 0.5, 2.0])       # entry 1: central average across a relu kink
+    a = np.array([1.0, 1.0, 2.0])       # analytic takes the right-hand slope
+    d = diffs(n, d_plus=np.array([1.0, 1.0, 2.0]), d_minus=np.array([1.0, 0.0, 2.0]))
+    fine = diffs(np.array([0.5]), d_plus=np.array([1.0]), d_minus=np.array([0.0]))
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3))
+    assert out.status is Status.KINK and out.kinks == 1
+
+
+def test_a_wrong_value_at_a_kink_still_fails():
+    n = np.array([1.0, 0.5, 2.0])
+    a = np.array([1.0, 3.0, 2.0])       # outside [D−, D+] = [0, 1]
+    d = diffs(n, d_plus=np.array([1.0, 1.0, 2.0]), d_minus=np.array([1.0, 0.0, 2.0]))
+    fine = diffs(np.array([0.5]), d_plus=np.array([1.0]), d_minus=np.array([0.0]))
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3))
+    assert out.status is Status.FAIL and out.kinks == 0
+
+
+def test_high_curvature_is_not_mistaken_for_a_kink():
+    # one-sided differences that halve with h are curvature, not a kink
+    n = np.array([1.0])
+    a = np.array([1.3])
+    d = diffs(n, d_plus=np.array([1.4]), d_minus=np.array([0.6]))
+    fine = diffs(n, d_plus=np.array([1.2]), d_minus=np.array([0.8]))
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(1))
+    assert out.status is Status.FAIL
+
+
+def test_shapes_transposes_and_nans_are_named():
+    _, out = as_gradient(np.ones((5, 7)), "W", (7, 5), TOL, numeric_full=np.ones((7, 5)))
+    assert out.status is Status.FAIL and "transposed?" in out.reason and "matches" in out.reason
+    _, out = as_gradient(np.ones((3, 5)), "b", (5,), TOL)
+    assert "not summed over the batch axis" in out.reason
+    _, out = as_gradient(np.array([1.0, np.nan]), "b", (2,), TOL)
+    assert "NaN" in out.reason
+    _, out = as_gradient("oops", "b", (2,), TOL)
+    assert out.status is Status.FAIL

@@ -81,6 +81,7 @@ class LayerExplanation:
     backward: list[tuple[str, str]]
     notes: list[str]
     from_docstring: bool = False
+    doc: str = ""                     # the docstring shown when the class has no explain()
 
 
 @dataclass
@@ -147,8 +148,8 @@ def explain_node(node: PlannedLayer, s: Symbols) -> LayerExplanation:
     doc = inspect.cleandoc(type(layer).__doc__ or "") or f"{node.type_name}: no docstring"
     shapes = f"{s.x}: {s.dims(s.x)} → {s.y}: {s.dims(s.y) if s.y != 'J' else 'scalar'}"
     params = ", ".join(f"{sym}: {s.dims(sym)}" for sym in s.params.values())
-    base.forward = [(line, "") for line in doc.splitlines() if line.strip()]
-    base.forward[0:1] = [(base.forward[0][0], shapes + (f"; {params}" if params else ""))] if base.forward else []
+    base.forward = [(shapes + (f"; {params}" if params else ""), "")]
+    base.doc = doc
     base.notes = [f"from the docstring of {type(layer).__qualname__}: give the class an "
                   "explain(self, s) method for equations with this config's shapes"]
     base.from_docstring = True

@@ -28,7 +28,7 @@ def _layer_table(e: LayerExplanation) -> Table:
 
 def _sections(e: LayerExplanation):
     if e.from_docstring:
-        return (("docstring", e.forward),)
+        return (("shapes", e.forward),)
     return (("forward", e.forward), ("backward", e.backward))
 
 
@@ -40,6 +40,10 @@ def render_explanation(console: Console, ex: Explanation) -> None:
         console.print()
         console.print(Text(_title(e), style="bold"))
         console.print(_layer_table(e))
+        if e.doc:
+            from rich.padding import Padding
+
+            console.print(Padding(Text(e.doc), (0, 0, 0, 10)))
         for note in e.notes:
             console.print(Text(f"note: {note}", style="dim"), soft_wrap=True)
     for note in ex.notes:
@@ -56,6 +60,8 @@ def explanation_markdown(ex: Explanation) -> str:
                 cell = f"`{shapes}`" if shapes else ""
                 out.append(f"| {section if k == 0 else ''} | `{eq}` | {cell} |")
         out.append("")
+        if e.doc:
+            out += ["```text", e.doc, "```", ""]
         out += [f"> {note}" for note in e.notes]
         if e.notes:
             out.append("")

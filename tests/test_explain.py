@@ -211,7 +211,7 @@ def test_plugin_without_explain_gets_its_docstring(tmp_path):
                            env={"COLUMNS": "160"})
     assert r.exit_code == 0, r.output
     lines = [" ".join(line.split()) for line in r.output.splitlines()]
-    assert "docstring y = 3·x. A[0]: (2, 3) → A[1]: (2, 3)" in lines
-    assert "dx = 3·dout." in lines
+    assert "shapes A[0]: (2, 3) → A[1]: (2, 3)" in lines
+    assert "y = 3·x." in lines and "dx = 3·dout." in lines
     assert any(line.startswith("note: from the docstring of Scale: give the class an explain(self, s)")
                for line in lines)

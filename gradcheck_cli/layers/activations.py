@@ -101,7 +101,7 @@ class Sigmoid(Elementwise):
 @register("tanh")
 class Tanh(Elementwise):
     """y = tanh(x);  dx = dout ⊙ (1 − y²)."""
-    g_text, dg_text = "tanh(z)", "1 − tanh²(z) = 1 − A²"
+    g_text, dg_text = "(eᶻ − e⁻ᶻ)/(eᶻ + e⁻ᶻ)", "1 − tanh²(z) = 1 − A²"
     def f(self, x): return np.tanh(x)
     def df(self, x, y): return 1.0 - y * y
 

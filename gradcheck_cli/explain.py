@@ -136,21 +136,26 @@ def explain_node(node: PlannedLayer, s: Symbols) -> LayerExplanation:
     layer = node.layer
     method = getattr(layer, "explain", None)
     base = LayerExplanation(node.label, node.type_name, node.line, _options(layer), [], [], [])
+    failed = None
     if callable(method):
-        found = method(s)
-        if isinstance(found, dict):
-            base.forward = _lines(found.get("forward"))
-            base.backward = _lines(found.get("backward"))
-            base.notes = [str(n) for n in found.get("notes", [])]
-        else:
-            base.forward = _lines(found)
-        return base
+        try:
+            found = method(s)
+            if isinstance(found, dict):
+                base.forward = _lines(found.get("forward"))
+                base.backward = _lines(found.get("backward"))
+                base.notes = [str(n) for n in found.get("notes", [])]
+            else:
+                base.forward = _lines(found)
+            return base
+        except Exception as exc:  # a plugin's explain(): show its docstring and say why
+            failed = f"{type(layer).__qualname__}.explain raised {type(exc).__name__}: {exc}"
+            base.forward, base.backward, base.notes = [], [], []
     doc = inspect.cleandoc(type(layer).__doc__ or "") or f"{node.type_name}: no docstring"
     shapes = f"{s.x}: {s.dims(s.x)} → {s.y}: {s.dims(s.y) if s.y != 'J' else 'scalar'}"
     params = ", ".join(f"{sym}: {s.dims(sym)}" for sym in s.params.values())
     base.forward = [(shapes + (f"; {params}" if params else ""), "")]
     base.doc = doc
-    base.notes = [f"from the docstring of {type(layer).__qualname__}: give the class an "
+    base.notes = [failed or f"from the docstring of {type(layer).__qualname__}: give the class an "
                   "explain(self, s) method for equations with this config's shapes"]
     base.from_docstring = True
     return base
@@ -230,7 +235,14 @@ def jacobian_view(net, label: str, tensor: str | None = None) -> JacobianView:
         if n is node:
             break
         x = n.layer.forward(x)[0]
-    x = np.asarray(x, dtype=np.float64)
+    if np.issubdtype(np.asarray(x).dtype, np.floating):
+        x = np.asarray(x, dtype=np.float64)
+    elif tensor == "x":
+        from .errors import UsageError
+
+        raise UsageError(f"layer {node.label} ({node.type_name}) takes integers (indices) as x, "
+                         f"which have no derivative: choose a parameter with --tensor "
+                         f"({', '.join(tensors[1:]) or 'it has none'})")
     layer = node.layer
     params = {k: np.asarray(v, dtype=np.float64) for k, v in layer.params.items()}
     is_loss = node is plan.loss
@@ -244,7 +256,12 @@ def jacobian_view(net, label: str, tensor: str | None = None) -> JacobianView:
         return np.asarray(clone.forward(xv, targets)[0] if is_loss else clone.forward(xv)[0],
                           dtype=np.float64)
 
-    out = forward(x, params)
+    try:
+        out = forward(x, params)
+    except Exception as exc:  # a plugin's forward: a located error, not a crash
+        from .network import runtime_error
+
+        raise runtime_error(plan, node, "forward", exc) from None
     theta = x if tensor == "x" else params[tensor]
     view = JacobianView(node.label, node.type_name, tensor,
                         syms.x if tensor == "x" else syms.params[tensor], syms.y,
@@ -272,7 +289,7 @@ def jacobian_view(net, label: str, tensor: str | None = None) -> JacobianView:
     view.jacobian, view.upstream = jac, g
     view.product = (g.reshape(-1) @ jac).reshape(theta.shape)
     try:
-        xd = x.astype(net.dtype)
+        xd = x.astype(net.dtype) if np.issubdtype(x.dtype, np.floating) else x
         cache = layer.forward(xd, targets)[1] if is_loss else layer.forward(xd)[1]
         result = layer.backward(1.0 if is_loss else g.astype(net.dtype), cache)
         vjp = result if is_loss else (result[0] if tensor == "x" else result[1].get(tensor))

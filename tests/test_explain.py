@@ -215,3 +215,21 @@ def test_plugin_without_explain_gets_its_docstring(tmp_path):
     assert "y = 3·x." in lines and "dx = 3·dout." in lines
     assert any(line.startswith("note: from the docstring of Scale: give the class an explain(self, s)")
                for line in lines)
+
+
+BROKEN_EXPLAIN = PLUGIN.replace('"scale_explain_test"', '"scale_explain_broken"') + '''
+    def explain(self, s):
+        return {"forward": [s.p("W")]}
+'''
+
+
+def test_plugin_whose_explain_raises_gets_its_docstring_and_the_reason(tmp_path):
+    (tmp_path / "scale.py").write_text(BROKEN_EXPLAIN)
+    cfg = tmp_path / "net.yaml"
+    cfg.write_text("layout: rows\ninput: {shape: [3], batch: 2}\nplugins: [scale.py]\n"
+                   "layers:\n  - {type: scale_explain_broken}\nloss: mse\n")
+    r = CliRunner().invoke(app, ["explain", str(cfg), "--allow-plugins", "--layer", "1"],
+                           env={"COLUMNS": "160"})
+    assert r.exit_code == 0, r.output
+    assert "note: Scale.explain raised KeyError: 'W'" in r.output
+    assert "y = 3·x." in r.output

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from gradcheck_cli.check import check_network
@@ -147,3 +148,26 @@ def test_integer_input_row_is_not_a_pass_or_fail():
     result = run(EXAMPLES["embedding"][0])
     row = next(r for r in result.rows if r.label == "1" and r.tensor == "x")
     assert row.status is Status.SKIPPED and "integer" in row.reason
+
+
+@pytest.mark.parametrize("name", [n for n in EXAMPLES if registered()[n].kind == "layer"])
+def test_probe_stacks_match_one_copy_at_a_time(name):
+    """A stack of perturbed copies on a leading axis, of x or of any one parameter, gives exactly
+    the outputs of the copies pushed through one at a time."""
+    from gradcheck_cli.check import with_params
+
+    net = build_network(spec_from_text(json.dumps({"seed": 5, **EXAMPLES[name][-1]})))
+    node = net.nodes[0]
+    layer, rng = node.layer, np.random.default_rng(0)
+    x = net.x
+    targets = {"x": x} if np.issubdtype(x.dtype, np.floating) else {}
+    targets.update(layer.params)
+    for tensor, value in targets.items():
+        stack = value + 0.01 * rng.standard_normal((3,) + value.shape)
+        if tensor == "x":
+            batched = layer.forward(stack)[0]
+            single = [layer.forward(s)[0] for s in stack]
+        else:
+            batched = with_params(layer, {tensor: stack}).forward(x)[0]
+            single = [with_params(layer, {tensor: s}).forward(x)[0] for s in stack]
+        np.testing.assert_allclose(batched, np.stack(single), rtol=1e-12, atol=1e-12, err_msg=tensor)

@@ -149,15 +149,15 @@ def _clean_forward(net: Network) -> _Forward:
     plan, m = net.plan, net.batch
     acts, caches, mutated = [net.x], [], {}
     for node in net.nodes:
-        before = acts[-1].copy()
+        # each layer gets its own copy, so that one that writes into its input cannot corrupt
+        # the previous layer's output or cache (and so the verdict stays on the right row)
+        given = acts[-1].copy()
         try:
-            result = node.layer.forward(acts[-1])
+            result = node.layer.forward(given)
         except Exception as exc:
             raise runtime_error(plan, node, "forward", exc) from None
-        if not np.array_equal(before, acts[-1], equal_nan=True):
-            # the caller's array (the previous layer's output, its cache) is corrupted
+        if not np.array_equal(given, acts[-1], equal_nan=True):
             mutated[node.label] = "forward modifies its input x in place"
-            acts[-1] = before
         out = _unpack(plan, node, result, full_shape(net.spec.layout, node.output_shape, m))
         acts.append(out)
         caches.append(result[1])
@@ -583,6 +583,9 @@ def _chain(ctx: _Context) -> dict:
         grads, failure = _backward(net.nodes[i].layer, d, ctx.clean.caches[i])
         chain[i] = (grads, failure)
         d = grads.get("x")
+        if d is not None:
+            # a copy, so that a backward writing into its dout cannot alter the row it came from
+            d = np.array(d, copy=True)
         if d is None or (failure and "raised" in failure):
             d, broken = None, f"not computed: layer {net.nodes[i].label}'s backward failed"
     return chain

@@ -145,17 +145,19 @@ def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
 def _configure_inner(spec: Spec, layer: Layer, entries: list, keypath: KeyPath) -> None:
     """A composite's inner layer entries (``inner_option`` names the option that holds them),
     resolved like top-level ones so that their errors are located at e.g. layers[2].layers[0]."""
-    children, paths = [], []
+    children, paths, labels = [], [], []
     for j, entry in enumerate(entries):
         child, activation = _configure(spec, entry, keypath + (j,), kind="layer")
         children.append(child)
         paths.append(keypath + (j,))
+        labels.append(str(j + 1))
         if activation is not None:
             act_path = keypath + (j, "activation")
             children.append(_configure(spec, activation, act_path, kind="layer", shorthand=True)[0])
             paths.append(act_path)
+            labels.append(f"{j + 1}a")
     try:
-        layer.set_inner(children)
+        layer.set_inner(children, labels)
     except ShapeError as exc:
         raise spec.doc.error(f"{exc}", keypath) from None
     layer.inner_keypaths = paths

@@ -139,9 +139,11 @@ def test_float32_passes_with_float32_thresholds(name):
 def test_composite_rows_are_labeled_inside_the_block():
     result = run(EXAMPLES["residual"][0])
     labels = [r.label for r in result.rows]
-    assert "1.1" in labels and "1.2" in labels and "1.3" in labels
-    inner = [r for r in result.rows if r.label == "1.3"]
+    assert labels.index("1.1") < labels.index("1.1a") < labels.index("1.2")
+    inner = [r for r in result.rows if r.label == "1.2"]
     assert [r.tensor for r in inner] == ["x", "W", "b"] and inner[0].layer_type == "dense"
+    assert next(r for r in result.rows if r.label == "1.1a").layer_type == "tanh"
+    assert [r.tensor for r in result.rows if r.label == "1"] == ["x", "1.W", "1.b", "2.W", "2.b"]
 
 
 def test_integer_input_row_is_not_a_pass_or_fail():

@@ -34,6 +34,12 @@ class Composite(ShapedLayer):
     def __init__(self) -> None:
         super().__init__()
         self.inner_layers, self.blocks = [], []
+        self.labels: list[str] = []
+
+    def label(self, j: int) -> str:
+        """The j-th child's row label suffix and parameter prefix: "1", "2", or "1a" for the
+        `activation:` shorthand of inner entry 1, as at the top level."""
+        return self.labels[j] if j < len(self.labels) else str(j + 1)
 
     # -- shapes --------------------------------------------------------------------------------
     def _walk(self, input_shape, visit=None):
@@ -66,7 +72,7 @@ class Composite(ShapedLayer):
         def visit(j, child, s):
             child.layout = self.layout
             for name, shp in child.param_shapes(s).items():
-                shapes[f"{j + 1}.{name}"] = tuple(shp)
+                shapes[f"{self.label(j)}.{name}"] = tuple(shp)
 
         _, projections = self._walk(input_shape, visit)
         for k, (n_in, n_out) in projections.items():
@@ -80,7 +86,7 @@ class Composite(ShapedLayer):
         def visit(j, child, s):
             child.layout = self.layout
             child.build(s, np.random.default_rng(int(rng.integers(2**62))))
-            params.update({f"{j + 1}.{name}": v for name, v in child.params.items()})
+            params.update({f"{self.label(j)}.{name}": v for name, v in child.params.items()})
 
         out, projections = self._walk(input_shape, visit)
         for k, (n_in, n_out) in projections.items():
@@ -94,7 +100,7 @@ class Composite(ShapedLayer):
         out = []
         for j, child in enumerate(self.inner_layers):
             view = copy.copy(child)
-            prefix = f"{j + 1}."
+            prefix = f"{self.label(j)}."
             view.params = {k[len(prefix):]: v for k, v in self.params.items() if k.startswith(prefix)}
             out.append(view)
         return out
@@ -131,21 +137,22 @@ class Composite(ShapedLayer):
                 dskip = d
             for j in reversed(block):
                 d, g = views[j].backward(d, by_child[j][1])
-                grads.update({f"{j + 1}.{name}": v for name, v in g.items()})
+                grads.update({f"{self.label(j)}.{name}": v for name, v in g.items()})
             d = d + dskip
         return d, grads
 
     def inner(self, cache) -> list[tuple[str, Layer, np.ndarray]]:
         """(label suffix, child view with the parameters of this forward, the input it received)."""
         views, steps = cache
-        return [(str(j + 1), views[j], h) for j, h, _ in steps]
+        return [(self.label(j), views[j], h) for j, h, _ in steps]
 
 
 @register("residual")
 class Residual(Composite):
     """y = x + f(x), f = the inner `layers:` in sequence (any registered layers, written like the
     top-level ones); y = x·P + f(x) with a learned projection P (n_in, n_out), "proj.W", when f
-    changes the last axis. Parameters are named by inner position: "1.W", "2.gamma", ...
+    changes the last axis. Parameters are named by inner position: "1.W", "2.gamma", "1a.alpha"
+(the `activation:` shorthand of entry 1), ...
     VJP: dx = dout (or dout·Pᵀ) + (backward through f of dout); dP = xᵀ·dout.
     The table shows the inner layers as rows 3.1, 3.2, ... under the block."""
 
@@ -157,13 +164,14 @@ class Residual(Composite):
         super().__init__()
         self.entries = layers
 
-    def set_inner(self, children: list[Layer]) -> None:
-        """Called by the planner with the configured inner layers."""
+    def set_inner(self, children: list[Layer], labels: list[str]) -> None:
+        """Called by the planner with the configured inner layers and their labels (it also sets
+        ``inner_keypaths``, where each was written, to locate errors in them)."""
         for child in children:
             if not getattr(type(child), "probe_axes", False):
                 raise ShapeError(f"`{child.type_name}` cannot sit inside a residual block: its "
                                  "forward does not accept leading probe axes (set probe_axes = True)")
-        self.inner_layers = list(children)
+        self.inner_layers, self.labels = list(children), list(labels)
         self.blocks = [list(range(len(children)))]
 
 

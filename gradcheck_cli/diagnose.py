@@ -33,8 +33,10 @@ class Context:
     layer_input: Any = None
     layer_output: Any = None
     #: other gradients the analytic one may have been taken from by mistake, by description,
-    #: e.g. {"dW of layer 2": ..., "dW with layer 1's input as the cache": ...}
-    neighbours: Mapping[str, Any] = field(default_factory=dict)
+    #: e.g. {"dW of layer 2": ..., "dW with layer 1's input as the cache": ...}; or a function
+    #: returning them, called only when the earlier hypotheses explain nothing (they may cost
+    #: extra finite differences, see wrong_cache_candidates)
+    neighbours: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def explain_rtol(self) -> float:
@@ -179,10 +181,23 @@ def active_only(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
         return None
     if np.array_equal(ok, active):
         inactive = int((~active).sum())
-        return (f"right only where the activation is active (Z > 0): wrong at the {inactive} "
-                f"entr{'y' if inactive == 1 else 'ies'} where Z ≤ 0, so the derivative's inactive "
-                "branch is wrong (relu' not applied? leaky slope forgotten? mask from the wrong tensor?)")
+        where = (f"right only where the activation is active (Z > 0): wrong at the {inactive} "
+                 f"entr{'y' if inactive == 1 else 'ies'} where Z ≤ 0")
+        g = _arr(ctx.cotangent)
+        g_in = g[~active] if g is not None and g.shape == a.shape else None
+        return f"{where}, {_inactive_branch(a[~active], n[~active], g_in, ctx)}"
     return None
+
+
+def _inactive_branch(a: np.ndarray, n: np.ndarray, g: np.ndarray | None, ctx: Context) -> str:
+    """What the wrong entries of the inactive branch look like, when that is recognizable."""
+    if _rel(a, -n) <= ctx.explain_rtol:
+        return "where analytic = −numeric: the inactive branch's derivative has its sign flipped"
+    if not np.any(a):
+        return "where the analytic gradient is 0: the inactive branch's derivative (a leaky slope?) is missing"
+    if g is not None and _rel(a, g) <= ctx.explain_rtol:
+        return "where dZ = dA: the derivative is not applied there (relu' missing?)"
+    return "so the derivative's inactive branch is wrong (mask taken from the wrong tensor? wrong slope?)"
 
 
 def _slice_name(axis: int, k: int, ndim: int) -> str:
@@ -219,7 +234,8 @@ def neighbour(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     computed from the wrong cache."""
     if not _fails(a, n, ctx):
         return None
-    for name, candidate in ctx.neighbours.items():
+    found = ctx.neighbours() if callable(ctx.neighbours) else ctx.neighbours
+    for name, candidate in found.items():
         c = _arr(candidate)
         if c is not None and c.shape == a.shape and np.any(c) and _rel(a, c) <= ctx.explain_rtol:
             return f"{_d(ctx)} equals {name}: a neighbouring layer's gradient, or the wrong cache?"

@@ -136,8 +136,21 @@ def test_right_only_where_active():
     msg = diagnose(wrong, n, ctx("x", 6, "rows", cotangent=g, layer_input=z, layer_output=y))
     inactive = int((z <= 0).sum())
     assert msg == (f"right only where the activation is active (Z > 0): wrong at the {inactive} entries "
-                   "where Z ≤ 0, so the derivative's inactive branch is wrong (relu' not applied? "
-                   "leaky slope forgotten? mask from the wrong tensor?)")
+                   "where Z ≤ 0, where the analytic gradient is 0: the inactive branch's derivative "
+                   "(a leaky slope?) is missing")
+
+
+@pytest.mark.parametrize("wrong,words", [
+    (lambda z, g, n: np.where(z > 0, n, -n), "where analytic = −numeric: the inactive branch's "
+                                              "derivative has its sign flipped"),
+    (lambda z, g, n: np.where(z > 0, n, 0.5 * g), "so the derivative's inactive branch is wrong "
+                                                   "(mask taken from the wrong tensor? wrong slope?)"),
+])
+def test_right_only_where_active_says_how_the_rest_is_wrong(wrong, words):
+    a, z, y, g, n, dx = act_case("leaky_relu", 2, alpha=0.1)
+    msg = diagnose(wrong(z, g, n), n, ctx("x", 6, "rows", cotangent=g, layer_input=z, layer_output=y))
+    assert msg is not None and msg.startswith("right only where the activation is active (Z > 0)")
+    assert msg.endswith(words)
 
 
 def test_correct_except_one_column():
@@ -172,9 +185,17 @@ def test_wrong_cache_of_a_neighbouring_layer():
     def forward(x, params):
         return _with(d2, "W", params["W"]).forward(x)[0]
 
-    cands = wrong_cache_candidates(forward, d2.params, "W", g, {"layer 1's input A[0]": a0})
-    msg = diagnose(wrong, n, ctx("W", 5, cotangent=g, neighbours=cands))
+    calls = []
+
+    def lazily():
+        calls.append(1)
+        return wrong_cache_candidates(forward, d2.params, "W", g, {"layer 1's input A[0]": a0})
+
+    msg = diagnose(wrong, n, ctx("W", 5, cotangent=g, neighbours=lazily))
     assert msg == "dW equals dW with layer 1's input A[0] as the cache: a neighbouring layer's gradient, or the wrong cache?"
+    assert calls == [1]
+    # computed only when needed: a gradient an earlier hypothesis explains never calls it
+    assert diagnose(2 * n, n, ctx("W", 5, neighbours=lazily)) == "extra factor 2" and calls == [1]
 
 
 def test_neighbouring_layer_gradient():

@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gradcheck_cli.check import check_network
 from gradcheck_cli.network import build_network
@@ -173,3 +175,21 @@ def test_probe_stacks_match_one_copy_at_a_time(name):
             batched = with_params(layer, {tensor: stack}).forward(x)[0]
             single = [with_params(layer, {tensor: s}).forward(x)[0] for s in stack]
         np.testing.assert_allclose(batched, np.stack(single), rtol=1e-12, atol=1e-12, err_msg=tensor)
+
+
+@settings(max_examples=12, deadline=None)
+@given(k=st.tuples(st.integers(1, 3), st.integers(1, 3)), s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       p=st.tuples(st.integers(0, 2), st.integers(0, 2)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       groups=st.sampled_from([1, 2]), batch=st.integers(1, 2), seed=st.integers(0, 50))
+def test_conv2d_passes_over_random_geometry(k, s, p, d, groups, batch, seed):
+    entry = {"type": "conv2d", "filters": 2 * groups, "kernel": list(k), "stride": list(s),
+             "padding": list(p), "dilation": list(d), "groups": groups}
+    _assert_passes(run(L([2 * groups, 6, 5], entry, batch=batch), seed))
+
+
+@settings(max_examples=12, deadline=None)
+@given(k=st.tuples(st.integers(1, 3), st.integers(1, 3)), s=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       kind=st.sampled_from(["maxpool2d", "avgpool2d"]), seed=st.integers(0, 50))
+def test_pooling_passes_over_random_geometry(k, s, kind, seed):
+    entry = {"type": kind, "kernel": list(k), "stride": list(s)}
+    _assert_passes(run(L([2, 7, 6], entry, batch=2), seed))

@@ -143,11 +143,12 @@ def check(
     from contextlib import closing
 
     from .formats import write_atomic
-    from .parallel import check_files
+    from .parallel import check_files, limit_blas_threads
     from .results import RunResult
     from .runner import RunOptions
     from .verdicts import category
 
+    limit_blas_threads()  # before numpy loads: the same BLAS threads as --jobs workers
     out, err = _consoles()
     with _errors(err, debug):
         outputs = _output_formats(output, fmt.value if fmt else None)

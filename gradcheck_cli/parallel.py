@@ -1,7 +1,9 @@
 """Checking many configs, serially or in a process pool, always yielding results in input order.
 
 Workers ignore SIGINT (the parent owns Ctrl-C and terminates the pool), and each limits its BLAS
-library to one thread: N workers × all cores of threads would oversubscribe the machine.
+library to one thread: N workers × all cores of threads would oversubscribe the machine. The
+command line limits its own process the same way before numpy loads, because a BLAS with another
+thread count splits sums differently, and results must be bit-identical whatever --jobs is.
 """
 from __future__ import annotations
 
@@ -36,10 +38,16 @@ def check_one(path: Path, options: RunOptions, debug: bool = False) -> ConfigRes
                                   f"{REPORT_LINE}{detail}")
 
 
+def limit_blas_threads() -> None:
+    """One BLAS thread, unless the user chose a count (then every process uses that one).
+    Takes effect only before numpy is imported."""
+    for var in BLAS_THREAD_VARS:
+        os.environ.setdefault(var, "1")
+
+
 def _init_worker(plugins: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for var in BLAS_THREAD_VARS:
-        os.environ[var] = "1"
+    limit_blas_threads()
     from .runner import load_plugins
 
     load_plugins(plugins)

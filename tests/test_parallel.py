@@ -29,3 +29,10 @@ def test_workers_limit_blas_threads_and_leave_ctrl_c_to_the_parent(monkeypatch):
     parallel._init_worker([])
     assert all(os.environ[var] == "1" for var in parallel.BLAS_THREAD_VARS)
     assert handlers == {signal.SIGINT: signal.SIG_IGN}
+
+
+def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    parallel.limit_blas_threads()
+    assert (os.environ["OPENBLAS_NUM_THREADS"], os.environ["OMP_NUM_THREADS"]) == ("2", "1")

@@ -116,3 +116,10 @@ def test_show_contents_and_errors(tmp_path):
     assert "error: no isolated gradient 7/W in" in r.output
     r = runner.invoke(app, ["show", str(tmp_path / "nothing.npz")], env=ENV)
     assert r.exit_code == 2 and "nothing.npz: no such file" in r.output
+
+
+def test_readme_documents_every_key_family():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("<!-- section: learners -->"):text.index("<!-- section: ci -->")]
+    for fam in FAMILIES:
+        assert f"`<config>/{fam}`" in section, fam

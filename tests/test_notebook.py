@@ -144,3 +144,15 @@ def test_example_notebook_runs_and_shows_tables():
     assert len(html) == 4 and all("layer err" in h for h in html)
     assert sum("FAIL" in h for h in html) == 1 and "transposed?" in html[1]
     assert any("[(&#x27;x&#x27;, &#x27;pass&#x27;)" in p or "('x', 'pass')" in p for p in plain)
+
+
+def test_readme_notebook_snippet_runs():
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("<!-- section: learners -->"):text.index("<!-- section: ci -->")]
+    snippet = next(b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "check_layer(" in b)
+    lines = snippet.rstrip().splitlines()
+    namespace: dict = {}
+    exec(compile("\n".join(lines[:-1]), "README", "exec"), namespace)
+    assert eval(lines[-1], namespace).ok

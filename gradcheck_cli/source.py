@@ -210,6 +210,13 @@ def _parse_yaml(text: str, path: str) -> Document:
     except (YAMLError, ValueError, OverflowError) as exc:
         # a scalar the reader cannot convert (its message names no position)
         raise SpecError(f"invalid YAML: {exc}", file=path) from None
+    except TypeError:
+        # a mapping or list used as a key (`? {a: 1}`, `[a, b]: 1`) cannot be hashed
+        m = re.search(r"^[ -]*\?(?=[ \t]|$)", text, re.M)
+        line = text.count("\n", 0, m.start()) + 1 if m else None
+        col = len(m.group(0)) if m else None
+        raise SpecError("invalid YAML: a mapping or list used as a key; keys must be plain names "
+                        "such as `input:`", file=path, line=line, col=col) from None
     doc = Document(path=path, data=None, fmt="yaml")
     budget = [MAX_NODES]
     doc.data = _plain(tree, (), doc, budget, {})

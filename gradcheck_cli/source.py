@@ -252,7 +252,7 @@ def _plain(node: Any, keypath: KeyPath, doc: Document, budget: list[int],
         for key in node:
             if not isinstance(key, str):
                 line, col = node.lc.key(key)
-                raise SpecError(f"keys must be strings, got {key!r}", file=doc.path,
+                raise SpecError(f"keys must be plain names such as `input:`, got {key!r}", file=doc.path,
                                 line=line + 1, col=col + 1, key=format_keypath(keypath) or None)
             line, col = node.lc.key(key)
             doc.positions[keypath + (key,)] = (line + 1, col + 1)

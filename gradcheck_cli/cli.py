@@ -253,6 +253,11 @@ def validate(
             if result.status is Status.ERROR:
                 bad += 1
                 err.print(f"error: {result.error}", style="red", soft_wrap=True)
+                if os.environ.get("GITHUB_ACTIONS") == "true":  # marked on the line in the PR
+                    from .annotations import config_commands
+
+                    out.file.write("".join(line + "\n" for line in config_commands(result)))
+                    out.file.flush()
             else:
                 out.print(f"ok  {result.path}  ({result.n_params:,} parameters)", soft_wrap=True)
         out.print(f"{len(files)} config{'s' if len(files) != 1 else ''}: {len(files) - bad} valid, {bad} invalid")

@@ -71,7 +71,7 @@ def check_files(files: list[Path], options: RunOptions, jobs: int = 1,
     # spawn: a fresh interpreter reads the BLAS variables set in the initializer before numpy is
     # imported (a forked child would inherit the parent's already started BLAS threads).
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(jobs, initializer=_init_worker, initargs=(list(options.plugins),))
+    pool = _start_pool(context, jobs, list(options.plugins))
     try:
         for result in pool.imap(_work, [(path, options, debug) for path in files], chunksize=1):
             yield result
@@ -80,3 +80,17 @@ def check_files(files: list[Path], options: RunOptions, jobs: int = 1,
         # On Ctrl-C, an early stop (--fail-fast) or an error: stop the workers now.
         pool.terminate()
         pool.join()
+
+
+def _start_pool(context, jobs: int, plugins: list[str]):
+    """Workers start with SIGINT ignored (an ignored signal stays ignored across exec), so a
+    Ctrl-C while they boot cannot print their tracebacks; the parent's handler is restored."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return context.Pool(jobs, initializer=_init_worker, initargs=(plugins,))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(jobs, initializer=_init_worker, initargs=(plugins,))
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -228,3 +228,16 @@ def test_table_file_and_stdout_are_plain_text(outputs):
         assert ANSI not in run["table"] and ANSI not in run["stdout"].stdout + run["stdout"].stderr
     assert "failing: FAILED — 8 checks: 1 FAIL, 7 pass" in outputs["failing"]["table"]
     assert outputs["failing"]["stdout"].stdout.splitlines()[-1] == "1 config: 0 passed, 1 failed"
+
+
+def test_validate_annotates_invalid_configs_in_actions(monkeypatch):
+    from typer.testing import CliRunner
+
+    from gradcheck_cli.cli import app
+
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["validate", INVALID, PASSING], env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 2
+    assert result.stdout.splitlines()[0] == (
+        f"::error file={INVALID},line=5,col=19,title=gradcheck invalid%3A invalid config::"
+        "layers[0].units: must be > 0, got 0")

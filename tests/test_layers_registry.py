@@ -86,6 +86,9 @@ EXAMPLES: dict[str, list[dict]] = {
         L([5], {"type": "residual", "layers": [{"type": "dense", "units": 3}]}, batch=1),
         L([2, 4, 4], {"type": "residual", "layers": [{"type": "conv2d", "filters": 2, "kernel": 3,
                                                       "padding": 1}, {"type": "batchnorm"}]}, batch=2),
+        L([3, 4], {"type": "residual", "layers": [  # nested composites, inner activation shorthand
+            {"type": "residual", "layers": [{"type": "linear", "units": 4, "activation": "prelu"}]},
+            {"type": "transformer_block", "heads": 2, "hidden": 6}]}, batch=2),
     ],
     "transformer_block": [L([4, 8], {"type": "transformer_block", "heads": 2, "hidden": 12,
                                      "causal": True}, batch=2),

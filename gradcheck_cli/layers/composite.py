@@ -45,13 +45,15 @@ class Composite(ShapedLayer):
     def _walk(self, input_shape, visit=None):
         """Shapes through every block; ``visit(j, child, in_shape)`` sees each child in order.
         Returns (output shape, {block index: (in, out)} of blocks that need a projection)."""
+        from ..plan import infer_output_shape  # a plugin child may say its shape only by building
+
         shape, projections = tuple(input_shape), {}
         for k, block in enumerate(self.blocks):
             s = shape
             for j in block:
                 if visit is not None:
                     visit(j, self.inner_layers[j], s)
-                s = tuple(self.inner_layers[j].output_shape(s))
+                s = infer_output_shape(self.inner_layers[j], s)
             if s != shape:
                 if s[:-1] != shape[:-1]:
                     raise ShapeError(f"{self.type_name}: the block maps {shape} to {s}; a projection "

@@ -125,6 +125,9 @@ def _guard_numbers(text: str, path: str) -> None:
                         f"most {MAX_DIGITS} digits", file=path, line=line, col=col)
 
 
+_BLOCK_SCALAR = re.compile(r"(?:^|[:-])[ ]+[|>][-+0-9]*[ ]*(?:#.*)?$")
+
+
 def _guard_nesting(text: str, fmt: str, path: str) -> None:
     """Refuse nesting deeper than MAX_DEPTH in one linear scan, before the parser recurses.
 
@@ -135,10 +138,16 @@ def _guard_nesting(text: str, fmt: str, path: str) -> None:
     """
     flow = 0
     indents: list[int] = []
+    block_text = None  # indentation of the key that opened a `|` or `>` block of plain text
     for lineno, line in enumerate(text.split("\n"), start=1):
         stripped = line.lstrip(" ")
+        indent = len(line) - len(stripped)
+        if block_text is not None and (not stripped or indent > block_text):
+            continue
+        block_text = None
+        if fmt != "toml" and flow == 0 and _BLOCK_SCALAR.search(line):
+            block_text = indent
         if fmt != "toml" and flow == 0 and stripped and not stripped.startswith("#"):
-            indent = len(line) - len(stripped)
             while indents and indents[-1] >= indent:
                 indents.pop()
             indents.append(indent)

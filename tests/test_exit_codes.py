@@ -188,12 +188,14 @@ def test_ctrl_c_prints_the_summary_writes_the_output_and_exits_130(tmp_path, job
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    finished = len(lines) + sum(ln.startswith("net") for ln in out.splitlines())
-    assert finished < 60
+    doc = json.loads((tmp_path / "out.json").read_text())
+    finished = len(doc["configs"])
+    # the interrupt may land between a config's result and its line: the result still counts
+    shown = len(lines) + sum(ln.startswith("net") for ln in out.splitlines())
+    assert 2 <= shown <= finished < 60
     assert out.splitlines()[-1] == f"{finished} configs: {finished} passed, 0 failed"
     assert err.splitlines()[-1] == f"interrupted: {finished} of 60 configs finished"
     assert "Traceback" not in err
-    doc = json.loads((tmp_path / "out.json").read_text())
-    assert (doc["interrupted"], doc["exit_code"], len(doc["configs"])) == (True, 130, finished)
+    assert (doc["interrupted"], doc["exit_code"]) == (True, 130)
     assert [c["path"] for c in doc["configs"]] == [f"configs/net{i:02d}.yaml" for i in range(finished)]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

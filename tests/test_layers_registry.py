@@ -196,3 +196,19 @@ def test_conv2d_passes_over_random_geometry(k, s, p, d, groups, batch, seed):
 def test_pooling_passes_over_random_geometry(k, s, kind, seed):
     entry = {"type": kind, "kernel": list(k), "stride": list(s)}
     _assert_passes(run(L([2, 7, 6], entry, batch=2), seed))
+
+
+@settings(max_examples=10, deadline=None)
+@given(kind=st.sampled_from(["rnn", "lstm", "gru"]), T=st.integers(1, 4), n=st.integers(1, 3),
+       hidden=st.integers(1, 4), batch=st.integers(1, 3), seqs=st.booleans(), seed=st.integers(0, 50))
+def test_recurrent_layers_pass_over_random_sizes(kind, T, n, hidden, batch, seqs, seed):
+    entry = {"type": kind, "hidden": hidden, "return_sequences": seqs}
+    _assert_passes(run(L([T, n], entry, batch=batch), seed))
+
+
+@settings(max_examples=10, deadline=None)
+@given(T=st.integers(1, 5), heads=st.integers(1, 3), d=st.integers(1, 3), causal=st.booleans(),
+       batch=st.integers(1, 2), seed=st.integers(0, 50))
+def test_attention_passes_over_random_sizes(T, heads, d, causal, batch, seed):
+    entry = {"type": "attention", "heads": heads, "causal": causal}
+    _assert_passes(run(L([T, heads * d], entry, batch=batch), seed))

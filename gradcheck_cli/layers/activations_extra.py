@@ -20,6 +20,7 @@ def _softplus(x):
 @register("swish")
 class Swish(Elementwise):
     """y = x·σ(x);  dx = dout ⊙ σ(x)(1 + x(1 − σ(x)))."""
+    g_text, dg_text = "z·σ(z)", "σ(z)·(1 + z·(1 − σ(z)))"
     def f(self, x): return x * _sigmoid(x)
     def df(self, x, y):
         s = _sigmoid(x)
@@ -34,6 +35,7 @@ class SiLU(Swish):
 @register("mish")
 class Mish(Elementwise):
     """y = x·tanh(softplus(x));  dx = dout ⊙ (t + x(1 − t²)σ(x)), t = tanh(softplus(x))."""
+    g_text, dg_text = "z·tanh(softplus(z))", "t + z·(1 − t²)·σ(z),  t = tanh(softplus(z))"
     def f(self, x): return x * np.tanh(_softplus(x))
     def df(self, x, y):
         t = np.tanh(_softplus(x))
@@ -43,6 +45,7 @@ class Mish(Elementwise):
 @register("hardtanh")
 class HardTanh(Elementwise):
     """y = clip(x, min_val, max_val);  dx = dout ⊙ [min_val < x < max_val]."""
+    g_text, dg_text = "clip(z, {min_val}, {max_val})", "1 if {min_val} < z < {max_val} else 0"
     def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
         super().__init__()
         if not min_val < max_val:
@@ -56,6 +59,7 @@ class HardTanh(Elementwise):
 @register("softsign")
 class Softsign(Elementwise):
     """y = x/(1 + |x|);  dx = dout/(1 + |x|)²."""
+    g_text, dg_text = "z/(1 + |z|)", "1/(1 + |z|)²"
     def f(self, x): return x / (1.0 + x * np.sign(x.real))  # |x|, kept analytic for complex steps
     def df(self, x, y): return 1.0 / (1.0 + np.abs(x.real)) ** 2
 

@@ -60,6 +60,18 @@ class Attention(ShapedLayer):
     def scale(self):
         return 1.0 / np.sqrt(self.in_shape[1] // self.heads)
 
+    def explain(self, s):
+        """Equations with this config's shapes (see gradcheck_cli.explain.Symbols)."""
+        A, Z, d = s.x, s.y, self.in_shape[1] // self.heads
+        mask = " + causal mask (−∞ above the diagonal)" if self.causal else ""
+        return {"forward": [(f"Q, K, V = {A}·Wq + bq, {A}·Wk, {A}·Wv + bv", f"{A}: {s.shape(A)}"),
+                            (f"per head: A = softmax(Q·Kᵀ/√{d}{mask}), Y = A·V", f"{self.heads} heads of d = {d}"),
+                            (f"{Z} = concat(Y)·Wo + bo", f"→ {Z}: {s.shape(Z)}")],
+                "backward": [("dY = d{0}·Woᵀ, dWo = concat(Y)ᵀ·d{0}".format(Z), ""),
+                             ("dA = dY·Vᵀ, dV = Aᵀ·dY, dS = A ⊙ (dA − Σ_keys dA ⊙ A)", ""),
+                             (f"dQ = dS·K/√{d}, dK = dSᵀ·Q/√{d}", "the 1/√d again: forgetting it is a classic"),
+                             (f"d{A} = dQ·Wqᵀ + dK·Wkᵀ + dV·Wvᵀ", f"→ {s.dims(A)}")]}
+
     def forward(self, x):
         p, h = self.params, self.heads
         W = {k: lift(p[k], 2, 1) for k in ("Wq", "Wk", "Wv", "Wo")}

@@ -87,6 +87,21 @@ class _Conv(ShapedLayer):
         out = np.swapaxes(out, -n - 2, -n - 1)                    # (*B, m, F, *S_out)
         return out + lift(b, 1, 1, n), cols
 
+    def explain(self, s):
+        """Equations with this config's shapes (see gradcheck_cli.explain.Symbols)."""
+        W, b, A, Z = s.p("W"), s.p("b"), s.x, s.y
+        k = "·".join(map(str, self.kernel))
+        return {"forward": [(f"{Z} = {W} ⋆ {A} + {b}  (cross-correlation)",
+                             f"{A}: {s.shape(A)}, {W}: {s.shape(W)} → {Z}: {s.shape(Z)}"),
+                            (f"cols = im2col({A}): each {k} window of every channel, one column "
+                             "per output position", "then one matrix product with the filters")],
+                "backward": [(f"d{W} = Σ_(examples, positions) d{Z} · window", f"→ {s.dims(W)}"),
+                             (f"d{b} = Σ_(examples, positions) d{Z}", f"→ {s.dims(b)}"),
+                             (f"d{A} = fold(Σ_filters d{Z} · {W})", f"window gradients added back "
+                              f"where they were read, padding cropped → {s.dims(A)}")],
+                "notes": [f"stride {self.stride}, padding {self.padding}, dilation {self.dilation}, "
+                          f"groups {self.groups}"]}
+
     def backward(self, dout, cache):
         cols, W = cache, self.params["W"]                         # cols (K, C, m, *S_out)
         g, n, f = self.groups, self.nd, self.filters

@@ -60,6 +60,16 @@ class _Norm(ShapedLayer):
         """The axes of (m, C, *S) that dγ and dβ sum over: all but the channel axis."""
         return (0, *range(2, ndim))
 
+    def explain(self, s):
+        """Equations with this config's shapes; the statistics' axes come from the docstring."""
+        A, Z, g, b = s.x, s.y, s.p("gamma"), s.p("beta")
+        summary = " ".join((type(self).__doc__ or "").split()).split(" out = ")[0]
+        return {"forward": [(f"x̂ = ({A} − μ)/√(σ² + {self.eps:g}),  {Z} = {g} ⊙ x̂ + {b}",
+                             f"{A}: {s.shape(A)} → {Z}: {s.shape(Z)}; {g}, {b}: {s.dims(g)}"), summary],
+                "backward": [(f"d{g} = Σ d{Z} ⊙ x̂,  d{b} = Σ d{Z}", f"→ {s.dims(g)}"),
+                             (f"d{A} = (ι/N)·(N·dx̂ − Σ dx̂ − x̂·Σ(dx̂ ⊙ x̂)),  dx̂ = d{Z} ⊙ {g}, ι = 1/√(σ² + eps)",
+                              "the middle term is the path through μ, the last through σ²")]}
+
     def forward(self, x):
         xhat, inv = self.stats(x)
         return self.affine(self.params["gamma"]) * xhat + self.affine(self.params["beta"]), (xhat, inv)

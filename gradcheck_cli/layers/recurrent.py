@@ -61,6 +61,17 @@ class _Recurrent(ShapedLayer):
         through paths that do not go through Wh."""
         raise NotImplementedError
 
+    def explain(self, s):
+        """The step equations from the class docstring, with this config's shapes."""
+        doc = " ".join((type(self).__doc__ or "").split())
+        step, _, bptt = doc.partition("BPTT:")
+        A, Z = s.x, s.y
+        shapes = ", ".join(f"{s.p(k)}: {s.shape(s.p(k))}" for k in ("Wx", "Wh", "b"))
+        return {"forward": [(f"{Z} = {self.type_name}({A})", f"{A}: {s.shape(A)} → {Z}: {s.shape(Z)}; "
+                             f"{shapes}"), step.strip()],
+                "backward": [f"BPTT, t = T … 1: {bptt.strip()}",
+                             "dWx, dWh, db summed over time steps and examples"]}
+
     def forward(self, x):
         Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
         T = x.shape[-2]

@@ -27,7 +27,9 @@ from .network import STREAM_COTANGENT, Network, node_key, rng_for, runtime_error
 from .numeric import (EvaluateEntries, EvaluateStack, chunk_for,
                       direction_differences, entry_differences, resolve_step)
 from .plan import PlannedLayer
-from .probes import entries_from_stack, probe_capable, stack_evaluator, with_params
+from .probes import (entries_from_stack, probe_capable, stack_evaluator, verify_probe_axes,
+                     with_params)
+from .registry import is_builtin
 from .results import Comparison, ConfigResult, Row, Status, worst
 from .tolerance import Tolerance, tolerance_for
 
@@ -91,6 +93,7 @@ class _Context:
     ref_loss_value: float = field(init=False)
     ref_targets: Any = field(init=False)
     arrays: dict[str, np.ndarray] | None = None
+    untrusted: list[str] = field(default_factory=list)   # plugin layers whose probe_axes claim failed
 
     def keep(self, key: str, value: Any) -> None:
         if self.arrays is not None and value is not None:
@@ -209,10 +212,16 @@ def _reference(ctx: _Context) -> None:
     net = ctx.net
     ctx.ref_layers = [with_params(n.layer, {k: _f64(v) for k, v in n.layer.params.items()})
                       for n in net.nodes]
+    rng = rng_for(net.spec.seed, STREAM_PROBES, 999)
+    for k, (node, layer) in enumerate(zip(net.nodes, ctx.ref_layers)):
+        if getattr(layer, "probe_axes", False) and not is_builtin(type(layer)) \
+                and not verify_probe_axes(layer, _f64(ctx.clean.acts[k]), rng):
+            layer.probe_axes = False  # this copy only: evaluate it one perturbed copy at a time
+            ctx.untrusted.append(node.label)
     ctx.ref_targets = _f64(np.asarray(net.targets))
     acts = [_f64(net.x)]
     for layer in ctx.ref_layers:
-        acts.append(layer.forward(acts[-1])[0])
+        acts.append(layer.forward(acts[-1].copy())[0])  # a copy: see _clean_forward
     ctx.ref_acts = acts
     ctx.ref_loss_value = float(np.real(net.loss.layer.forward(acts[-1], ctx.ref_targets)[0]))
     ctx.keep("input", net.x)
@@ -358,7 +367,7 @@ def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x64: np.ndarray, cache:
         stack = stack_evaluator(ref_layer, tensor, x64, [], tail, batched)
         entries, per_probe = entries_from_stack(stack, theta), _bytes_per_probe(
             theta, [x64.shape, out64.shape], ctx.settings.method)
-        if batched and fastpath.supports(ref_layer, tensor):
+        if batched and fastpath.supports(ref_layer, tensor, isolated=True):
             entries = fastpath.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
         target = _Target(theta, stack, entries, f0, f_scale, per_probe,
@@ -537,6 +546,12 @@ def _network_check(ctx: _Context, rows: list[Row]) -> None:
             if tensor == "x" and not _differentiable(theta):
                 row.network = _integer_input(grads)
                 continue
+            if tensor == "x" and i > 0:
+                # end to end, only the network input is checked: a hidden layer's dx is checked
+                # in isolation, and its effect shows in every parameter upstream
+                if top and grads.get("x") is not None:
+                    _flag_scale(row, grads["x"], top)
+                continue
             penalized = tensor != "x" and tensor in getattr(node.layer, "decay", ()) and l2 > 0
             stack = stack_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i], rest, loss_tail, batched)
             entries = entries_from_stack(stack, theta)
@@ -599,7 +614,7 @@ def _flag_scale(row: Row, dx: Any, top: float) -> None:
         return
     if ratio < VANISHING or ratio > EXPLODING:
         word = "vanishing" if ratio < VANISHING else "exploding"
-        row.network.notes = f"{word} gradient: ‖dL/dx‖ is {ratio:.1e} × ‖dL/d(output)‖"
+        (row.network or row.isolated).notes = f"{word} gradient: ‖dL/dx‖ is {ratio:.1e} × ‖dL/d(output)‖"
 
 
 def _entries_with_l2(evaluate: EvaluateEntries, theta: np.ndarray, coef: float) -> EvaluateEntries:
@@ -626,18 +641,26 @@ def _settle(rows: list[Row]) -> None:
     bad_dx = [r for r in rows if r.tensor == "x" and r.isolated.status is Status.FAIL]
     for r in rows:
         iso, net = r.isolated, r.network
-        notes = getattr(net, "notes", None) if net is not None else None
+        notes = (net.notes if net is not None else None) or iso.notes
         if iso.status is Status.FAIL:
             r.status, r.reason = Status.FAIL, iso.reason
         elif net is not None and net.status is Status.FAIL:
             culprit = next((b for b in bad_dx if order[b.label] > order[r.label]), None)
-            if culprit is not None:
+            if net.reason.startswith("not computed"):
+                r.status, r.reason = Status.INHERITED, net.reason
+            elif culprit is not None:
                 r.status = Status.INHERITED
                 r.reason = (f"right in isolation; wrong end to end because layer {culprit.label} "
                             f"({culprit.layer_type}) returns a wrong dx")
             else:
                 r.status = Status.FAIL
                 r.reason = f"right in isolation but wrong end to end: {net.reason}"
+        elif net is None and r.tensor == "x" and r.label != "loss" and \
+                (culprit := next((b for b in bad_dx if order[b.label] > order[r.label]), None)):
+            # a hidden layer's dL/dx is not differenced end to end, but it is wrong all the same
+            r.status = Status.INHERITED
+            r.reason = (f"right in isolation; its end-to-end dL/dx is wrong because layer "
+                        f"{culprit.label} ({culprit.layer_type}) returns a wrong dx")
         elif Status.WARN in (iso.status, net.status if net else None) or notes:
             r.status = Status.WARN
             r.reason = "; ".join(filter(None, [

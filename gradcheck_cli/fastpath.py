@@ -50,7 +50,9 @@ def _is(layer: Any, cls: type) -> bool:
     return isinstance(layer, cls) and type(layer).forward is cls.forward
 
 
-def supports(layer: Any, tensor: str) -> bool:
+def supports(layer: Any, tensor: str, isolated: bool = False) -> bool:
+    if _is(layer, Elementwise):
+        return isolated and tensor == "x"
     return _is(layer, Dense) and tensor in ("x", "W", "b") and layer.layout in ("rows", "columns")
 
 
@@ -120,6 +122,16 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
     G and no further layers, f = ⟨out, G⟩ is updated directly from the changed column.
     """
     x, z = acts[0], acts[1]
+    if _is(first, Elementwise):
+        assert contraction is not None and not rest
+        f0 = float((z * contraction).sum())
+
+        def elementwise(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+            # one input entry changes one output entry: ⟨y', G⟩ = ⟨y, G⟩ + (f(v) − y_i)·G_i
+            with np.errstate(over="ignore"):
+                return f0 + (first.f(values) - z.reshape(-1)[idx]) * contraction.reshape(-1)[idx]
+
+        return elementwise
 
     def evaluate(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         if tensor == "x":

@@ -50,12 +50,21 @@ def test_an_error_far_above_the_noise_fails_even_inside_the_warn_band():
 
 
 def test_a_kink_entry_with_a_valid_subgradient_is_a_kink_not_a_fail():
-    n = np.array([1.0, 0.5, 2.0])       # entry 1: central average across a relu kink
-    a = np.array([1.0, 1.0, 2.0])       # analytic takes the right-hand slope
-    d = diffs(n, d_plus=np.array([1.0, 1.0, 2.0]), d_minus=np.array([1.0, 0.0, 2.0]))
+    n = np.array([1.0, 0.5, 2.0, 3.0, -1.0])   # entry 1: central average across a relu kink
+    a = np.array([1.0, 1.0, 2.0, 3.0, -1.0])   # analytic takes the right-hand slope
+    d = diffs(n, d_plus=np.array([1.0, 1.0, 2.0, 3.0, -1.0]), d_minus=np.array([1.0, 0.0, 2.0, 3.0, -1.0]))
     fine = diffs(np.array([0.5]), d_plus=np.array([1.0]), d_minus=np.array([0.0]))
-    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3))
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(5))
     assert out.status is Status.KINK and out.kinks == 1
+
+
+def test_kinks_at_most_entries_are_not_believed():
+    n = np.full(4, 0.5)
+    a = np.ones(4)
+    d = diffs(n, d_plus=np.ones(4), d_minus=np.zeros(4))
+    fine = diffs(n, d_plus=np.ones(4), d_minus=np.zeros(4))
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(4))
+    assert out.status is Status.FAIL and "probe axes" in out.reason
 
 
 def test_a_wrong_value_at_a_kink_still_fails():

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .layers.activations import Elementwise
+from .layers.activations import Elementwise, Softmax
 from .layers.dense import Dense
 from .numeric import EvaluateEntries
 from .probes import probe_capable, run
@@ -45,6 +45,27 @@ class Columns:
         return stack
 
 
+@dataclass
+class Rows:
+    """B copies of an activation (rows layout), copy k differing only in example sample[k]."""
+
+    base: np.ndarray      # clean activation (m, n)
+    sample: np.ndarray    # (B,) the example that differs
+    values: np.ndarray    # (B, n) its new row
+
+    def materialize(self) -> np.ndarray:
+        dtype = np.result_type(self.base.dtype, self.values.dtype)
+        stack = np.repeat(self.base[None].astype(dtype), len(self.sample), axis=0)
+        stack[np.arange(len(self.sample)), self.sample, :] = self.values
+        return stack
+
+
+def _per_example(layer: Any) -> bool:
+    # layers whose output row s depends on input row s alone, computed the same way for a batch
+    # of one: an input perturbation then stays in one example until the loss
+    return any(_is(layer, cls) for cls in (Dense, Elementwise, Softmax)) and layer.layout == "rows"
+
+
 def _is(layer: Any, cls: type) -> bool:
     # a subclass that keeps the forward (e.g. a plugin overriding only backward) qualifies
     return isinstance(layer, cls) and type(layer).forward is cls.forward
@@ -69,13 +90,11 @@ def _start_input(layer: Dense, x: np.ndarray, z: np.ndarray, idx: np.ndarray, va
     if contraction is not None:
         g = contraction[s, :] if rows else contraction[:, s].T
         return float((z * contraction).sum()) + delta * (w * g).sum(axis=1)
+    if rows:
+        return Rows(z, s, z[s, :] + delta[:, None] * w)
     dtype = np.result_type(z.dtype, delta.dtype)
     stack = np.repeat(z[None].astype(dtype), idx.size, axis=0)
-    k = np.arange(idx.size)
-    if rows:
-        stack[k, s, :] += delta[:, None] * w
-    else:
-        stack[k, :, s] += delta[:, None] * w
+    stack[np.arange(idx.size), :, s] += delta[:, None] * w
     return stack
 
 
@@ -136,11 +155,18 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
     def evaluate(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         if tensor == "x":
             start = _start_input(first, x, z, idx, values, contraction if not rest else None)
-            if not isinstance(start, np.ndarray) or start.ndim == 1:
+            if isinstance(start, np.ndarray) and start.ndim == 1:
                 return start
-            if tail_batched and probe_capable(rest):
-                return np.asarray(tail(run(rest, start))).reshape(len(idx))
-            return np.array([np.asarray(tail(run(rest, one))).reshape(()) for one in start])
+            k = 0
+            while isinstance(start, Rows) and k < len(rest) and _per_example(rest[k]):
+                out = rest[k].forward(start.values[:, None, :])[0][:, 0, :]
+                start = Rows(acts[k + 2], start.sample, out)
+                k += 1
+            stack = start.materialize() if isinstance(start, Rows) else start
+            remaining = rest[k:]
+            if tail_batched and probe_capable(remaining):
+                return np.asarray(tail(run(remaining, stack))).reshape(len(idx))
+            return np.array([np.asarray(tail(run(remaining, one))).reshape(()) for one in stack])
         cols = _start(first, x, z, tensor, idx, values)
         if contraction is not None and not rest:
             g = contraction[:, cols.feature].T if cols.rows else contraction[cols.feature, :]

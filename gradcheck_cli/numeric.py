@@ -150,6 +150,15 @@ def stack_entries(theta: np.ndarray, idx: np.ndarray, values: np.ndarray) -> np.
     return stack.reshape((idx.size,) + theta.shape)
 
 
+#: a batch of perturbed copies sized to stay in cache: the elementwise work between the
+#: matrix products is memory-bound, and large batches only add cache misses
+CACHE_TARGET = 4 * 1024 * 1024
+#: below this many probes per call, Python overhead per batch dominates
+MIN_BATCH = 16
+
+
 def chunk_for(bytes_per_probe: int, budget_bytes: int) -> int:
-    """Probes per batch so that one batch's copies and activations fit the memory budget."""
-    return int(max(1, min(8192, budget_bytes // max(1, bytes_per_probe))))
+    """Probes per batch: cache-sized, never over the memory budget."""
+    per = max(1, bytes_per_probe)
+    fits = max(1, budget_bytes // per)
+    return int(max(1, min(fits, max(MIN_BATCH, CACHE_TARGET // per), 8192)))

@@ -19,23 +19,6 @@ def _cell(text: str) -> str:
     return re.sub(r"\s+", " ", text).replace("|", "\\|").strip()
 
 
-def shapes_text(name: str) -> str:
-    """Per-example input → output shapes: a layer's ``shapes`` attribute when it has one."""
-    cls = registered()[name]
-    text = getattr(cls, "shapes", "")
-    if text:
-        return text
-    if getattr(cls, "kind", "layer") == "loss":
-        return "(*S) → scalar"
-    try:  # option-free layers that keep any shape (the elementwise activations)
-        layer = cls()
-        if tuple(layer.output_shape((4, 3))) == (4, 3) and tuple(layer.output_shape((5,))) == (5,):
-            return "any → same"
-    except Exception:  # noqa: BLE001 - a layer that needs options, or refuses these shapes
-        pass
-    return "see `gradcheck layers " + name + "`"
-
-
 def _options(entry: LayerDoc) -> str:
     if not entry.options:
         return "—"
@@ -49,7 +32,7 @@ def markdown_reference() -> str:
     for e in layer_reference():
         if e.origin != "built-in":
             continue
-        lines.append("| " + " | ".join([f"`{e.name}`", e.kind, _cell(_options(e)), _cell(shapes_text(e.name)),
+        lines.append("| " + " | ".join([f"`{e.name}`", e.kind, _cell(_options(e)), _cell(e.shapes or f"see `gradcheck layers {e.name}`"),
                                         ", ".join(e.layouts), _cell(e.summary)]) + " |")
     return "\n".join(lines)
 

@@ -24,7 +24,9 @@ def merge_heads(a):
 
 @register("attention")
 class Attention(ShapedLayer):
-    """Multi-head self-attention: Q = x·Wq + bq, K = x·Wk, V = x·Wv + bv, split into `heads` of
+    """Multi-head self-attention with Q/K/V/O projections, optionally causal.
+
+    Q = x·Wq + bq, K = x·Wk, V = x·Wv + bv, split into `heads` of
     d = D/heads; per head S = Q·Kᵀ/√d (−∞ above the diagonal when causal), A = softmax(S) over
     keys, Y = A·V; out = concat(Y)·Wo + bo. x (m, T, D); Wq, Wk, Wv, Wo (D, D); bq, bv, bo (D,).
     There is no bk: it adds the same Q·bk to every key of a query, which softmax cancels, so its

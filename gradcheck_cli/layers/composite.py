@@ -151,8 +151,10 @@ class Composite(ShapedLayer):
 
 @register("residual")
 class Residual(Composite):
-    """y = x + f(x), f = the inner `layers:` in sequence (any registered layers, written like the
-    top-level ones); y = x·P + f(x) with a learned projection P (n_in, n_out), "proj.W", when f
+    """Residual block y = x + f(x) around the inner `layers:` list, projected when widths differ.
+
+    f = the inner `layers:` in sequence (any registered layers, written like the top-level
+    ones); y = x·P + f(x) with a learned projection P (n_in, n_out), "proj.W", when f
     changes the last axis. Parameters are named by inner position: "1.W", "2.gamma", "1a.alpha"
 (the `activation:` shorthand of entry 1), ...
     VJP: dx = dout (or dout·Pᵀ) + (backward through f of dout); dP = xᵀ·dout.
@@ -179,7 +181,9 @@ class Residual(Composite):
 
 @register("transformer_block")
 class TransformerBlock(Composite):
-    """Pre-norm transformer block: h = x + attention(layernorm(x));
+    """Pre-norm transformer block: layernorm → attention → residual → layernorm → MLP → residual.
+
+    h = x + attention(layernorm(x));
     y = h + linear₂(act(linear₁(layernorm(h)))). x (m, T, D) → (m, T, D); inner rows
     1 layernorm, 2 attention, 3 layernorm, 4 linear (hidden), 5 activation, 6 linear (D).
     Parameters "1.gamma", "2.Wq", ..., "6.b"; VJP: each residual block as in `residual`."""

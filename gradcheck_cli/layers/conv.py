@@ -119,7 +119,9 @@ class _Conv(ShapedLayer):
 
 @register("conv2d")
 class Conv2D(_Conv):
-    """2-D convolution, NCHW: x (m, C, H, W), W (F, C/groups, kh, kw), b (F,) → (m, F, H', W'),
+    """2-D convolution (cross-correlation), NCHW, with stride, padding, dilation and groups.
+
+    x (m, C, H, W), W (F, C/groups, kh, kw), b (F,) → (m, F, H', W'),
     H' = ⌊(H + 2p − d(kh − 1) − 1)/s⌋ + 1.
 
     out[n,f,y,x] = b[f] + Σ_{c,i,j} W[f,c,i,j]·xpad[n, g(f)·C/g + c, s·y + d·i, s·x + d·j]
@@ -133,7 +135,9 @@ class Conv2D(_Conv):
 
 @register("conv1d")
 class Conv1D(_Conv):
-    """1-D convolution, NCL: x (m, C, L), W (F, C/groups, k), b (F,) → (m, F, L'),
+    """1-D convolution (cross-correlation), NCL, with stride, padding, dilation and groups.
+
+    x (m, C, L), W (F, C/groups, k), b (F,) → (m, F, L'),
     L' = ⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1.
 
     out[n,f,t] = b[f] + Σ_{c,i} W[f,c,i]·xpad[n, ·, s·t + d·i];  dW = Σ_{n,t} dout·window,

@@ -12,7 +12,9 @@ from ._shapes import ShapedLayer
 
 @register("dropout")
 class Dropout(ShapedLayer):
-    """Inverted dropout: out = x ⊙ mask/(1 − p), mask ~ Bernoulli(1 − p) per entry of (m, *S);
+    """Inverted dropout with a mask fixed for the whole check.
+
+    out = x ⊙ mask/(1 − p), mask ~ Bernoulli(1 − p) per entry of (m, *S);
     dx = dout ⊙ mask/(1 − p). Any shape, either layout.
 
     The mask is drawn from an integer seed taken from the spec's seed at build time and rebuilt

@@ -12,7 +12,9 @@ from ._shapes import ShapedLayer
 
 @register("embedding")
 class Embedding(ShapedLayer):
-    """Row lookup: x (m, *S) integer indices in [0, vocab), W (vocab, dim) → out (m, *S, dim),
+    """Embedding lookup: integer token ids → learned vectors.
+
+    x (m, *S) integer indices in [0, vocab), W (vocab, dim) → out (m, *S, dim),
     out[..., :] = W[x[...], :].
     dW[v] = Σ over positions with x = v of dout[position] (scatter-add); x has no gradient (the
     table shows its row as n/a), dx is returned as zeros."""

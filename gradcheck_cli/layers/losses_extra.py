@@ -81,7 +81,9 @@ class _ClassScores(_Loss):
 
 @register("hinge")
 class Hinge(_ClassScores):
-    """Multiclass SVM (cs231n): L = (1/m)·Σ_i Σ_{j≠y_i} max(0, s_ij − s_iy_i + margin).
+    """Multiclass SVM loss (cs231n) on class scores.
+
+    L = (1/m)·Σ_i Σ_{j≠y_i} max(0, s_ij − s_iy_i + margin).
     dx_ij = [margin_ij > 0]/m for j ≠ y_i, dx_iy_i = −(number of positive margins in row i)/m.
     Targets: class indices (m,)."""
 
@@ -126,7 +128,8 @@ class NLL(_ClassScores):
 
 @register("temporal_softmax_cross_entropy")
 class TemporalSoftmaxCE(_Loss):
-    """Softmax cross-entropy at every time step with a mask (cs231n captioning):
+    """Softmax cross-entropy at every time step with a mask (cs231n captioning).
+
     x (m, T, V) scores, targets (m, T) word indices and mask (m, T) of 0/1, both drawn from the seed
     (the mask keeps ~80% of the steps, as padding would).
     L = −(1/m)·Σ_{i,t} mask_it·log softmax(x_it)[y_it];  dx = mask ⊙ (softmax(x) − onehot(y))/m."""

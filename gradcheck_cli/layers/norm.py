@@ -83,8 +83,10 @@ class _Norm(ShapedLayer):
 
 @register("batchnorm")
 class BatchNorm(_Norm):
-    """Batch normalization, training mode: statistics per channel over the batch (and the spatial
-    axes for (C, H, W) or (C, L) input); 1-D input (n,) normalizes each feature over the batch.
+    """Batch normalization with training-mode statistics, per feature or per channel.
+
+    Statistics per channel over the batch (and the spatial axes for (C, H, W) or (C, L) input);
+    1-D input (n,) normalizes each feature over the batch.
     out = γ·x̂ + β with x̂ = (x − μ)/√(σ² + eps), γ, β (C,).
     dγ = Σ dout ⊙ x̂, dβ = Σ dout (over batch and space); dx = (ι/N)(N·dx̂ − Σdx̂ − x̂·Σ dx̂⊙x̂),
     dx̂ = dout ⊙ γ, N = m·|S|."""
@@ -104,7 +106,9 @@ class BatchNorm(_Norm):
 
 @register("layernorm")
 class LayerNorm(_Norm):
-    """Layer normalization over the last axis (features, d_model): x (m, ..., D) → same,
+    """Layer normalization over the last axis (features, d_model).
+
+    x (m, ..., D) → same,
     out = γ·x̂ + β, x̂ = (x − μ)/√(σ² + eps) with μ, σ² over D per position; γ, β (D,).
     dγ = Σ dout ⊙ x̂, dβ = Σ dout over all other axes; dx = (ι/D)(D·dx̂ − Σ_D dx̂ − x̂·Σ_D dx̂⊙x̂)."""
 
@@ -128,7 +132,9 @@ class LayerNorm(_Norm):
 
 @register("groupnorm")
 class GroupNorm(_Norm):
-    """Group normalization: channels split into `groups`; statistics per example and group over
+    """Group normalization: channels split into `groups`, normalized per example and group.
+
+    Statistics per example and group over
     the group's channels and all spatial positions. x (m, C, *S) → same, γ, β (C,).
     dγ, dβ as batchnorm; dx as the shared formula with N = (C/groups)·|S| per (example, group)."""
 

@@ -114,7 +114,9 @@ class _Recurrent(ShapedLayer):
 
 @register("rnn")
 class RNN(_Recurrent):
-    """Vanilla tanh RNN: h_t = tanh(x_t·Wx + h_{t−1}·Wh + b), h_0 = 0.
+    """Vanilla tanh RNN over a sequence, returning all hidden states or the last.
+
+    h_t = tanh(x_t·Wx + h_{t−1}·Wh + b), h_0 = 0.
     x (m, T, n), Wx (n, H), Wh (H, H), b (H,) → (m, T, H), or (m, H) with return_sequences: false.
     BPTT: da_t = (dout_t + dh_t)(1 − h_t²), dh_{t−1} = da_t·Whᵀ; dWx = Σ x_tᵀda_t, dWh = Σ h_{t−1}ᵀda_t."""
 
@@ -131,7 +133,9 @@ class RNN(_Recurrent):
 
 @register("lstm")
 class LSTM(_Recurrent):
-    """LSTM: a = x_t·Wx + h_{t−1}·Wh + b split into i, f, o, g (H each); i, f, o = σ(·), g = tanh(·);
+    """LSTM over a sequence, returning all hidden states or the last.
+
+    a = x_t·Wx + h_{t−1}·Wh + b split into i, f, o, g (H each); i, f, o = σ(·), g = tanh(·);
     c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh(c_t); h_0 = c_0 = 0.
     x (m, T, n), Wx (n, 4H), Wh (H, 4H), b (4H,) → (m, T, H) or (m, H).
     BPTT: dc = dc_next + dh ⊙ o ⊙ (1 − tanh²c); di = dc ⊙ g, df = dc ⊙ c_{t−1}, do = dh ⊙ tanh c,
@@ -160,7 +164,9 @@ class LSTM(_Recurrent):
 
 @register("gru")
 class GRU(_Recurrent):
-    """GRU (PyTorch's form): ax = x_t·Wx + b and ah = h_{t−1}·Wh, each split into z, r, n parts;
+    """GRU (PyTorch's form) over a sequence, returning all hidden states or the last.
+
+    ax = x_t·Wx + b and ah = h_{t−1}·Wh, each split into z, r, n parts;
     z = σ(ax_z + ah_z), r = σ(ax_r + ah_r), ñ = tanh(ax_n + r ⊙ ah_n), h_t = (1 − z) ⊙ ñ + z ⊙ h_{t−1}.
     x (m, T, n), Wx (n, 3H), Wh (H, 3H), b (3H,) → (m, T, H) or (m, H).
     BPTT: dñ = dh(1 − z), dz = dh(h_{t−1} − ñ), dan = dñ(1 − ñ²), dr = dan ⊙ ah_n;

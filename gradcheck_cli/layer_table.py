@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 from .layer_docs import LayerDoc, layer_reference
-from .registry import registered
 
 BEGIN = "<!-- begin generated layer reference: python benchmarks/layer_reference.py -->"
 END = "<!-- end generated layer reference -->"

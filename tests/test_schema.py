@@ -90,3 +90,16 @@ def test_plugin_layers_join_the_schema(tmp_path):
     assert {"dense_forgot_bias", "dense_bias_off", "dense"} <= set(mapping)
     failing = load_document(ROOT / "tests" / "fixtures" / "ci" / "failing.yaml").data
     assert not list(jsonschema.Draft202012Validator(schema).iter_errors(failing))
+
+
+def test_editor_schema_lines_are_plain_comments_to_gradcheck(tmp_path, monkeypatch):
+    """The README's `# yaml-language-server: $schema=` and TOML `#:schema` lines."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "net.yaml").write_text("# yaml-language-server: $schema=./gradcheck.schema.json\n"
+                                       "input: {shape: [4], batch: 3}\nlayers:\n"
+                                       "  - {type: dense, units: 5, activation: relu}\nloss: mse\n")
+    (tmp_path / "net.toml").write_text('#:schema ./gradcheck.schema.json\nloss = "mse"\n'
+                                       '[input]\nshape = [4]\n[[layers]]\ntype = "dense"\nunits = 2\n')
+    result = CliRunner().invoke(app, ["validate", "net.yaml", "net.toml"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "2 configs: 2 valid, 0 invalid"

@@ -58,6 +58,9 @@ class CheckSettings:
     batched: bool = True
     #: keep every array checked in ConfigResult.arrays (for --dump)
     keep_arrays: bool = False
+    #: called as progress(evaluations, what) after each batch of perturbed copies (for a
+    #: progress display); never part of the results
+    progress: Callable[[int, str], None] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_spec(cls, spec, **overrides: Any) -> "CheckSettings":
@@ -250,6 +253,8 @@ def _check_tensor(ctx: _Context, analytic: Any, tensor: str, target: _Target) ->
     """Compare one analytic gradient with its numeric reference in the chosen mode.
     Returns the comparison and the numeric gradient when it was computed for every entry."""
     s, tol, theta = ctx.settings, ctx.tol, target.theta
+    if s.progress is not None:
+        target = _counted(target, s.progress, f"{target.key[0]} {tensor}")
     a, problem = as_gradient(analytic, tensor, theta.shape, tol)
     if problem is not None:
         if problem.analytic_shape is not None and len(problem.analytic_shape) == 2 \
@@ -283,6 +288,23 @@ def _check_tensor(ctx: _Context, analytic: Any, tensor: str, target: _Target) ->
         return full, n_full
     idx = np.arange(theta.size) if s.mode == "full" or theta.size <= s.samples else _sample(ctx, a, target)
     return _entries_check(ctx, a, tensor, target, idx, chunk, context)
+
+
+def _counted(target: _Target, progress: Callable[[int, str], None], what: str) -> _Target:
+    """The same target, reporting each batch of evaluations."""
+    from dataclasses import replace
+
+    def stack(st: np.ndarray) -> np.ndarray:
+        out = target.stack(st)
+        progress(st.shape[0], what)
+        return out
+
+    def entries(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        out = target.entries(idx, values)
+        progress(idx.size, what)
+        return out
+
+    return replace(target, stack=stack, entries=entries)
 
 
 def _entries_check(ctx: _Context, a: np.ndarray, tensor: str, target: _Target, idx: np.ndarray,

@@ -215,6 +215,8 @@ class Hard:
 
 HARD: list[Hard] = [
     Hard("relu-mlp", "relu kinks", "input: {shape: [6], batch: 8}\nlayers: [{type: dense, units: 16, activation: relu}, {type: dense, units: 16, activation: relu}, {type: dense, units: 3}]\nloss: softmax_cross_entropy\n"),
+    # a step of 5e-3 (a user's choice) makes perturbations cross relu decisions regularly
+    Hard("relu-mlp-large-step", "relu kinks", "check: {eps: 5e-3}\ninput: {shape: [6], batch: 8}\nlayers: [{type: dense, units: 16, activation: relu}, {type: dense, units: 16, activation: relu}, {type: dense, units: 3}]\nloss: softmax_cross_entropy\n"),
     Hard("relu-maxpool", "max-pool ties", "input: {shape: [2, 6, 6], batch: 2}\nlayers: [{type: conv2d, filters: 3, kernel: 3, padding: 1, activation: relu}, {type: maxpool2d, kernel: 2}, {type: flatten}, {type: dense, units: 4}]\nloss: softmax_cross_entropy\n"),
     Hard("float32-mlp", "float32", "dtype: float32\ninput: {shape: [6], batch: 5}\nlayers: [{type: dense, units: 8, activation: tanh}, {type: dense, units: 8, activation: gelu}, {type: dense, units: 8, activation: softplus}, {type: dense, units: 3}]\nloss: softmax_cross_entropy\n"),
     Hard("float32-relu", "float32", "dtype: float32\ninput: {shape: [5], batch: 6}\nlayers: [{type: dense, units: 8, activation: relu}, {type: dense, units: 1, activation: sigmoid}]\nloss: binary_cross_entropy\n"),

@@ -6,7 +6,9 @@ property values also ``:`` and ``,``.
 """
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from .junit import row_message
 from .results import ConfigResult, RunResult, Status
@@ -30,6 +32,18 @@ def command(level: str, message: str, **props: object) -> str:
     return f"::{level} {fields}::{escape_data(message)}" if fields else f"::{level}::{escape_data(message)}"
 
 
+def workspace_path(path: str) -> str:
+    """GitHub places annotations by paths relative to the checkout ($GITHUB_WORKSPACE), whatever
+    folder gradcheck ran in or however the path was written."""
+    root = os.environ.get("GITHUB_WORKSPACE")
+    if not root:
+        return path
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except (ValueError, OSError):
+        return path
+
+
 def to_github(run: RunResult) -> str:
     lines: list[str] = []
     for config in run.configs:
@@ -47,7 +61,7 @@ def config_commands(config: ConfigResult, strict: bool = False) -> list[str]:
         level = "notice" if row.status is Status.INHERITED else _LEVEL.get(category(row.status, strict))
         if level is None:
             continue
-        out.append(command(level, row_message(row), file=config.path, line=row.line,
+        out.append(command(level, row_message(row), file=workspace_path(config.path), line=row.line,
                            title=f"gradcheck {config.name}: {row.status.value}"))
     return out
 
@@ -56,7 +70,8 @@ def _error_command(config: ConfigResult) -> str:
     """A config error message starts with file:line:col when it has a location: reuse it."""
     message = config.error or "error"
     match = _LOCATED.match(message)
+    file = workspace_path(config.path)
     if match and match["file"] == config.path:
-        return command("error", match["message"], file=config.path, line=match["line"],
+        return command("error", match["message"], file=file, line=match["line"],
                        col=match["col"], title=f"gradcheck {config.name}: invalid config")
-    return command("error", message, file=config.path, title=f"gradcheck {config.name}: invalid config")
+    return command("error", message, file=file, title=f"gradcheck {config.name}: invalid config")

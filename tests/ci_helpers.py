@@ -22,7 +22,8 @@ ANSI = "\x1b["
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("GITHUB_ACTIONS", "NO_COLOR", "FORCE_COLOR", "COLUMNS", "TERM")}
+           if k not in ("GITHUB_ACTIONS", "GITHUB_WORKSPACE", "NO_COLOR", "FORCE_COLOR", "COLUMNS",
+                        "TERM")}
     env.update(extra)
     return env
 

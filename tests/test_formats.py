@@ -242,3 +242,11 @@ def test_validate_annotates_invalid_configs_in_actions(monkeypatch):
     assert result.stdout.splitlines()[0] == (
         f"::error file={INVALID},line=5,col=19,title=gradcheck invalid%3A invalid config::"
         "layers[0].units: must be > 0, got 0")
+
+
+def test_github_paths_are_relative_to_the_workspace():
+    from ci_helpers import clean_env
+
+    run = gradcheck("check", f"../{FAILING}", "--plugin", f"../{PLUGIN}", "--format", "github",
+                    cwd=ROOT / "tests", env=clean_env(GITHUB_WORKSPACE=str(ROOT)))
+    assert run.stdout.startswith(f"::error file={FAILING},line=6,")

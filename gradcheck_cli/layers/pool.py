@@ -1,4 +1,5 @@
-"""Pooling over NCHW inputs, rows layout: windows as views, backward folds them back."""
+"""Pooling over NCHW inputs, rows layout: forward takes one strided slice per kernel offset;
+backward folds the window gradients back where they were read."""
 from __future__ import annotations
 
 from typing import Annotated, Optional, Union

@@ -247,19 +247,26 @@ def validate(
     with _errors(err, debug):
         files = _discover(paths, exclude, plugin)
         options = RunOptions(plugins=plugin, allow_plugins=allow_plugins)
-        bad = 0
-        for path in files:
-            result = validate_file(path, options)
-            if result.status is Status.ERROR:
-                bad += 1
-                err.print(f"error: {result.error}", style="red", soft_wrap=True)
-                if os.environ.get("GITHUB_ACTIONS") == "true":  # marked on the line in the PR
-                    from .annotations import config_commands
+        bad = done = 0
+        try:
+            for path in files:
+                result = validate_file(path, options)
+                done += 1
+                if result.status is Status.ERROR:
+                    bad += 1
+                    err.print(f"error: {result.error}", style="red", soft_wrap=True)
+                    if os.environ.get("GITHUB_ACTIONS") == "true":  # marked on the line in the PR
+                        from .annotations import config_commands
 
-                    out.file.write("".join(line + "\n" for line in config_commands(result)))
-                    out.file.flush()
-            else:
-                out.print(f"ok  {result.path}  ({result.n_params:,} parameters)", soft_wrap=True)
+                        out.file.write("".join(line + "\n" for line in config_commands(result)))
+                        out.file.flush()
+                else:
+                    out.print(f"ok  {result.path}  ({result.n_params:,} parameters)", soft_wrap=True)
+        except KeyboardInterrupt:
+            out, err = _consoles()  # as in check: a print cut short leaves rich's buffer full
+            out.print(f"{done} config{'s' if done != 1 else ''}: {done - bad} valid, {bad} invalid")
+            err.print(f"interrupted: {done} of {len(files)} configs validated", style="red")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         out.print(f"{len(files)} config{'s' if len(files) != 1 else ''}: {len(files) - bad} valid, {bad} invalid")
         raise typer.Exit(EXIT_USAGE if bad else EXIT_OK)
 

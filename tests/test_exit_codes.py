@@ -199,3 +199,21 @@ def test_ctrl_c_prints_the_summary_writes_the_output_and_exits_130(tmp_path, job
     assert (doc["interrupted"], doc["exit_code"]) == (True, 130)
     assert [c["path"] for c in doc["configs"]] == [f"configs/net{i:02d}.yaml" for i in range(finished)]
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_ctrl_c_during_validate(tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for i in range(2000):
+        (configs / f"net{i:04d}.yaml").write_text(SLOW)
+    proc = subprocess.Popen([sys.executable, "-m", "gradcheck_cli", "validate", "configs"],
+                            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().startswith("ok  configs/net0000.yaml")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    done = int(err.splitlines()[-1].split()[1])
+    assert err.splitlines()[-1] == f"interrupted: {done} of 2000 configs validated"
+    assert out.splitlines()[-1] == f"{done} config{'s' * (done != 1)}: {done} valid, 0 invalid"
+    assert "Traceback" not in err

@@ -16,7 +16,7 @@ from .verdicts import category
 
 _LOCATED = re.compile(r"^(?P<file>.+?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<message>.*)$", re.S)
 
-_LEVEL = {"failure": "error", "error": "error", "warning": "warning"}
+_LEVEL = {"failure": "error", "error": "error", "warning": "warning", "note": "notice"}
 
 
 def escape_data(text: str) -> str:

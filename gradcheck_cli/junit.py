@@ -76,7 +76,7 @@ def _case(suite: ET.Element, config: ConfigResult, row: Row, kind: str) -> None:
                       type=row.status.value).text = row_details(row)
     elif kind == "skipped":
         ET.SubElement(case, "skipped", message=row.reason or "skipped")
-    elif kind == "warning":
+    elif kind in ("warning", "note"):
         ET.SubElement(case, "system-out").text = f"{row.status.value}: {row_message(row)}\n{row_details(row)}"
 
 

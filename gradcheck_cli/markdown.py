@@ -6,7 +6,7 @@ from .junit import _err
 from .results import ConfigResult, RunResult, Status
 from .verdicts import category, fmt_number
 
-_ICON = {"pass": "✅", "failure": "❌", "error": "💥", "warning": "⚠️", "skipped": "⏭️"}
+_ICON = {"pass": "✅", "failure": "❌", "error": "💥", "warning": "⚠️", "note": "ℹ️", "skipped": "⏭️"}
 
 
 def _cell(text: object) -> str:

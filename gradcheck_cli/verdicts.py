@@ -1,7 +1,8 @@
 """How a row or config status counts in reports (failure, warning, error, skip).
 
-Kept apart from results.py so that reports classify any status the checker may add (a new
-verdict is a warning unless it is one of the failing ones), instead of listing every status.
+Kept apart from results.py so that reports classify any status the checker may add, the way
+RunResult.exit_code does: only FAIL and inherited fail (and warn, under --strict); any other
+verdict (kink, or one added later) is a note that does not fail the run.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ FAILING = frozenset({Status.FAIL, Status.INHERITED})
 
 
 def category(status: Status, strict: bool = False) -> str:
-    """One of "pass", "failure", "warning", "error", "skipped" for a status."""
+    """One of "pass", "failure", "warning", "note", "error", "skipped" for a status."""
     if status is Status.PASS:
         return "pass"
     if status is Status.ERROR:
@@ -20,7 +21,9 @@ def category(status: Status, strict: bool = False) -> str:
         return "skipped"
     if status in FAILING:
         return "failure"
-    return "failure" if strict else "warning"
+    if status is Status.WARN:
+        return "failure" if strict else "warning"
+    return "note"
 
 
 def fmt_number(value: object) -> str:

@@ -94,7 +94,7 @@ def test_write_atomic_leaves_the_old_file_when_writing_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
-def test_inherited_rows_are_notices_and_warnings_warnings():
+def test_annotation_levels_follow_the_exit_code():
     from gradcheck_cli.annotations import config_commands
     from gradcheck_cli.results import Comparison, ConfigResult, Row, Status
 
@@ -103,8 +103,20 @@ def test_inherited_rows_are_notices_and_warnings_warnings():
                    Comparison(status, rel_error=0.5), None, status=status, reason="r")
 
     config = ConfigResult("n.yaml", "n", Status.FAIL, rows=[
-        row("1", Status.INHERITED), row("2", Status.FAIL), row("3", Status.WARN), row("4", Status.PASS)])
+        row("1", Status.INHERITED), row("2", Status.FAIL), row("3", Status.WARN), row("4", Status.PASS),
+        row("5", Status.KINK), row("6", Status.SKIPPED)])
     levels = [line.split(" ", 1)[0] for line in config_commands(config)]
-    assert levels == ["::notice", "::error", "::warning"]
+    assert levels == ["::notice", "::error", "::warning", "::notice"]
+    # --strict fails warnings, as the exit code does, and nothing else
     assert [line.split(" ", 1)[0] for line in config_commands(config, strict=True)] == \
-        ["::notice", "::error", "::error"]
+        ["::notice", "::error", "::error", "::notice"]
+
+    import xml.etree.ElementTree as ET
+
+    from gradcheck_cli.junit import to_junit
+    from gradcheck_cli.results import RunResult
+
+    for strict, failures in ((False, "2"), (True, "3")):
+        root = ET.fromstring(to_junit(RunResult([config], strict=strict)))
+        assert (root.get("tests"), root.get("failures")) == ("6", failures)
+        assert len(root.findall(".//skipped")) == 1

@@ -45,7 +45,8 @@ class Mode(str, Enum):
 def _consoles():
     from rich.console import Console
 
-    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or 120
+    # not a terminal (a CI log, a file): wide enough that no table column is cut
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or 160
     # stderr carries messages quoting config text, so "[/red]" in a key must print as written
     return Console(width=width, highlight=False), Console(stderr=True, width=width, highlight=False,
                                                           markup=False)
@@ -212,7 +213,7 @@ def _output_formats(outputs: List[str], fmt: Optional[str]) -> list:
     chosen = []
     for path in outputs:
         by_suffix = format_for_path(path)
-        if by_suffix and fmt and by_suffix != fmt:
+        if by_suffix and fmt not in (None, "table", by_suffix):  # stdout is the table anyway
             raise UsageError(f"--output {path}: the suffix means {by_suffix} but --format says "
                              f"{fmt}; rename the file or drop --format")
         name = by_suffix or fmt

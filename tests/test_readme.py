@@ -88,9 +88,13 @@ def _section(text: str, name: str) -> str:
 def test_ci_section_blocks_parse():
     """The workflow, the JSON example, the pytest and pre-commit configs are what they claim."""
     import json
-    import tomllib
 
     from ruamel.yaml import YAML
+
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the tomli backport, a dependency there
+        import tomli as tomllib
 
     blocks: dict[str, list[str]] = {}
     language, lines = None, []

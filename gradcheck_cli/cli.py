@@ -505,8 +505,11 @@ class _errors:
         if isinstance(exc, GradcheckError):
             self.err.print(f"error: {exc}", style="red", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE)
-        if self.debug:
-            return False
+        if self.debug:  # the traceback, and still the documented exit code
+            import traceback
+
+            self.err.file.write("".join(traceback.format_exception(kind, exc, tb)))
+            self.err.file.flush()
         self.err.print(f"internal error: {type(exc).__name__}: {exc}\n"
                        "This is a bug in gradcheck; please report it with the config and the output "
                        "of the same command with --debug.", style="red", soft_wrap=True)

@@ -109,7 +109,9 @@ def test_internal_error_outside_a_config(monkeypatch):
     assert result.stderr.startswith("internal error: KeyError: 'planted'\nThis is a bug in "
                                     "gradcheck; please report it")
     result = CliRunner().invoke(app, ["layers", "--debug"])
-    assert result.exit_code == 1 and isinstance(result.exception, KeyError)
+    assert result.exit_code == 2
+    assert "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.splitlines()[-2] == "internal error: KeyError: 'planted'"
 
 
 # -- streams and colors ---------------------------------------------------------------------------

@@ -89,11 +89,11 @@ def row_message(row: Row) -> str:
     parts = [f"layer {row.label} {row.layer_type}, tensor {row.tensor}: {row.status.value}"]
     if row.reason:
         parts.append(row.reason)
-    parts.append(f"layer err {_err(row.isolated)}, net err {_err(row.network)}")
+    parts.append(f"layer err {rel_text(row.isolated)}, net err {rel_text(row.network)}")
     return "; ".join(parts)
 
 
-def _err(comparison) -> str:
+def rel_text(comparison) -> str:
     value = getattr(comparison, "rel_error", None) if comparison is not None else None
     return "—" if value is None else f"{value:.2e}"
 

@@ -2,7 +2,7 @@
 then the rows that did not pass (every row inside a collapsed <details>)."""
 from __future__ import annotations
 
-from .junit import _err
+from .junit import rel_text
 from .results import ConfigResult, RunResult, Status
 from .verdicts import category, fmt_number
 
@@ -44,7 +44,7 @@ def _config_section(c: ConfigResult, strict: bool) -> list[str]:
 
     def lines(rows):
         return [f"| {r.label} | {r.layer_type} | {r.line or ''} | {r.tensor} | {fmt_number(r.tensor_shape)} "
-                f"| {_err(r.isolated)} | {_err(r.network)} | {r.status.value} | {_cell(r.reason)} |"
+                f"| {rel_text(r.isolated)} | {rel_text(r.network)} | {r.status.value} | {_cell(r.reason)} |"
                 for r in rows]
 
     if bad:

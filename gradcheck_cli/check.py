@@ -247,6 +247,9 @@ class _Target:
     f_scale: float                     # size of the terms f sums, for its rounding error
     bytes_per_probe: int
     key: tuple[int, ...]               # seed key for sampling and directions
+    #: size of the layer's gradients: the analytic side's rounding (float32 above all) scales
+    #: with it, even for a tensor whose own gradient is exactly zero (a bias before batch norm)
+    analytic_scale: float = 0.0
 
 
 def _check_tensor(ctx: _Context, analytic: Any, tensor: str, target: _Target) -> tuple[Comparison, np.ndarray | None]:
@@ -278,7 +281,8 @@ def _check_tensor(ctx: _Context, analytic: Any, tensor: str, target: _Target) ->
                                          target.f0, chunk, target.f_scale)
 
         out = judge(u @ a.reshape(-1), diffs.grad, diffs, tensor, ctx.net.spec.dtype, tol, context,
-                    refine=None if s.method == "complex" else refine)
+                    refine=None if s.method == "complex" else refine,
+                    analytic_scale=target.analytic_scale)
         out.analytic_shape = a.shape
         if out.status is not Status.FAIL:
             return out, None
@@ -318,7 +322,8 @@ def _entries_check(ctx: _Context, a: np.ndarray, tensor: str, target: _Target, i
             return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / 2, s.method,
                                      target.f0, chunk, target.f_scale)
     out = judge(a.reshape(-1)[idx], diffs.grad, diffs, tensor, ctx.net.spec.dtype, ctx.tol, context,
-                refine=refine, index=idx, full_shape=target.theta.shape)
+                refine=refine, index=idx, full_shape=target.theta.shape,
+                analytic_scale=target.analytic_scale)
     out.analytic_shape = a.shape
     n_full = None
     if idx.size == target.theta.size:
@@ -393,12 +398,25 @@ def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x64: np.ndarray, cache:
             entries = fastpath.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
         target = _Target(theta, stack, entries, f0, f_scale, per_probe,
-                         (*key, _tensor_key(layer, tensor)))
+                         (*key, _tensor_key(layer, tensor)), _gradient_scale(analytic))
         comparison, n_full = _judge(ctx, analytic, failure, tensor, target)
         ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
         ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
         rows.append(make_row(tensor, theta.shape, comparison))
     return rows
+
+
+def _gradient_scale(analytic: dict[str, Any]) -> float:
+    """The largest entry of a layer's gradients (x and parameters), ignoring unusable ones."""
+    scale = 0.0
+    for value in analytic.values():
+        try:
+            arr = np.abs(np.asarray(value, dtype=np.float64))
+        except (TypeError, ValueError):
+            continue
+        if arr.size and np.all(np.isfinite(arr)):
+            scale = max(scale, float(arr.max()))
+    return scale
 
 
 def _tensor_key(layer: Any, tensor: str) -> int:
@@ -413,15 +431,19 @@ def _inner_rows(ctx: _Context, node: PlannedLayer, layer: Any, cache: Any, label
     if inner is None:
         return []
     rows: list[Row] = []
+    doc = ctx.net.spec.doc
+    written = dict(zip(getattr(layer, "labels", ()), getattr(layer, "inner_keypaths", ())))
     for k, (suffix, sub, sub_x) in enumerate(inner(cache), start=1):
         sub_label = f"{label}.{suffix}"
+        sub_line = doc.locate(written[suffix])[0] if suffix in written else node.line
         sub_out, sub_cache = sub.forward(sub_x)
         ref_sub = with_params(sub, {n: _f64(v) for n, v in sub.params.items()})
         sub_key = (*key, 100 + k)
 
-        def make_row(tensor, shape, comparison, sub=sub, sub_label=sub_label, sub_x=sub_x, sub_out=sub_out):
+        def make_row(tensor, shape, comparison, sub=sub, sub_label=sub_label, sub_x=sub_x, sub_out=sub_out,
+                     sub_line=sub_line):
             return Row(label=sub_label, index=node.index, layer_type=sub.type_name or type(sub).__name__,
-                       line=node.line, tensor=tensor, input_shape=tuple(np.shape(sub_x)),
+                       line=sub_line, tensor=tensor, input_shape=tuple(np.shape(sub_x)),
                        output_shape=tuple(np.shape(sub_out)), tensor_shape=tuple(shape),
                        isolated=comparison, network=None)
 
@@ -595,7 +617,8 @@ def _network_check(ctx: _Context, rows: list[Row]) -> None:
                     except ValueError:
                         pass  # a wrong-shaped gradient is reported as such
             target = _Target(theta, stack, entries, f0, abs(f0), per_probe,
-                             (*node_key(node), 50 + _tensor_key(node.layer, tensor)))
+                             (*node_key(node), 50 + _tensor_key(node.layer, tensor)),
+                             _gradient_scale(analytic))
             row.network, n_full = _judge(ctx, analytic, failure, tensor, target)
             ctx.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
             ctx.keep(f"network/{node.label}/{tensor}/numeric", n_full)

@@ -95,7 +95,8 @@ def shape_mismatch(a: np.ndarray, tensor: str, shape: tuple[int, ...], tol: Tole
 
 def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: str, tol: Tolerance,
           context: Context | None = None, refine: Refine | None = None,
-          index: np.ndarray | None = None, full_shape: tuple[int, ...] | None = None) -> Comparison:
+          index: np.ndarray | None = None, full_shape: tuple[int, ...] | None = None,
+          analytic_scale: float = 0.0) -> Comparison:
     """Verdict on analytic values ``a`` against numeric ``n`` (both (B,), the probes checked).
 
     ``index`` maps probes to flat entries of the tensor (None for directional probes), so the
@@ -111,7 +112,7 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
                           reason=f"the function is not finite within one step of {tensor} "
                                  f"({bad_n} numeric value{'s' if bad_n > 1 else ''} NaN/Inf)")
     err = np.abs(a - n)
-    scale = float(np.abs(n).max())
+    scale = max(float(np.abs(n).max()), analytic_scale)
     noise = diffs.rounding + ANALYTIC_ROUNDING * UNIT_ROUNDOFF[dtype] * scale
     if diffs.truncation is not None:
         noise = noise + diffs.truncation

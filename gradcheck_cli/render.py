@@ -22,6 +22,23 @@ def err_text(value: float | None) -> str:
     return "—" if value is None else f"{value:.1e}"
 
 
+def compact(shape) -> str:
+    """(2,4,8,8): shapes without spaces, so that the table fits a terminal."""
+    if shape is None:
+        return "—"
+    return "(" + ",".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def mode_text(result: ConfigResult) -> str:
+    s = result.settings
+    entries = sum(r.isolated.entries + (r.network.entries if r.network else 0) for r in result.rows)
+    mode = s.get("mode", "full")
+    what = {"full": "full check (every entry)",
+            "sample": f"sample mode ({s.get('samples')} entries per tensor)",
+            "directional": f"directional mode ({s.get('directions')} directions per tensor)"}.get(mode, mode)
+    return f"{what}, {entries:,} comparisons"
+
+
 def header(result: ConfigResult) -> Text:
     text = Text()
     text.append(result.path, style="bold")
@@ -31,6 +48,7 @@ def header(result: ConfigResult) -> Text:
              f"{result.method} differences, h = {result.eps:.1e}·max(1, |θ|)",
              f"{result.n_params:,} parameters", f"batch m = {result.batch}"]
     text.append("  " + " · ".join(str(p) for p in parts), style="dim")
+    text.append(f"\n{mode_text(result)}", style="dim")
     if result.dtype == "float32":
         text.append(f"\nnumeric reference computed in {result.reference}", style="dim")
     return text
@@ -38,22 +56,25 @@ def header(result: ConfigResult) -> Text:
 
 def table(result: ConfigResult) -> Table:
     t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    for name, justify in [("#", "right"), ("layer", "left"), ("line", "right"), ("tensor", "left"),
-                          ("in → out", "left"), ("shape", "left"), ("grad", "left"),
-                          ("layer err", "right"), ("net err", "right"), ("max abs", "right"),
-                          ("status", "left")]:
-        t.add_column(name, justify=justify, no_wrap=True)
+    # numbers and statuses never wrap; shapes fold onto a second line in a narrow terminal
+    for name, justify, wrap in [("#", "right", False), ("layer", "left", True), ("line", "right", False),
+                                ("tensor", "left", False), ("in → out", "left", True),
+                                ("shape", "left", True), ("grad", "left", True),
+                                ("layer err", "right", False), ("noise", "right", False),
+                                ("net err", "right", False), ("max abs", "right", False),
+                                ("status", "left", False)]:
+        t.add_column(name, justify=justify, no_wrap=not wrap, overflow="fold")
     previous = None
     for row in result.rows:
         first = row.label != previous
         previous = row.label
-        io = f"{shape_text(row.input_shape)} → {shape_text(row.output_shape) if row.output_shape else 'scalar'}"
-        grad = shape_text(row.grad_shape)
+        io = f"{compact(row.input_shape)}→{compact(row.output_shape) if row.output_shape else 'scalar'}"
+        grad = compact(row.grad_shape)
         grad_style = "bold red" if row.grad_shape is not None and tuple(row.grad_shape) != tuple(row.tensor_shape) else ""
         t.add_row(row.label if first else "", row.layer_type if first else "",
                   str(row.line or "") if first else "", row.tensor, io if first else "",
-                  shape_text(row.tensor_shape), Text(grad, style=grad_style),
-                  err_text(row.isolated.rel_error),
+                  compact(row.tensor_shape), Text(grad, style=grad_style),
+                  err_text(row.isolated.rel_error), err_text(row.isolated.noise),
                   err_text(row.network.rel_error if row.network else None),
                   err_text(row.isolated.max_abs_error),
                   Text(row.status.value, style=STYLE[row.status]))

@@ -9,6 +9,7 @@ optional <failure message type>, <error>, <skipped> or <system-out>.
 from __future__ import annotations
 
 import dataclasses
+import re
 import xml.etree.ElementTree as ET
 
 from .results import ConfigResult, Row, RunResult, Status
@@ -27,7 +28,12 @@ def to_junit(run: RunResult) -> str:
         root.set(key, str(value))
     root.set("time", _seconds(sum(c.seconds or 0.0 for c in run.configs)))
     ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    text = ET.tostring(root, encoding="unicode")
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + _NOT_XML.sub("\ufffd", text) + "\n"
+
+
+#: Characters XML 1.0 cannot hold even escaped (a plugin's error text may carry them).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _seconds(value: float | None) -> str:

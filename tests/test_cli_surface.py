@@ -120,3 +120,14 @@ def test_annotation_levels_follow_the_exit_code():
         root = ET.fromstring(to_junit(RunResult([config], strict=strict)))
         assert (root.get("tests"), root.get("failures")) == ("6", failures)
         assert len(root.findall(".//skipped")) == 1
+
+
+def test_junit_is_well_formed_whatever_a_message_holds():
+    import xml.etree.ElementTree as ET
+
+    from gradcheck_cli.junit import to_junit
+    from gradcheck_cli.results import ConfigResult, RunResult, Status
+
+    config = ConfigResult("n.yaml", "n\x01", Status.ERROR, error="plugin said \x00\x1b[31mno\x07 <&>")
+    root = ET.fromstring(to_junit(RunResult([config])))
+    assert root.find("testsuite/testcase/error").get("message") == "plugin said \ufffd\ufffd[31mno\ufffd <&>"

@@ -30,7 +30,8 @@ def _table(run: RunResult, interrupted: bool = False) -> str:
                       force_terminal=False)
     for config in run.configs:
         if config.error is not None:
-            console.print(f"error: {config.error}", soft_wrap=True)
+            # markup off: messages quote config text, where "[/red]" is just text
+            console.print(f"error: {config.error}", soft_wrap=True, markup=False)
         else:
             render_config(console, config)
     render_run(console, run)

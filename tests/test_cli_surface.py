@@ -131,3 +131,11 @@ def test_junit_is_well_formed_whatever_a_message_holds():
     config = ConfigResult("n.yaml", "n\x01", Status.ERROR, error="plugin said \x00\x1b[31mno\x07 <&>")
     root = ET.fromstring(to_junit(RunResult([config])))
     assert root.find("testsuite/testcase/error").get("message") == "plugin said \ufffd\ufffd[31mno\ufffd <&>"
+
+
+def test_table_file_prints_messages_as_written():
+    from gradcheck_cli.results import ConfigResult, RunResult, Status
+
+    config = ConfigResult("n.yaml", "n", Status.ERROR, error="n.yaml:1:1: key `[/red]`: unknown")
+    text = FORMATS["table"].render(RunResult([config]), False)
+    assert text.splitlines()[0] == "error: n.yaml:1:1: key `[/red]`: unknown"

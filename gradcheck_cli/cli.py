@@ -119,8 +119,8 @@ def check(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line of each config."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Details for every row."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", metavar="SIZE", help="Refuse a "
-                                             "check estimated to need more memory, e.g. 512M or 2G "
-                                             "[default: half the RAM]."),
+                                             "config's check estimated to need more memory, e.g. "
+                                             "512M or 2G [default: half the RAM, shared by --jobs]."),
     max_evals: Optional[int] = typer.Option(None, "--max-evals", min=1, help="Refuse a check "
                                             "estimated to need more function evaluations "
                                             "[default: 10,000,000]."),
@@ -159,10 +159,11 @@ def check(
                              method=method.value if method else None, eps=eps,
                              mode=mode.value if mode else None, samples=samples,
                              directions=directions)
-        if max_memory is not None:
-            from .cost import parse_size
+        from .cost import default_max_memory, parse_size
 
-            options.max_memory = parse_size(max_memory)
+        # configs checked at once share the default; an explicit limit is per config
+        options.max_memory = (parse_size(max_memory) if max_memory is not None else
+                              default_max_memory() // max(1, jobs or os.cpu_count() or 1))
         options.max_evals = max_evals
         options.keep_arrays = dump is not None
         # In a GitHub Actions job the table gains annotations on the failing config lines.

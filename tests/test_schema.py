@@ -103,3 +103,24 @@ def test_editor_schema_lines_are_plain_comments_to_gradcheck(tmp_path, monkeypat
     result = CliRunner().invoke(app, ["validate", "net.yaml", "net.toml"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "2 configs: 2 valid, 0 invalid"
+
+
+class Opaque:
+    pass
+
+
+class Odd:
+    """A plugin-like layer (never registered) whose option has no JSON Schema."""
+
+    def __init__(self, units: int, thing: Opaque = None) -> None:
+        pass
+
+
+def test_an_option_without_a_json_schema_accepts_anything():
+    """A plugin option typed with an arbitrary class must not break the whole schema."""
+    from gradcheck_cli.schema import _Lenient, _entry
+
+    schema = _entry("odd", Odd, "Layer").model_json_schema(schema_generator=_Lenient)
+    assert schema["properties"]["units"]["type"] == "integer"
+    assert schema["required"] == ["units", "type"]
+    assert "type" not in schema["properties"]["thing"]

@@ -17,6 +17,7 @@ def project(pytester):
     nets = pytester.mkdir("nets")
     (nets / "ok.gradcheck.yaml").write_text((FIXTURES / "passing.yaml").read_text())
     (nets / "bad.gradcheck.yaml").write_text((FIXTURES / "failing.yaml").read_text())
+    (nets / "warn.gradcheck.yaml").write_text((FIXTURES / "warning.yaml").read_text())
     (nets / "notes.yaml").write_text("not: a config\n")      # not matched by the patterns
     pytester.mkdir("plugins")
     (pytester.path / "plugins" / "forgot_bias.py").write_text((FIXTURES / "forgot_bias.py").read_text())
@@ -32,7 +33,7 @@ def test_one_test_per_config_with_the_failing_rows(project):
     # subprocess: the plugin layer must not register inside this test process
     result = project.runpytest_subprocess("--gradcheck", "--gradcheck-plugin",
                                           "plugins/forgot_bias.py", "-p", "no:cacheprovider", "-rf")
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=2, failed=1)     # a warning passes
     result.stdout.fnmatch_lines([
         "nets/bad.gradcheck.yaml F*",
         "gradcheck failing: wrong gradient in 1 dense_forgot_bias b (FAIL)",
@@ -55,8 +56,8 @@ def test_ini_paths_plugins_and_per_layer(project):
     project.mkdir("tests")
     (project.path / "nets" / "notes.yaml").unlink()           # every config under nets/ is collected
     result = project.runpytest_subprocess("-p", "no:cacheprovider", "-v")
-    # 4 nodes each: dense, its tanh, dense, the loss
-    result.assert_outcomes(passed=7, failed=1)
+    # 4 nodes each: dense, its tanh, dense, the loss; 2 for the warning: dense, the loss
+    result.assert_outcomes(passed=9, failed=1)
     result.stdout.fnmatch_lines(["*nets/bad.gradcheck.yaml::1 dense_forgot_bias FAILED*",
                                  "*nets/bad.gradcheck.yaml::1a tanh PASSED*",
                                  "*nets/ok.gradcheck.yaml::loss mse PASSED*"])
@@ -69,8 +70,9 @@ def test_invalid_config_is_one_failing_test(pytester):
     result.stdout.fnmatch_lines(["broken.gradcheck.yaml:5:19: layers[0].units: must be > 0, got 0"])
 
 
-def test_pytest_xdist_spreads_configs(project):
+def test_pytest_xdist_spreads_configs_and_strict_fails_warnings(project):
     pytest.importorskip("xdist")
     result = project.runpytest_subprocess("--gradcheck", "--gradcheck-plugin", "plugins/forgot_bias.py",
-                                          "-p", "no:cacheprovider", "-n", "2")
-    result.assert_outcomes(passed=1, failed=1)
+                                          "-p", "no:cacheprovider", "-n", "2", "--gradcheck-strict")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*gradcheck warning: wrong gradient in 1 dense_bias_off b (warn)*"])

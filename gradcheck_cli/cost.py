@@ -4,9 +4,10 @@ A config that anyone can put in a pull request must not be able to eat the CI ma
 or keep it busy for hours. Before building a network, the runner estimates its parameters, the
 function evaluations both checks will make, and the peak memory, and refuses (exit 2) a check
 over ``--max-memory`` or ``--max-evals``. The figures mirror check.py: every tensor (each layer's
-input and parameters) is probed twice, once in isolation (one layer) and once end to end (the
-rest of the network and the loss); each probe costs one evaluation per offset of the difference
-method; perturbed copies are evaluated in batches that fit the settings' memory budget.
+input and parameters) is probed in isolation (one layer), and the parameters and the network
+input once more end to end (the rest of the network and the loss); each probe costs one
+evaluation per offset of the difference method; perturbed copies are evaluated in batches that
+fit the settings' memory budget.
 """
 from __future__ import annotations
 
@@ -99,7 +100,9 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
         tensors += len(sizes)
         for tensor, size in sizes.items():
             account(size, [acts[i], acts[i + 1]], f"{name} {tensor}")       # isolated
-            account(size, acts[i:], f"{name} {tensor}")                     # end to end
+            if tensor != "x" or i == 0:
+                # end to end: parameters and the network input (a hidden dx only in isolation)
+                account(size, acts[i:], f"{name} {tensor}")
     account(acts[-1], [acts[-1]], "loss x")
     tensors += 1
     # a margin for what the model leaves out (directions, refinement, temporaries): better to

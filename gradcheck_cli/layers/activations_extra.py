@@ -70,6 +70,7 @@ class LogSoftmax(Layer):
     dx = dout − softmax(x) ⊙ Σ_features dout. Shapes: (*probe, m, n) rows, (*probe, n, m) columns."""
 
     probe_axes = True
+    complex_safe = True  # shifted by the real max, like softmax
     shapes = "(n,) → (n,)"
 
     def output_shape(self, input_shape):
@@ -92,6 +93,7 @@ class PReLU(ShapedLayer):
     channel C for (C, *S) input); α (C,), initialized near 0.25.
     dx = dout ⊙ (1 if x > 0 else α);  dα = Σ over batch and space of dout ⊙ min(x, 0)."""
 
+    complex_safe = True  # the x > 0 decision looks at x.real only
     shapes = "any → same"
 
     def output_shape(self, input_shape):

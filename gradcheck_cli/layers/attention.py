@@ -36,6 +36,8 @@ class Attention(ShapedLayer):
 
     layouts = ("rows",)
     decay = ("Wq", "Wk", "Wv", "Wo")
+    #: softmax shifts by the real max; the causal mask is a fixed −∞, whatever the scores
+    complex_safe = True
     shapes = "(T, D) → (T, D)"
 
     def __init__(self, heads: Annotated[int, Gt(0)] = 1, causal: bool = False) -> None:

@@ -28,6 +28,9 @@ class Composite(ShapedLayer):
     VJP per block: d through the children in reverse, plus dskip = dout (or dout·Pᵀ, dP = hᵀ·dout)."""
 
     layouts = ("rows",)
+    #: as safe as the children: every child a transformer block builds is; a residual block
+    #: around a child that is not says so when its children are set (see ``set_inner``)
+    complex_safe = True
     inner_layers: list[Layer]
     blocks: list[list[int]]
 
@@ -177,6 +180,22 @@ class Residual(Composite):
                                  "forward does not accept leading probe axes (set probe_axes = True)")
         self.inner_layers, self.labels = list(children), list(labels)
         self.blocks = [list(range(len(children)))]
+        if type(self).complex_safe and not all(getattr(type(c), "complex_safe", False) for c in children):
+            self.__class__ = _refusing_complex_steps(type(self))
+
+
+_REFUSING: dict[type, type] = {}
+
+
+def _refusing_complex_steps(cls: type) -> type:
+    """``cls`` with ``complex_safe = False`` and nothing else changed. The checker asks a layer's
+    class whether complex steps may go through it, so a block that holds, say, a plugin taking
+    np.abs must be an instance of a class that says no."""
+    if cls not in _REFUSING:
+        _REFUSING[cls] = type(cls.__name__, (cls,), {
+            "complex_safe": False, "__doc__": cls.__doc__, "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__})
+    return _REFUSING[cls]
 
 
 @register("transformer_block")

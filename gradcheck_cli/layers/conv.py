@@ -24,6 +24,7 @@ class _Conv(ShapedLayer):
     nd: ClassVar[int] = 2
     layouts = ("rows",)
     decay = ("W",)
+    complex_safe = True  # im2col and matrix products only
 
     def __init__(self, filters: Pos, kernel: Union[Pos, list[Pos]], stride: Union[Pos, list[Pos]] = 1,
                  padding: Union[NonNeg, list[NonNeg]] = 0, dilation: Union[Pos, list[Pos]] = 1,

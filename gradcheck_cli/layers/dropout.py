@@ -24,6 +24,7 @@ class Dropout(ShapedLayer):
     Leading probe axes broadcast over the one mask."""
 
     layouts = ("rows", "columns")
+    complex_safe = True  # the mask is real and fixed: x ⊙ mask is linear
     shapes = "any → same"
 
     def __init__(self, p: Annotated[float, Ge(0), Lt(1)] = 0.5) -> None:

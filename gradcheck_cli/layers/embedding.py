@@ -20,6 +20,8 @@ class Embedding(ShapedLayer):
     table shows its row as n/a), dx is returned as zeros."""
 
     layouts = ("rows",)
+    #: the ids stay integers; a lookup in a complex W is linear in W
+    complex_safe = True
     shapes = "(*S) integer → (*S, dim)"
 
     def __init__(self, vocab: Annotated[int, Gt(0)], dim: Annotated[int, Gt(0)]) -> None:

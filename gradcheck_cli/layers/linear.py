@@ -18,6 +18,7 @@ class Linear(ShapedLayer):
 
     layouts = ("rows",)
     decay = ("W",)
+    complex_safe = True
     shapes = "(..., n) → (..., units)"
 
     def __init__(self, units: Annotated[int, Gt(0)]) -> None:

@@ -31,6 +31,8 @@ def normalize_backward(dxhat, xhat, inv, axes):
 
 class _Norm(ShapedLayer):
     layouts = ("rows",)
+    #: σ² is the mean of (x − μ)·(x − μ), never of |x − μ|² (np.var), so it stays analytic
+    complex_safe = True
 
     def __init__(self, eps: Annotated[float, Gt(0)] = 1e-5) -> None:
         super().__init__()

@@ -16,6 +16,8 @@ Pos = Annotated[int, Gt(0)]
 
 class _Pool2D(ShapedLayer):
     layouts = ("rows",)
+    #: max-pool picks each window's entry by its real part and passes that entry on, complex
+    complex_safe = True
     shapes = "(C, H, W) → (C, H', W')"
 
     def __init__(self, kernel: Union[Pos, list[Pos]] = 2, stride: Optional[Union[Pos, list[Pos]]] = None) -> None:
@@ -89,6 +91,7 @@ class GlobalAvgPool(ShapedLayer):
     """Mean over all spatial axes: x (m, C, *S) → (m, C); dx = dout/|S| broadcast over S."""
 
     layouts = ("rows",)
+    complex_safe = True
     shapes = "(C, *S) → (C,)"
 
     def output_shape(self, input_shape):

@@ -28,6 +28,7 @@ class _Recurrent(ShapedLayer):
     n_states: ClassVar[int] = 1
     layouts = ("rows",)
     decay = ("Wx", "Wh")
+    complex_safe = True  # matrix products, tanh and σ: analytic
 
     def __init__(self, hidden: Annotated[int, Gt(0)], return_sequences: bool = True) -> None:
         super().__init__()

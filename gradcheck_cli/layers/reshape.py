@@ -10,6 +10,7 @@ from ._shapes import ShapedLayer
 
 class _Reshape(ShapedLayer):
     layouts = ("rows",)
+    complex_safe = True
 
     def target(self, input_shape):
         raise NotImplementedError

@@ -139,3 +139,22 @@ def test_table_file_prints_messages_as_written():
     config = ConfigResult("n.yaml", "n", Status.ERROR, error="n.yaml:1:1: key `[/red]`: unknown")
     text = FORMATS["table"].render(RunResult([config]), False)
     assert text.splitlines()[0] == "error: n.yaml:1:1: key `[/red]`: unknown"
+
+
+def test_json_writes_nan_and_inf_as_null_and_keeps_the_status():
+    import json
+
+    from gradcheck_cli.report import to_json
+    from gradcheck_cli.results import Comparison, ConfigResult, Row, RunResult, Status
+
+    comparison = Comparison(Status.FAIL, rel_error=float("nan"), max_abs_error=float("inf"),
+                            reason="numeric gradient is NaN")
+    row = Row("1", 1, "dense", 4, "W", (2, 3), (2, 4), (3, 4), comparison, None,
+              status=Status.FAIL, reason="numeric gradient is NaN")
+    config = ConfigResult("n.yaml", "n", Status.FAIL, rows=[row], seconds=1.5)
+    text = to_json(RunResult([config]))
+    assert "NaN" not in text and "Infinity" not in text
+    doc = json.loads(text)
+    iso = doc["configs"][0]["rows"][0]["isolated"]
+    assert (iso["rel_error"], iso["max_abs_error"], iso["status"]) == (None, None, "FAIL")
+    assert "seconds" not in doc["configs"][0]

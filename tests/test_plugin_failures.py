@@ -1,8 +1,5 @@
-"""Plugin layers that misbehave at run time, beyond the corpus in tests/bad_configs/.
-
-Two cases are not handled yet and are marked xfail(strict=True): when they are fixed these tests
-start passing, pytest reports XPASS as a failure, and the marker should be removed.
-"""
+"""Plugin layers that misbehave at run time, beyond the corpus in tests/bad_configs/: whatever a
+layer does, the outcome is an error or a FAIL, never a silent pass."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -84,20 +81,21 @@ def test_a_broken_backward_fails_its_rows_with_the_reason(tmp_path, monkeypatch,
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="SystemExit from a layer's forward/backward passes through "
-                   "runner.check_file (it catches GradcheckError only) and check.py (`except "
-                   "Exception`): gradcheck exits 0 with no output, a pass it did not compute")
-@pytest.mark.parametrize("layer", ["pf_forward_exits", "pf_backward_exits"])
-def test_a_layer_calling_sys_exit_is_an_error_not_a_silent_pass(tmp_path, monkeypatch, plugin, layer):
-    result = _check(tmp_path, monkeypatch, plugin, layer)
+def test_a_forward_calling_sys_exit_is_an_error_not_a_silent_pass(tmp_path, monkeypatch, plugin):
+    result = _check(tmp_path, monkeypatch, plugin, "pf_forward_exits")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: net.yaml:3:5: layers[0]: ")
+    assert result.stderr.startswith("error: net.yaml:3:5: layers[0]: pf_forward_exits.forward raised "
+                                    "SystemExit: 0 (at ")
 
 
-@pytest.mark.xfail(strict=True, reason="check._unpack calls np.isfinite on the output without "
-                   "checking its dtype: an object array raises TypeError, reported as an internal error")
+def test_a_backward_calling_sys_exit_fails_its_row(tmp_path, monkeypatch, plugin):
+    result = _check(tmp_path, monkeypatch, plugin, "pf_backward_exits")
+    assert result.exit_code == 1
+    assert "backward raised SystemExit: 0" in result.stdout
+
+
 def test_a_forward_returning_an_object_array_gets_a_located_message(tmp_path, monkeypatch, plugin):
     result = _check(tmp_path, monkeypatch, plugin, "pf_object_output")
     assert result.exit_code == 2
-    assert "internal error" not in result.stderr
-    assert result.stderr.startswith("error: net.yaml:3:5: layers[0]: pf_object_output.forward ")
+    assert result.stderr == ("error: net.yaml:3:5: layers[0]: pf_object_output.forward returned an "
+                             "array of dtype object; expected floating point numbers\n")

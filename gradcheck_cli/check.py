@@ -113,6 +113,16 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
                    arrays={} if settings.keep_arrays else None)
     if settings.method == "complex":
         _require_complex_safe(net)
+    try:
+        return _check(ctx, started)
+    except SystemExit as exc:
+        # a layer's code called sys.exit while the differences ran: nothing was computed
+        raise LayerRuntimeError(f"a layer called sys.exit({exc.code!r}) during the check; "
+                                "nothing can be checked", file=spec.doc.path) from None
+
+
+def _check(ctx: _Context, started: float) -> ConfigResult:
+    net, spec, settings = ctx.net, ctx.net.spec, ctx.settings
     ctx.clean = _clean_forward(net)
     _reference(ctx)
     rows: list[Row] = []
@@ -160,7 +170,7 @@ def _clean_forward(net: Network) -> _Forward:
         given = acts[-1].copy()
         try:
             result = node.layer.forward(given)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
             raise runtime_error(plan, node, "forward", exc) from None
         if not np.array_equal(given, acts[-1], equal_nan=True):
             mutated[node.label] = "forward modifies its input x in place"
@@ -175,7 +185,7 @@ def _clean_forward(net: Network) -> _Forward:
             raise net.spec.doc.error(exc.message, ("loss",)) from None
     try:
         value, lcache = loss.forward(acts[-1], net.targets)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         raise runtime_error(plan, net.loss, "forward", exc) from None
     if np.ndim(value) != 0 or not np.isfinite(value):
         raise net.spec.doc.error(f"{net.loss.type_name}.forward returned {value!r:.60} for the loss; "
@@ -195,6 +205,9 @@ def _unpack(plan, node: PlannedLayer, result: Any, expected: tuple[int, ...]) ->
     if out.shape != expected:
         raise doc.error(f"{node.type_name}.forward returned out of shape {out.shape}; expected "
                         f"{expected}", node.keypath)
+    if not np.issubdtype(out.dtype, np.inexact):
+        raise doc.error(f"{node.type_name}.forward returned an array of dtype {out.dtype}; expected "
+                        "floating point numbers", node.keypath)
     if not np.all(np.isfinite(out)):
         raise doc.error(f"{node.type_name}.forward returned NaN or Inf "
                         f"({int(np.count_nonzero(~np.isfinite(out)))} entries): the first layer "
@@ -250,6 +263,24 @@ class _Target:
     #: size of the layer's gradients: the analytic side's rounding (float32 above all) scales
     #: with it, even for a tensor whose own gradient is exactly zero (a bias before batch norm)
     analytic_scale: float = 0.0
+    #: extra diagnose.Context fields (upstream gradient, layer input/output, neighbours)
+    diagnosis: dict = field(default_factory=dict)
+
+
+def _diagnosis_context(ctx: _Context, ref_layer: Any, tensor: str, x64: np.ndarray,
+                       out64: np.ndarray, g64: np.ndarray) -> dict[str, Any]:
+    """What the diagnosis of a failing isolated gradient may use; the wrong-cache candidates
+    (gradients at other layers' inputs of the same shape) cost differences, so they are lazy."""
+    from .diagnose import wrong_cache_candidates
+
+    others = {f"layer input {j}": a for j, a in enumerate(ctx.ref_acts)
+              if a.shape == x64.shape and not np.array_equal(a, x64)}
+
+    def neighbours():
+        return wrong_cache_candidates(lambda xx, pp: with_params(ref_layer, pp).forward(xx)[0],
+                                      ref_layer.params, tensor, g64, others)
+
+    return dict(cotangent=g64, layer_input=x64, layer_output=out64, neighbours=neighbours)
 
 
 def _check_tensor(ctx: _Context, analytic: Any, tensor: str, target: _Target) -> tuple[Comparison, np.ndarray | None]:
@@ -264,12 +295,14 @@ def _check_tensor(ctx: _Context, analytic: Any, tensor: str, target: _Target) ->
                 and tuple(problem.analytic_shape) == theta.shape[::-1]:
             n_full = _full_numeric(ctx, target)
             problem = shape_mismatch(np.asarray(analytic, dtype=np.float64), tensor, theta.shape, tol, n_full)
+            problem.entries = theta.size
+            return problem, n_full
         problem.entries = theta.size
         return problem, None
     if theta.size == 0:
         return Comparison(Status.SKIPPED, analytic_shape=a.shape, reason="empty tensor"), None
     chunk = chunk_for(target.bytes_per_probe, s.max_memory)
-    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, tol.pass_rtol)
+    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, tol.pass_rtol, **target.diagnosis)
     if s.mode == "directional":
         rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)
         u = rng.standard_normal((s.directions, theta.size))
@@ -399,6 +432,7 @@ def _isolated(ctx: _Context, layer: Any, ref_layer: Any, x64: np.ndarray, cache:
                                                  contraction=g64)
         target = _Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, _tensor_key(layer, tensor)), _gradient_scale(analytic))
+        target.diagnosis = _diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64)
         comparison, n_full = _judge(ctx, analytic, failure, tensor, target)
         ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
         ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
@@ -465,7 +499,7 @@ def _backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any],
     before = np.array(dout, copy=True)
     try:
         result = layer.backward(dout, cache)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
         return {}, f"backward raised {type(exc).__name__}: {exc}{where}"
@@ -538,7 +572,7 @@ def _loss_row(ctx: _Context) -> Row:
     node, loss = net.loss, net.loss.layer
     try:
         analytic, failure = {"x": loss.backward(1.0, ctx.clean.loss_cache)}, None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         analytic, failure = {}, f"backward raised {type(exc).__name__}: {exc}"
     x64 = ctx.ref_acts[-1]
     targets = ctx.ref_targets
@@ -634,7 +668,7 @@ def _chain(ctx: _Context) -> dict:
         d = net.loss.layer.backward(1.0, ctx.clean.loss_cache)
         chain["top"] = float(np.linalg.norm(np.asarray(d, dtype=np.float64)))
         broken = None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         d, broken = None, f"not computed: the loss's backward raised {type(exc).__name__}"
     for i in reversed(range(len(net.nodes))):
         if d is None:
@@ -680,6 +714,10 @@ def _with_l2(evaluate: EvaluateStack, coef: float) -> EvaluateStack:
 
 # -- verdict per row -------------------------------------------------------------------------------
 
+def _who(row: Row) -> str:
+    return f"the loss ({row.layer_type})" if row.label == "loss" else f"layer {row.label} ({row.layer_type})"
+
+
 def _settle(rows: list[Row]) -> None:
     """A row's status from both checks; a network-only failure is blamed on a later layer's dx."""
     order = {r.label: k for k, r in enumerate(rows)}
@@ -695,8 +733,7 @@ def _settle(rows: list[Row]) -> None:
                 r.status, r.reason = Status.INHERITED, net.reason
             elif culprit is not None:
                 r.status = Status.INHERITED
-                r.reason = (f"right in isolation; wrong end to end because layer {culprit.label} "
-                            f"({culprit.layer_type}) returns a wrong dx")
+                r.reason = f"right in isolation; wrong end to end because {_who(culprit)} returns a wrong dx"
             else:
                 r.status = Status.FAIL
                 r.reason = f"right in isolation but wrong end to end: {net.reason}"
@@ -704,8 +741,8 @@ def _settle(rows: list[Row]) -> None:
                 (culprit := next((b for b in bad_dx if order[b.label] > order[r.label]), None)):
             # a hidden layer's dL/dx is not differenced end to end, but it is wrong all the same
             r.status = Status.INHERITED
-            r.reason = (f"right in isolation; its end-to-end dL/dx is wrong because layer "
-                        f"{culprit.label} ({culprit.layer_type}) returns a wrong dx")
+            r.reason = (f"right in isolation; its end-to-end dL/dx is wrong because {_who(culprit)} "
+                        "returns a wrong dx")
         elif Status.WARN in (iso.status, net.status if net else None) or notes:
             r.status = Status.WARN
             r.reason = "; ".join(filter(None, [

@@ -169,10 +169,18 @@ def check(
         # In a GitHub Actions job the table gains annotations on the failing config lines.
         annotate = shown == "table" and os.environ.get("GITHUB_ACTIONS") == "true"
         results, interrupted = [], False
+        workers = jobs or os.cpu_count() or 1
+        reporter = None
+        if shown == "table" and err.is_terminal and min(workers, len(files)) == 1:
+            from .progress import ProgressReporter
+
+            reporter = options.progress = ProgressReporter(err)
         try:
-            with closing(check_files(files, options, jobs or os.cpu_count() or 1, debug)) as stream:
+            with closing(check_files(files, options, workers, debug)) as stream:
                 for result in stream:
                     results.append(result)
+                    if reporter is not None:
+                        reporter.stop()
                     if shown == "table":
                         _show(out, err, result, verbose, quiet, annotate, strict)
                     elif result.error is not None:  # stdout holds only the document
@@ -181,6 +189,8 @@ def check(
                         break
         except KeyboardInterrupt:
             interrupted = True
+            if reporter is not None:
+                reporter.stop()
             # Fresh consoles: an interrupt inside a print leaves rich's buffer full, and the old
             # console would print that text a second time.
             out, err = _consoles()

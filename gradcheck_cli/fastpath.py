@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .layers.activations import Elementwise, Softmax
+from .layers.activations import Elementwise, ReLU, Softmax
 from .layers.dense import Dense
 from .numeric import EvaluateEntries
 from .probes import probe_capable, run
@@ -126,9 +126,14 @@ def _through(layer: Any, x: np.ndarray, out: np.ndarray, cols: Columns) -> Colum
     if _is(layer, Dense) and layer.layout == ("rows" if cols.rows else "columns"):
         change = cols.values - cols.old()                          # (B, m)
         W = layer.params["W"]
+        # one buffer, written once and updated in place: this step is memory-bound
         if cols.rows:                                              # out (m, units)
-            return out[None] + change[:, :, None] * W[cols.feature, :][:, None, :]
-        return out[None] + W[:, cols.feature].T[:, :, None] * change[:, None, :]
+            a, b = change[:, :, None], W[cols.feature, :][:, None, :]
+        else:
+            a, b = W[:, cols.feature].T[:, :, None], change[:, None, :]
+        stack = np.multiply(a, b, dtype=np.result_type(a, b, out))
+        stack += out
+        return stack
     return None
 
 
@@ -182,6 +187,10 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
             k += 1
         stack = current.materialize() if isinstance(current, Columns) else current
         remaining = rest[k:]
+        # the stack is ours: a relu right after the rank-1 step can work in place
+        while remaining and type(remaining[0]) is ReLU and not np.iscomplexobj(stack):
+            np.maximum(stack, 0, out=stack)
+            remaining = remaining[1:]
         if tail_batched and probe_capable(remaining):
             return np.asarray(tail(run(remaining, stack))).reshape(len(idx))
         return np.array([np.asarray(tail(run(remaining, s))).reshape(()) for s in stack])

@@ -5,7 +5,7 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from .errors import GradcheckError, PluginError, UsageError
 from .results import ConfigResult, Status
@@ -32,6 +32,8 @@ class RunOptions:
     max_evals: int | None = None
     #: keep every array checked in ConfigResult.arrays (for --dump)
     keep_arrays: bool = False
+    #: a progress display (progress.ProgressReporter), serial runs only: not picklable
+    progress: Any = field(default=None, repr=False, compare=False)
 
 
 def discover(paths: list[str], exclude: list[str] | None = None) -> list[Path]:
@@ -101,6 +103,9 @@ def _check_file(path: Path, options: RunOptions) -> ConfigResult:
     from .cost import guard
 
     settings, cost = guard(plan, settings, options.max_memory, options.max_evals)
+    if options.progress is not None:
+        options.progress.start(str(path), cost.evaluations)
+        settings.progress = options.progress.advance
     result = check_network(build_network(plan), settings)
     result.cost = cost.to_dict()
     return result

@@ -11,7 +11,8 @@ Also prints the FLOP floor: the GEMM work of the layers after each perturbed one
 evaluations per parameter, at this machine's measured float64 GEMM rate.
 
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, when set, slow numpy's GEMM on some machines: this
-script re-runs itself without them (and says so). Timings are medians of --repeat runs.
+script re-runs itself without them, and with OPENBLAS_NUM_THREADS=1 unless you set it (as the
+gradcheck command does), and says so. Timings are medians of --repeat runs.
 """
 from __future__ import annotations
 
@@ -186,10 +187,15 @@ def main() -> None:
     parser.add_argument("--no-naive-above", type=int, default=200_000,
                         help="skip the naive loop above this many parameters")
     args = parser.parse_args()
-    if any(v in os.environ for v in BLAS_VARS):
+    if any(v in os.environ for v in BLAS_VARS) or "OPENBLAS_NUM_THREADS" not in os.environ:
         env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
-        print(f"note: re-running without {', '.join(v for v in BLAS_VARS if v in os.environ)} "
-              "(they slow numpy's GEMM here)", flush=True)
+        # one BLAS thread, as the gradcheck command runs: the stacked products here are tall and
+        # skinny, where OpenBLAS's second thread costs more than it brings (measured 3x)
+        env.setdefault("OPENBLAS_NUM_THREADS", "1")
+        dropped = [v for v in BLAS_VARS if v in os.environ]
+        print(f"note: running with OPENBLAS_NUM_THREADS={env['OPENBLAS_NUM_THREADS']}"
+              + (f", without {', '.join(dropped)} (they slow numpy's GEMM here)" if dropped else ""),
+              flush=True)
         sys.exit(subprocess.call([sys.executable, *sys.argv], env=env))
 
     import numpy as np

@@ -152,10 +152,19 @@ def _check(ctx: _Context, started: float) -> ConfigResult:
 def _require_complex_safe(net: Network) -> None:
     for node in [*net.nodes, net.loss]:
         if not getattr(type(node.layer), "complex_safe", False):
+            name, keypath = _unsafe_inside(node.layer, node.type_name, node.keypath)
             raise net.spec.doc.error(
-                f"method complex needs every layer to be complex-safe, and `{node.type_name}` does "
+                f"method complex needs every layer to be complex-safe, and `{name}` does "
                 "not declare `complex_safe = True` (its forward must stay analytic for complex "
-                "inputs: compare on x.real, no abs/maximum); use --method central", node.keypath)
+                "inputs: compare on x.real, no abs/maximum); use --method central", keypath)
+
+
+def _unsafe_inside(layer: Any, name: str, keypath: tuple) -> tuple[str, tuple]:
+    """The innermost layer of a composite that is not complex-safe, and where it was written."""
+    for child, path in zip(getattr(layer, "inner_layers", ()), getattr(layer, "inner_keypaths", ())):
+        if not getattr(type(child), "complex_safe", False):
+            return _unsafe_inside(child, getattr(child, "type_name", type(child).__name__), path)
+    return name, keypath
 
 
 # -- forward passes ---------------------------------------------------------------------------------

@@ -47,17 +47,25 @@ class Columns:
 
 @dataclass
 class Rows:
-    """B copies of an activation (rows layout), copy k differing only in example sample[k]."""
+    """B copies of an activation (rows layout) that differ from the clean one in a few examples:
+    copy[i] has row sample[i] replaced by values[i]. Examples are independent through
+    per-example layers, so only the changed rows need computing."""
 
     base: np.ndarray      # clean activation (m, n)
-    sample: np.ndarray    # (B,) the example that differs
-    values: np.ndarray    # (B, n) its new row
+    copies: int           # B
+    copy: np.ndarray      # (N,) which copy
+    sample: np.ndarray    # (N,) which example of it
+    values: np.ndarray    # (N, n) the new row
 
     def materialize(self) -> np.ndarray:
         dtype = np.result_type(self.base.dtype, self.values.dtype)
-        stack = np.repeat(self.base[None].astype(dtype), len(self.sample), axis=0)
-        stack[np.arange(len(self.sample)), self.sample, :] = self.values
+        stack = np.repeat(self.base[None].astype(dtype), self.copies, axis=0)
+        stack[self.copy, self.sample, :] = self.values
         return stack
+
+    def through(self, layer: Any, out: np.ndarray) -> "Rows":
+        # a batch of N single rows: (N, n) -> (N, n_out)
+        return Rows(out, self.copies, self.copy, self.sample, layer.forward(self.values)[0])
 
 
 def _per_example(layer: Any) -> bool:
@@ -91,7 +99,7 @@ def _start_input(layer: Dense, x: np.ndarray, z: np.ndarray, idx: np.ndarray, va
         g = contraction[s, :] if rows else contraction[:, s].T
         return float((z * contraction).sum()) + delta * (w * g).sum(axis=1)
     if rows:
-        return Rows(z, s, z[s, :] + delta[:, None] * w)
+        return Rows(z, idx.size, np.arange(idx.size), s, z[s, :] + delta[:, None] * w)
     dtype = np.result_type(z.dtype, delta.dtype)
     stack = np.repeat(z[None].astype(dtype), idx.size, axis=0)
     stack[np.arange(idx.size), :, s] += delta[:, None] * w
@@ -123,6 +131,14 @@ def _through(layer: Any, x: np.ndarray, out: np.ndarray, cols: Columns) -> Colum
     if _is(layer, Elementwise):
         with np.errstate(over="ignore"):
             return Columns(out, cols.feature, layer.f(cols.values), cols.rows)
+    if _is(layer, Dense) and cols.rows and layer.layout == "rows":
+        # rank-1 update of the examples whose column changed; after a relu most of the change is
+        # exactly zero in about half of the examples, which then stay as they were
+        change = cols.values - cols.old()                          # (B, m)
+        copy, sample = np.nonzero(change)
+        W = layer.params["W"]
+        values = out[sample] + change[copy, sample][:, None] * W[cols.feature[copy], :]
+        return Rows(out, len(cols.feature), copy, sample, values)
     if _is(layer, Dense) and layer.layout == ("rows" if cols.rows else "columns"):
         change = cols.values - cols.old()                          # (B, m)
         W = layer.params["W"]
@@ -162,22 +178,13 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
             start = _start_input(first, x, z, idx, values, contraction if not rest else None)
             if isinstance(start, np.ndarray) and start.ndim == 1:
                 return start
-            k = 0
-            while isinstance(start, Rows) and k < len(rest) and _per_example(rest[k]):
-                out = rest[k].forward(start.values[:, None, :])[0][:, 0, :]
-                start = Rows(acts[k + 2], start.sample, out)
-                k += 1
-            stack = start.materialize() if isinstance(start, Rows) else start
-            remaining = rest[k:]
-            if tail_batched and probe_capable(remaining):
-                return np.asarray(tail(run(remaining, stack))).reshape(len(idx))
-            return np.array([np.asarray(tail(run(remaining, one))).reshape(()) for one in stack])
+            return _finish(start, 0)
         cols = _start(first, x, z, tensor, idx, values)
         if contraction is not None and not rest:
             g = contraction[:, cols.feature].T if cols.rows else contraction[cols.feature, :]
             f0 = float((z * contraction).sum())
             return f0 + ((cols.values - cols.old()) * g).sum(axis=1)
-        current: Columns | np.ndarray = cols
+        current: Columns | Rows | np.ndarray = cols
         k = 0
         while k < len(rest) and isinstance(current, Columns):
             following = _through(rest[k], acts[k + 1], acts[k + 2], current)
@@ -185,14 +192,22 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
                 break
             current = following
             k += 1
-        stack = current.materialize() if isinstance(current, Columns) else current
+        return _finish(current, k)
+
+    def _finish(current: Columns | Rows | np.ndarray, k: int) -> np.ndarray:
+        """Carry changed rows through the per-example layers from rest[k] on, then run the
+        remaining layers on the materialized copies and reduce each to its scalar."""
+        while isinstance(current, Rows) and k < len(rest) and _per_example(rest[k]):
+            current = current.through(rest[k], acts[k + 2])
+            k += 1
+        stack = current if isinstance(current, np.ndarray) else current.materialize()
         remaining = rest[k:]
         # the stack is ours: a relu right after the rank-1 step can work in place
         while remaining and type(remaining[0]) is ReLU and not np.iscomplexobj(stack):
             np.maximum(stack, 0, out=stack)
             remaining = remaining[1:]
         if tail_batched and probe_capable(remaining):
-            return np.asarray(tail(run(remaining, stack))).reshape(len(idx))
-        return np.array([np.asarray(tail(run(remaining, s))).reshape(()) for s in stack])
+            return np.asarray(tail(run(remaining, stack))).reshape(stack.shape[0])
+        return np.array([np.asarray(tail(run(remaining, one))).reshape(()) for one in stack])
 
     return evaluate

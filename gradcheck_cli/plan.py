@@ -104,7 +104,9 @@ def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
     if name is None:
         raise doc.error(f"missing `type`: one of {_names(kind)}", keypath)
     if not isinstance(name, str):
-        raise doc.error(f"`type` must be a layer name, got {name!r:.40}", type_path)
+        raise doc.error(f"`type` must be a {'loss' if kind == 'loss' else 'layer'} name such as "
+                        f"`{'mse' if kind == 'loss' else 'dense'}`, got {name!r:.40} "
+                        "(`gradcheck layers` lists them)", type_path)
     available = registered()
     cls = available.get(name)
     if cls is None:
@@ -118,7 +120,8 @@ def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
     options = {k: v for k, v in entry.items() if k not in ("type", "activation")}
     activation = entry.get("activation")
     if "activation" in entry and kind == "loss":
-        raise doc.error("a loss takes no `activation`", keypath + ("activation",))
+        raise doc.error("a loss takes no `activation`: put it on the last layer instead",
+                        keypath + ("activation",))
     model = options_model(cls)
     try:
         validated = model.model_validate(options)

@@ -83,7 +83,8 @@ def parse_bytes(raw: bytes, fmt: str, path: str = "<config>") -> Document:
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise SpecError("the file is UTF-16 text; save it as UTF-8", file=path)
     if b"\x00" in raw:
-        raise SpecError("binary data (NUL bytes), not a text config file", file=path)
+        raise SpecError("binary data (NUL bytes), not a text config file: a spec is YAML or TOML "
+                        "text saved as UTF-8", file=path)
     try:
         text = raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is accepted
     except UnicodeDecodeError as exc:

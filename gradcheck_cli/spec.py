@@ -216,7 +216,8 @@ def describe(err: dict, model: type[BaseModel] | None, valid_keys: list[str] | N
         if kind == "dict_type" and len(loc) == 2 and loc[0] == "layers":
             wanted = "a mapping with a `type` key, e.g. `{type: dense, units: 10}`"
         got = _kind(value) if value is None else f"{_kind(value)} ({value!r:.40})"
-        return f"expected {wanted}, got {got}"
+        hint = _MISSING_HINTS.get(str(loc[-1])) if len(loc) == 1 or loc[-1] == "shape" else None
+        return f"expected {wanted}, got {got}" + (f": {hint}" if hint else "")
     if kind == "finite_number":
         return f"expected a finite number, got {value!r}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):

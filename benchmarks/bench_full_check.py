@@ -117,6 +117,10 @@ def analytic_grads(net):
 def torch_check(x, y, Ws, bs, loss, fast):
     import torch
 
+    # one thread, like the others: with two, torch's thread pool fights itself on these tiny
+    # operations (measured 70x slower on this machine)
+    torch.set_num_threads(1)
+
     tx = torch.tensor(x)
     ty = torch.tensor(y)
     params = [torch.tensor(p, requires_grad=True) for p in [*Ws, *bs]]
@@ -158,6 +162,23 @@ def jax_check(x, y, Ws, bs, loss):
     except AssertionError:
         return False
     return True
+
+
+MEASURE_PEAK = """
+import resource, sys
+from gradcheck_cli import build_network, check_network, spec_from_text
+import gradcheck_cli.check, gradcheck_cli.fastpath  # imports are part of the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = check_network(build_network(spec_from_text(sys.stdin.read())))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+"""
+
+
+def peak_memory(text: str) -> int:
+    """Peak resident memory of one full check above the interpreter's baseline (a fresh process)."""
+    out = subprocess.run([sys.executable, "-c", MEASURE_PEAK], input=text, capture_output=True,
+                         text=True, check=True).stdout
+    return int(out.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
 
 
 def gemm_rate() -> float:
@@ -241,6 +262,9 @@ def main() -> None:
             pass
         rows.append(row)
         print(row, flush=True)
+    print(f"peak memory of the full check of {names[-1]}: "
+          f"{peak_memory(spec_text(names[-1])) / 2**20:.0f} MiB above the interpreter's baseline "
+          "(built network included)", flush=True)
     if not args.quick:
         net = build_network(load_spec(CONVNET))
         t, result = timed(lambda: check_network(net, CheckSettings()), args.repeat)

@@ -127,13 +127,17 @@ class ELU(Elementwise):
 
 @register("gelu")
 class GELU(Elementwise):
-    """GELU, tanh form: y = ½x(1 + t), t = tanh(c(x + 0.044715x³)), c = √(2/π);
-    dx = dout ⊙ (½(1 + t) + ½x(1 − t²)·c(1 + 3·0.044715x²))."""
+    """GELU, tanh form: y = ½x(1 + t), t = tanh(u), u = c(x + 0.044715x³), c = √(2/π);
+    dx = dout ⊙ (½(1 + t) + ½x(1 − t²)·u'), u' = c(1 + 3·0.044715x²).
+
+    Evaluated as y = x·σ(2u), with 1 + t = 2σ(2u) and 1 − t² = 4σ(2u)σ(−2u): the same numbers,
+    without the cancellation of 1 + t and 1 − t² far in the negative tail, where t → −1."""
     g_text, dg_text = "½z(1 + t), t = tanh(c(z + 0.044715z³)), c = √(2/π)", "½(1 + t) + ½z(1 − t²)·c(1 + 3·0.044715z²)"
-    def f(self, x): return 0.5 * x * (1.0 + np.tanh(_GELU_C * (x + 0.044715 * x**3)))
+    def f(self, x): return x / (1.0 + np.exp(-2.0 * _GELU_C * (x + 0.044715 * x**3)))
     def df(self, x, y):
-        t = np.tanh(_GELU_C * (x + 0.044715 * x**3))
-        return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * x * x)
+        u2 = 2.0 * _GELU_C * (x + 0.044715 * x**3)
+        s, r = 1.0 / (1.0 + np.exp(-u2)), 1.0 / (1.0 + np.exp(u2))   # σ(2u), σ(−2u)
+        return s + 2.0 * x * s * r * _GELU_C * (1.0 + 3 * 0.044715 * x * x)
 
 
 @register("softmax")

@@ -18,9 +18,11 @@ from .source import Document
 _LOADED: dict[Path, list[str]] = {}
 
 
-def load_plugin(path: str | Path) -> list[str]:
-    """Import one plugin file (once per process); return the layer names it registered."""
+def load_plugin(path: str | Path, shown: str | None = None) -> list[str]:
+    """Import one plugin file (once per process); return the layer names it registered.
+    Messages name the file as ``shown`` (as the user wrote it) when given."""
     p = Path(path)
+    path = shown or path
     if not p.is_file():
         raise PluginError(f"{path}: plugin file not found")
     resolved = p.resolve()

@@ -126,11 +126,12 @@ def plan_file(path: Path, options: RunOptions):
             raise spec.doc.error("this config names plugins, which are Python code; gradcheck runs "
                                  "them only with --allow-plugins (or name them with --plugin)",
                                  ("plugins",))
-        for target in targets:
+        for i, (entry, target) in enumerate(zip(spec.plugins, targets)):
             try:
-                load_plugin(target)
+                # named as the config wrote it, relative to the config's folder
+                load_plugin(target, shown=str(Path(path).parent / entry))
             except PluginError as exc:
-                raise spec.doc.error(str(exc), ("plugins",)) from None
+                raise spec.doc.error(str(exc), ("plugins", i)) from None
     return plan_network(spec)
 
 

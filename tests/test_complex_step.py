@@ -149,8 +149,10 @@ def test_residual_around_a_layer_that_is_not_complex_safe_is_refused_by_name_and
     assert type(block).__doc__ == lookup("residual").__doc__
     assert not type(block).complex_safe and not type(block.inner_layers[0]).complex_safe
     assert lookup("residual").complex_safe  # the registered class itself is unchanged
-    with pytest.raises(SpecError, match=r"layers\[1\]: method complex needs every layer to be "
-                                        r"complex-safe, and `residual` does not declare"):
+    # the error names the layer inside the blocks that is not complex-safe, where it was written
+    with pytest.raises(SpecError, match=r"layers\[1\]\.layers\[0\]\.layers\[1\]: method complex needs "
+                                        r"every layer to be complex-safe, and `test_abs_not_complex_safe` "
+                                        r"does not declare"):
         check_network(net, COMPLEX)
     # the same block is fine under a method that only evaluates real inputs
     assert check_network(net).status is Status.PASS

@@ -22,7 +22,7 @@ import numpy as np
 from . import fastpath
 from .compare import as_gradient, diagnose_failure, judge, shape_mismatch
 from .diagnose import Context
-from .errors import LayerRuntimeError
+from .errors import GradcheckError, LayerRuntimeError
 from .network import STREAM_COTANGENT, Network, node_key, rng_for, runtime_error
 from .numeric import (EvaluateEntries, EvaluateStack, chunk_for,
                       direction_differences, entry_differences, resolve_step)
@@ -179,6 +179,8 @@ def _clean_forward(net: Network) -> _Forward:
         given = acts[-1].copy()
         try:
             result = node.layer.forward(given)
+        except GradcheckError:  # ours (a time limit, a located error): as it is
+            raise
         except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
             raise runtime_error(plan, node, "forward", exc) from None
         if not np.array_equal(given, acts[-1], equal_nan=True):
@@ -194,6 +196,8 @@ def _clean_forward(net: Network) -> _Forward:
             raise net.spec.doc.error(exc.message, ("loss",)) from None
     try:
         value, lcache = loss.forward(acts[-1], net.targets)
+    except GradcheckError:  # ours (a time limit, a located error): as it is
+        raise
     except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         raise runtime_error(plan, net.loss, "forward", exc) from None
     if np.ndim(value) != 0 or not np.isfinite(value):
@@ -508,6 +512,8 @@ def _backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any],
     before = np.array(dout, copy=True)
     try:
         result = layer.backward(dout, cache)
+    except GradcheckError:  # ours (a time limit, a located error): as it is
+        raise
     except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
@@ -581,6 +587,8 @@ def _loss_row(ctx: _Context) -> Row:
     node, loss = net.loss, net.loss.layer
     try:
         analytic, failure = {"x": loss.backward(1.0, ctx.clean.loss_cache)}, None
+    except GradcheckError:  # ours (a time limit, a located error): as it is
+        raise
     except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         analytic, failure = {}, f"backward raised {type(exc).__name__}: {exc}"
     x64 = ctx.ref_acts[-1]
@@ -677,6 +685,8 @@ def _chain(ctx: _Context) -> dict:
         d = net.loss.layer.backward(1.0, ctx.clean.loss_cache)
         chain["top"] = float(np.linalg.norm(np.asarray(d, dtype=np.float64)))
         broken = None
+    except GradcheckError:  # ours (a time limit, a located error): as it is
+        raise
     except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         d, broken = None, f"not computed: the loss's backward raised {type(exc).__name__}"
     for i in reversed(range(len(net.nodes))):

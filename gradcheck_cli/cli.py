@@ -124,6 +124,8 @@ def check(
     max_evals: Optional[int] = typer.Option(None, "--max-evals", min=1, help="Refuse a check "
                                             "estimated to need more function evaluations "
                                             "[default: 10,000,000]."),
+    timeout: float = typer.Option(600.0, "--timeout", min=0, help="Seconds one config's check "
+                                  "may take; 0 for no limit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Check the gradients of every network in PATHS.
@@ -165,6 +167,7 @@ def check(
         options.max_memory = (parse_size(max_memory) if max_memory is not None else
                               default_max_memory() // max(1, jobs or os.cpu_count() or 1))
         options.max_evals = max_evals
+        options.timeout = timeout or None
         options.keep_arrays = dump is not None
         # In a GitHub Actions job the table gains annotations on the failing config lines.
         annotate = shown == "table" and os.environ.get("GITHUB_ACTIONS") == "true"

@@ -49,3 +49,7 @@ class LayerRuntimeError(SpecError):
 
 class ShapeError(GradcheckError, ValueError):
     """A layer cannot take the input shape it is given; the message says what it needs."""
+
+
+class CheckTimeout(GradcheckError):
+    """A config's check ran longer than its time limit (--timeout)."""

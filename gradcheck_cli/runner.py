@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import GradcheckError, PluginError, UsageError
+from .errors import CheckTimeout, GradcheckError, PluginError, UsageError
 from .results import ConfigResult, Status
 from .source import TOML_SUFFIXES, YAML_SUFFIXES
 
@@ -32,6 +32,9 @@ class RunOptions:
     max_evals: int | None = None
     #: keep every array checked in ConfigResult.arrays (for --dump)
     keep_arrays: bool = False
+    #: seconds one config's check may take (None: no limit); a plugin that never returns
+    #: must not hang a CI job
+    timeout: float | None = None
     #: a progress display (progress.ProgressReporter), serial runs only: not picklable
     progress: Any = field(default=None, repr=False, compare=False)
 
@@ -106,9 +109,41 @@ def _check_file(path: Path, options: RunOptions) -> ConfigResult:
     if options.progress is not None:
         options.progress.start(str(path), cost.evaluations)
         settings.progress = options.progress.advance
-    result = check_network(build_network(plan), settings)
+    with _time_limit(options.timeout, path):
+        result = check_network(build_network(plan), settings)
     result.cost = cost.to_dict()
     return result
+
+
+class _time_limit:
+    """Raise a located error when the block runs longer than ``seconds`` (main thread only:
+    elsewhere, e.g. inside a test runner's worker thread, no limit is set)."""
+
+    def __init__(self, seconds: float | None, path: Path) -> None:
+        self.seconds, self.path = seconds, path
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.active = bool(self.seconds) and threading.current_thread() is threading.main_thread() \
+            and hasattr(signal, "setitimer")
+        if self.active:
+            def expired(signum, frame):
+                raise CheckTimeout(f"{self.path}: the check took longer than --timeout {self.seconds:g} s "
+                                   "(a layer that never returns? a network too large for a full "
+                                   "check? try --mode sample or --mode directional)")
+            self.previous = signal.signal(signal.SIGALRM, expired)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
 
 
 def plan_file(path: Path, options: RunOptions):

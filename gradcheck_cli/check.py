@@ -670,6 +670,9 @@ def _network_check(ctx: _Context, rows: list[Row]) -> None:
             target = _Target(theta, stack, entries, f0, abs(f0), per_probe,
                              (*node_key(node), 50 + _tensor_key(node.layer, tensor)),
                              _gradient_scale(analytic))
+            if ("dout", i) in chain:
+                target.diagnosis = dict(cotangent=_f64(chain[("dout", i)]),
+                                        layer_input=ctx.ref_acts[i], layer_output=ctx.ref_acts[i + 1])
             row.network, n_full = _judge(ctx, analytic, failure, tensor, target)
             ctx.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
             ctx.keep(f"network/{node.label}/{tensor}/numeric", n_full)
@@ -693,6 +696,7 @@ def _chain(ctx: _Context) -> dict:
         if d is None:
             chain[i] = ({}, broken)
             continue
+        chain[("dout", i)] = np.array(d, copy=True)   # for the diagnosis of this layer's rows
         grads, failure = _backward(net.nodes[i].layer, d, ctx.clean.caches[i])
         chain[i] = (grads, failure)
         d = grads.get("x")

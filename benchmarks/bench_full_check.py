@@ -104,7 +104,7 @@ def naive_loop(x, y, Ws, bs, act, loss, h=1e-6):
 def analytic_grads(net):
     import numpy as np
 
-    from gradcheck_cli.check import tensor_function
+    from gradcheck_cli.tensorfn import tensor_function
 
     out = []
     for tensor in ("W", "b"):

@@ -386,7 +386,7 @@ def sweep(
     with _errors(err, debug):
         import numpy as np
 
-        from .check import tensor_function
+        from .tensorfn import tensor_function
         from .network import build_network
         from .render_sweep import plot, render_sweep
         from .sweep import sweep as run_sweep

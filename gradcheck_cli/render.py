@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .results import ConfigResult, Row, RunResult, Status
+from .results import ConfigResult, RunResult, Status
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
          Status.INHERITED: "red", Status.SKIPPED: "dim", Status.ERROR: "bold red",

@@ -48,7 +48,7 @@ def render_sweep(console: Console, result: SweepResult) -> None:
 
 def chart(result: SweepResult, height: int = 17) -> str:
     """A log-log text chart: columns are steps (large to small), rows are decades of error."""
-    top, bottom = 0, -height + 1
+    top = 0
     cols = len(result.steps)
     grid = [[" "] * (cols * 3) for _ in range(height)]
     for m, errs in result.errors.items():

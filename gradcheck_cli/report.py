@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-from dataclasses import asdict
 from typing import Any
 
 from . import __version__

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .check import TensorFunction
+from .tensorfn import TensorFunction
 from .compare import rel_error
 from .numeric import METHODS, entry_differences
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import gradcheck_cli.check as check_module
+import gradcheck_cli.tensorcheck as check_module
 from gradcheck_cli.check import CheckSettings, check_network
 from gradcheck_cli.cli import app
 from gradcheck_cli.cost import DEFAULT_MAX_EVALS, default_max_memory, estimate, format_bytes, guard, parse_size

@@ -3,11 +3,13 @@
 1. Isolated: with the layer's real input x and a seeded random upstream gradient G, the layer's
    backward(G) against finite differences of ⟨forward(x), G⟩, for x and each parameter.
    This puts a bug in the one layer that has it.
-2. Network (end to end): the scalar loss (+ L2) against each parameter tensor and each layer's
+2. Network (end to end): the scalar loss (+ L2) against each parameter tensor and the network
    input, perturbed in place and pushed through the rest of the network.
 
-The numeric reference always runs in float64: float32 parameters and inputs are cast exactly, so
-the reference is not limited by float32 rounding. Nothing here mutates the network.
+This module runs the clean forward passes, both checks (isolated.py, endtoend.py; one tensor at a
+time in tensorcheck.py) and settles each row's verdict. The numeric reference always runs in
+float64: float32 parameters and inputs are cast exactly, so the reference is not limited by
+float32 rounding. Nothing here mutates the network.
 """
 from __future__ import annotations
 
@@ -21,14 +23,13 @@ from .context import CheckContext, CheckSettings, Forward, as_f64, full_shape
 from .endtoend import network_check
 from .errors import GradcheckError, LayerRuntimeError
 from .isolated import isolated_rows, loss_row
-from .network import Network, runtime_error
+from .network import Network, rng_for, runtime_error
 from .numeric import resolve_step
 from .plan import PlannedLayer
 from .probes import verify_probe_axes, with_params
 from .registry import is_builtin
 from .results import ConfigResult, Row, Status, worst
 from .tensorcheck import STREAM_PROBES
-from .network import rng_for
 from .tolerance import tolerance_for
 
 __all__ = ["CheckSettings", "check_network", "with_params"]
@@ -40,8 +41,8 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
     spec = net.spec
     settings = settings or CheckSettings.from_spec(spec)
     ctx = CheckContext(net, settings, tolerance_for(spec.dtype, settings.pass_rtol, settings.warn_rtol),
-                   resolve_step(settings.eps, settings.method),
-                   arrays={} if settings.keep_arrays else None)
+                       resolve_step(settings.eps, settings.method),
+                       arrays={} if settings.keep_arrays else None)
     if settings.method == "complex":
         _require_complex_safe(net)
     try:

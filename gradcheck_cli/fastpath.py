@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .layers.activations import Elementwise, ReLU, Softmax
+from .layers.activations import Elementwise, LeakyReLU, ReLU, Softmax
 from .layers.dense import Dense
 from .numeric import EvaluateEntries
 from .probes import probe_capable, run
@@ -153,6 +153,50 @@ def _through(layer: Any, x: np.ndarray, out: np.ndarray, cols: Columns) -> Colum
     return None
 
 
+class PiecewiseLinear:
+    """dense → relu (or leaky relu) → dense, for copies that differ in one input column.
+
+    Column q of the first dense layer's input changes by c[s] in example s, so its output row
+    changes by c[s]·W[q, :]. Where that moves no unit across the activation's kink, the
+    activation is linear there, and the second dense layer's output row changes by exactly
+    c[s]·P[s, q] with P[s, q] = (slope[s] ⊙ W[q, :])·W₂, computed once for all copies. The few
+    (copy, example) pairs whose change could cross a kink are computed in full. Either way the
+    copies' values are the forward's own, reassociated; the loss after them is evaluated as is.
+    """
+
+    def __init__(self, dense: Dense, act: Any, dense2: Dense, z: np.ndarray, out: np.ndarray) -> None:
+        W, W2 = dense.params["W"], dense2.params["W"]
+        self.dense, self.act, self.dense2, self.z, self.out = dense, act, dense2, z, out
+        slope = act.df(z, act.f(z))                                    # (m, u)
+        self.P = np.einsum("su,qu,uc->sqc", slope, W, W2, optimize=True)
+        # |change| below this moves no unit of example s across 0 when column q changes
+        with np.errstate(divide="ignore"):
+            self.limit = 0.5 * (np.abs(z)[:, None, :] / np.abs(W)[None, :, :]).min(axis=2)
+
+    @classmethod
+    def match(cls, rest: list[Any], acts: list[np.ndarray], k: int) -> "PiecewiseLinear | None":
+        if k + 2 >= len(rest):
+            return None
+        dense, act, dense2 = rest[k], rest[k + 1], rest[k + 2]
+        if not (_is(dense, Dense) and _is(dense2, Dense) and type(act) in (ReLU, LeakyReLU)
+                and dense.layout == dense2.layout == "rows" and act.layout == "rows"):
+            return None
+        return cls(dense, act, dense2, acts[k + 2], acts[k + 4])
+
+    def apply(self, cols: Columns) -> Rows:
+        change = cols.values - cols.old()                              # (B, m)
+        copy, sample = np.nonzero(change)
+        c, q = change[copy, sample], cols.feature[copy]
+        values = np.empty((copy.size, self.out.shape[1]), dtype=np.result_type(c, self.out))
+        safe = np.abs(c) < self.limit[sample, q]
+        values[safe] = self.out[sample[safe]] + c[safe][:, None] * self.P[sample[safe], q[safe]]
+        hard = ~safe
+        if hard.any():
+            z = self.z[sample[hard]] + c[hard][:, None] * self.dense.params["W"][q[hard], :]
+            values[hard] = self.dense2.forward(self.act.forward(z)[0])[0]
+        return Rows(self.out, len(cols.feature), copy, sample, values)
+
+
 def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: list[Any],
                       tail: Callable[[np.ndarray], np.ndarray], tail_batched: bool,
                       contraction: np.ndarray | None = None) -> EvaluateEntries:
@@ -187,12 +231,18 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
         current: Columns | Rows | np.ndarray = cols
         k = 0
         while k < len(rest) and isinstance(current, Columns):
+            if k not in pieces:
+                pieces[k] = PiecewiseLinear.match(rest, acts, k)
+            if pieces[k] is not None and not np.iscomplexobj(current.values):
+                return _finish(pieces[k].apply(current), k + 3)
             following = _through(rest[k], acts[k + 1], acts[k + 2], current)
             if following is None:
                 break
             current = following
             k += 1
         return _finish(current, k)
+
+    pieces: dict[int, PiecewiseLinear | None] = {}
 
     def _finish(current: Columns | Rows | np.ndarray, k: int) -> np.ndarray:
         """Carry changed rows through the per-example layers from rest[k] on, then run the

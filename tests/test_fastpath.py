@@ -23,6 +23,19 @@ l2: 0.3
 """
 
 
+RELU_MLP = """
+input: {shape: [7], batch: 5}
+check: {eps: %s}
+layers:
+  - {type: dense, units: 9, activation: relu}
+  - {type: dense, units: 8, activation: {type: leaky_relu, alpha: 0.2}}
+  - {type: dense, units: 6, activation: relu}
+  - {type: dense, units: 3}
+loss: softmax_cross_entropy
+l2: 0.1
+"""
+
+
 def _compare(spec_a, spec_b, settings_a: CheckSettings):
     a = check_network(build_network(spec_a), settings_a)
     b = check_network(build_network(spec_b), CheckSettings(keep_arrays=True, batched=False,
@@ -46,3 +59,10 @@ def test_bundled_configs_batched_equals_one_at_a_time(path):
 def test_dense_shortcuts_and_chunks_equal_one_at_a_time(layout, memory):
     _compare(spec_from_text(MLP % layout), spec_from_text(MLP % layout),
              CheckSettings(keep_arrays=True, max_memory=memory))
+
+
+@pytest.mark.parametrize("eps", ["auto", "3e-2"])   # a large step moves units across their kinks
+def test_piecewise_linear_shortcut_equals_one_at_a_time(eps):
+    """dense → relu → dense: copies whose change stays on one side of every kink use the linear
+    piece; the others (many at a large step) are computed in full. Both must equal the forward."""
+    _compare(spec_from_text(RELU_MLP % eps), spec_from_text(RELU_MLP % eps), CheckSettings(keep_arrays=True))

@@ -35,6 +35,8 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
         return net.loss.layer.forward(out, ctx.ref_targets)[0]
 
     top = chain.get("top")
+    per_example = fastpath.PerExampleLoss.of(net.loss.layer, ctx.ref_targets, ctx.ref_acts[-1],
+                                             ctx.ref_loss_value)
     for i, node in enumerate(net.nodes):
         grads, failure = chain[i]
         rest = ctx.ref_layers[i + 1:]
@@ -58,7 +60,7 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
             per_probe = bytes_per_probe(theta, activations, ctx.settings.method)
             if ctx.settings.batched and fastpath.supports(ctx.ref_layers[i], tensor):
                 entries = fastpath.entries_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i:], rest,
-                                                     loss_tail, loss_batched)
+                                                     loss_tail, loss_batched, loss=per_example)
                 per_probe -= 8 * theta.size  # no copies of θ are made
             f0 = ctx.ref_loss_value
             analytic = dict(grads)

@@ -197,9 +197,37 @@ class PiecewiseLinear:
         return Rows(self.out, len(cols.feature), copy, sample, values)
 
 
+class PerExampleLoss:
+    """A loss that is the mean over examples of a per-example term (a built-in loss declaring
+    ``per_example = True``), in rows layout: copies that differ in a few examples change it by
+    Σ (ℓ(new row) − ℓ(old row)) / m, so only those rows are evaluated, each as a batch of one."""
+
+    def __init__(self, loss: Any, targets: Any, base: np.ndarray, value: float) -> None:
+        self.loss, self.targets, self.value = loss, np.asarray(targets), value
+        self.m = base.shape[0]
+        self.old = self._terms(base, np.arange(self.m))
+
+    @classmethod
+    def of(cls, loss: Any, targets: Any, base: np.ndarray, value: float) -> "PerExampleLoss | None":
+        if getattr(type(loss), "per_example", False) and loss.layout == "rows" and base.ndim == 2:
+            return cls(loss, targets, base, value)
+        return None
+
+    def _terms(self, rows: np.ndarray, sample: np.ndarray) -> np.ndarray:
+        # probe axis = the rows, batch of one: (N, 1, C) with targets (N, 1[, C])
+        return np.asarray(self.loss.forward(rows[:, None], self.targets[sample][:, None])[0])
+
+    def of_rows(self, rows: Rows) -> np.ndarray:
+        change = self._terms(rows.values, rows.sample) - self.old[rows.sample]
+        total = np.zeros(rows.copies, dtype=np.result_type(change, float))
+        np.add.at(total, rows.copy, change)
+        return self.value + total / self.m
+
+
 def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: list[Any],
                       tail: Callable[[np.ndarray], np.ndarray], tail_batched: bool,
-                      contraction: np.ndarray | None = None) -> EvaluateEntries:
+                      contraction: np.ndarray | None = None,
+                      loss: PerExampleLoss | None = None) -> EvaluateEntries:
     """evaluate_entries for ``tensor`` of a dense layer, followed by ``rest`` and ``tail``.
 
     ``acts`` holds the clean activations from the dense layer's input on. With ``contraction``
@@ -250,6 +278,8 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
         while isinstance(current, Rows) and k < len(rest) and _per_example(rest[k]):
             current = current.through(rest[k], acts[k + 2])
             k += 1
+        if isinstance(current, Rows) and k == len(rest) and loss is not None:
+            return loss.of_rows(current)
         stack = current if isinstance(current, np.ndarray) else current.materialize()
         remaining = rest[k:]
         # the stack is ours: a relu right after the rank-1 step can work in place

@@ -36,6 +36,8 @@ class MSE(_Loss):
     """L = (1/2m)·Σ (x − y)²  (half the squared error, summed over features, mean over examples);
     dx = (x − y)/m. Targets: standard normal, shaped like the output."""
 
+    per_example = True  # the mean over examples of a per-example term (fastpath.PerExampleLoss)
+
     def targets(self, input_shape, batch, rng):
         return rng.standard_normal(_full_shape(self, batch))
 
@@ -58,6 +60,8 @@ class MSE(_Loss):
 class BinaryCrossEntropy(_Loss):
     """On probabilities p ∈ (0, 1): L = −(1/m)·Σ [y·log p + (1 − y)·log(1 − p)];
     dx = −(1/m)·(y/p − (1 − y)/(1 − p)). Targets: 0 or 1, shaped like the output."""
+
+    per_example = True  # the mean over examples of a per-example term (fastpath.PerExampleLoss)
 
     def targets(self, input_shape, batch, rng):
         return rng.integers(0, 2, size=_full_shape(self, batch)).astype(float)
@@ -94,6 +98,8 @@ class BinaryCrossEntropyWithLogits(_Loss):
     """On logits z: L = (1/m)·Σ [softplus(z) − y·z]  (= BCE of σ(z), without overflow);
     dx = (σ(z) − y)/m. Targets: 0 or 1, shaped like the output."""
 
+    per_example = True  # the mean over examples of a per-example term (fastpath.PerExampleLoss)
+
     def targets(self, input_shape, batch, rng):
         return rng.integers(0, 2, size=_full_shape(self, batch)).astype(float)
 
@@ -118,6 +124,8 @@ class BinaryCrossEntropyWithLogits(_Loss):
 class SoftmaxCrossEntropy(_Loss):
     """On logits z with C classes: L = (1/m)·Σ_i [log Σ_c exp(z_ic) − z_i,y_i];
     dx = (softmax(z) − onehot(y))/m. Targets: class indices, shape (m,)."""
+
+    per_example = True  # the mean over examples of a per-example term (fastpath.PerExampleLoss)
 
     def check_input(self, input_shape):
         if len(input_shape) != 1 or input_shape[0] < 2:

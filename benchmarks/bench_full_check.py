@@ -12,7 +12,8 @@ evaluations per parameter, at this machine's measured float64 GEMM rate.
 
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, when set, slow numpy's GEMM on some machines: this
 script re-runs itself without them, and with OPENBLAS_NUM_THREADS=1 unless you set it (as the
-gradcheck command does), and says so. Timings are medians of --repeat runs.
+gradcheck command does), and says so. Timings are medians of --repeat (gradcheck) and
+--peer-repeat (the others) runs.
 """
 from __future__ import annotations
 
@@ -205,7 +206,8 @@ def flop_floor(net) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="only the two small networks")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="runs of gradcheck (median)")
+    parser.add_argument("--peer-repeat", type=int, default=3, help="runs of each peer (median)")
     parser.add_argument("--no-naive-above", type=int, default=200_000,
                         help="skip the naive loop above this many parameters")
     args = parser.parse_args()
@@ -241,7 +243,7 @@ def main() -> None:
         x, y, Ws, bs = arrays(net)
         if P <= args.no_naive_above:
             t_naive, grads = timed(lambda: naive_loop(x, y, [W.copy() for W in Ws], [b.copy() for b in bs],
-                                                      act, loss), 1)
+                                                      act, loss), args.peer_repeat)
             ref = analytic_grads(net)
             worst = max(float(np.abs(g - r).max() / max(np.abs(r).max(), 1e-12)) for g, r in zip(grads, ref))
             row["naive"] = t_naive
@@ -250,13 +252,13 @@ def main() -> None:
             try:
                 import torch  # noqa: F401
                 yt = y.astype(np.float64) if loss == "bce" else y
-                t, ok = timed(lambda: torch_check(x, yt, Ws, bs, loss, fast), 1)
+                t, ok = timed(lambda: torch_check(x, yt, Ws, bs, loss, fast), args.peer_repeat)
                 row[f"torch_fast={fast}"] = t
                 row[f"torch_fast={fast}_agrees"] = bool(ok)
             except ImportError:
                 pass
         try:
-            t, ok = timed(lambda: jax_check(x, y, Ws, bs, loss), 1)
+            t, ok = timed(lambda: jax_check(x, y, Ws, bs, loss), args.peer_repeat)
             row["jax"] = t
             row["jax_agrees"] = ok
         except ImportError:

@@ -83,9 +83,9 @@ def main_options(version: bool = typer.Option(False, "--version", callback=_vers
 
 @app.command()
 def check(
-    paths: List[str] = typer.Argument(..., help="Config files, folders (searched for *.yaml, *.yml, "
+    paths: List[str] = typer.Argument(..., metavar="PATH", help="Config files, folders (searched for *.yaml, *.yml, "
                                                 "*.toml) or glob patterns."),
-    plugin: List[str] = typer.Option([], "--plugin", "-p", help="Python file with layer classes "
+    plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Python file with layer classes "
                                      "to load (repeatable)."),
     allow_plugins: bool = typer.Option(False, "--allow-plugins", help="Load the plugin files that "
                                        "configs list under `plugins:` (they are code)."),
@@ -101,7 +101,7 @@ def check(
     directions: Optional[int] = typer.Option(None, min=1, help="Directions per tensor with --mode "
                                              "directional [default: 4]."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as failures."),
-    exclude: List[str] = typer.Option([], "--exclude", help="Skip files matching this glob."),
+    exclude: List[str] = typer.Option([], "--exclude", metavar="GLOB", help="Skip files matching this glob."),
     fail_fast: bool = typer.Option(False, "--fail-fast", "-x", help="Stop after the first config "
                                    "that fails or cannot be checked."),
     fmt: Optional[Format] = typer.Option(None, "--format", "-f", help="Results format on stdout "
@@ -245,10 +245,10 @@ def _output_formats(outputs: List[str], fmt: Optional[str]) -> list:
 
 @app.command()
 def validate(
-    paths: List[str] = typer.Argument(..., help="Config files, folders or glob patterns."),
-    plugin: List[str] = typer.Option([], "--plugin", "-p", help="Plugin file to load (repeatable)."),
+    paths: List[str] = typer.Argument(..., metavar="PATH", help="Config files, folders or glob patterns."),
+    plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Plugin file to load (repeatable)."),
     allow_plugins: bool = typer.Option(False, "--allow-plugins", help="Load configs' `plugins:`."),
-    exclude: List[str] = typer.Option([], "--exclude", help="Skip files matching this glob."),
+    exclude: List[str] = typer.Option([], "--exclude", metavar="GLOB", help="Skip files matching this glob."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Validate schema and shapes only, without any numerics (fast; for pre-commit).
@@ -289,7 +289,7 @@ def validate(
 @app.command()
 def layers(
     name: Optional[str] = typer.Argument(None, help="Show one layer in full."),
-    plugin: List[str] = typer.Option([], "--plugin", "-p", help="Plugin file to load (repeatable)."),
+    plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Plugin file to load (repeatable)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """List the registered layers and losses, with their options and shapes.
@@ -319,7 +319,7 @@ def layers(
 
 @app.command()
 def schema(
-    plugin: List[str] = typer.Option([], "--plugin", "-p", help="Plugin file whose layers the "
+    plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Plugin file whose layers the "
                                      "schema should include (repeatable)."),
     output: Optional[str] = typer.Option(None, "--output", "-o", metavar="FILE",
                                          help="Write the schema to FILE instead of stdout."),
@@ -362,7 +362,7 @@ def sweep(
                                   "⟨forward(x), G⟩ instead of the loss."),
     plot_path: Optional[str] = typer.Option(None, "--plot", metavar="FILE.png", help="Also draw a "
                                             "log-log figure (needs the `plot` extra: matplotlib)."),
-    plugin: List[str] = typer.Option([], "--plugin", "-p", help="Plugin file to load (repeatable)."),
+    plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Plugin file to load (repeatable)."),
     allow_plugins: bool = typer.Option(False, "--allow-plugins", help="Load the config's `plugins:`."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:

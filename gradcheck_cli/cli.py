@@ -15,7 +15,7 @@ import typer
 from . import __version__
 from .formats import FORMATS
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from .cli_common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _consoles, _errors
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -40,16 +40,6 @@ class Mode(str, Enum):
     full = "full"
     sample = "sample"
     directional = "directional"
-
-
-def _consoles():
-    from rich.console import Console
-
-    # not a terminal (a CI log, a file): wide enough that no table column is cut
-    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or 160
-    # stderr carries messages quoting config text, so "[/red]" in a key must print as written
-    return Console(width=width, highlight=False), Console(stderr=True, width=width, highlight=False,
-                                                          markup=False)
 
 
 def _eps(value: Optional[str]) -> Optional[object]:
@@ -497,37 +487,6 @@ def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
 
         err.print(CostEstimate(**result.cost).describe(), soft_wrap=True)
     render_config(out, result, verbose=verbose, quiet=quiet)
-
-
-class _errors:
-    """Turn user-facing errors into one line and exit 2; anything else into a report request."""
-
-    def __init__(self, err, debug: bool) -> None:
-        self.err, self.debug = err, debug
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        from .errors import GradcheckError
-
-        if exc is None or isinstance(exc, (typer.Exit, typer.Abort, SystemExit)):
-            return False
-        if isinstance(exc, KeyboardInterrupt):
-            self.err.print("interrupted")
-            raise typer.Exit(EXIT_INTERRUPTED)
-        if isinstance(exc, GradcheckError):
-            self.err.print(f"error: {exc}", style="red", soft_wrap=True)
-            raise typer.Exit(EXIT_USAGE)
-        if self.debug:  # the traceback, and still the documented exit code
-            import traceback
-
-            self.err.file.write("".join(traceback.format_exception(kind, exc, tb)))
-            self.err.file.flush()
-        self.err.print(f"internal error: {type(exc).__name__}: {exc}\n"
-                       "This is a bug in gradcheck; please report it with the config and the output "
-                       "of the same command with --debug.", style="red", soft_wrap=True)
-        raise typer.Exit(EXIT_USAGE)
 
 
 def _register_learner_commands() -> None:

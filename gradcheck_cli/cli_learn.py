@@ -40,7 +40,7 @@ def explain(
     """
     from pathlib import Path
 
-    from .cli import EXIT_OK, _consoles, _errors
+    from .cli_common import EXIT_OK, _consoles, _errors
     from .errors import UsageError
     from .runner import RunOptions, load_plugins, plan_file
 
@@ -89,7 +89,7 @@ def show(
 
     Example: gradcheck show run.npz 2/W
     """
-    from .cli import EXIT_OK, _consoles, _errors
+    from .cli_common import EXIT_OK, _consoles, _errors
     from .dump import load_dump, summarize
     from .dump_render import render_contents, render_heatmap
 

@@ -14,6 +14,7 @@ float32 rounding. Nothing here mutates the network.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
@@ -78,7 +79,18 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
                   "samples": settings.samples, "directions": settings.directions,
                   "pass_rtol": ctx.tol.pass_rtol, "warn_rtol": ctx.tol.warn_rtol,
                   "batched": settings.batched},
-        seconds=time.perf_counter() - started, arrays=ctx.arrays)
+        seconds=time.perf_counter() - started, arrays=ctx.arrays, evaluations=ctx.evaluations,
+        peak_memory=_peak_memory())
+
+
+def _peak_memory() -> int | None:
+    """The process's peak resident memory so far, in bytes (None where the OS does not say)."""
+    try:
+        import resource
+    except ImportError:  # not on every platform
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024   # KiB on Linux, bytes on macOS
 
 
 def _require_complex_safe(net: Network) -> None:

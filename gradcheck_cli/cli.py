@@ -486,6 +486,12 @@ def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
         from .cost import CostEstimate
 
         err.print(CostEstimate(**result.cost).describe(), soft_wrap=True)
+    if verbose and result.evaluations is not None:
+        rate = result.evaluations / result.seconds if result.seconds else 0.0
+        memory = (f", peak resident memory of the process {result.peak_memory / 2**20:.0f} MiB"
+                  if result.peak_memory else "")
+        err.print(f"measured: {result.evaluations:,} evaluations in {result.seconds:.2f} s "
+                  f"({rate:,.0f}/s){memory}", soft_wrap=True)
     render_config(out, result, verbose=verbose, quiet=quiet)
 
 

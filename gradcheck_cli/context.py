@@ -67,7 +67,18 @@ class CheckContext:
     ref_loss_value: float = field(init=False)
     ref_targets: Any = field(init=False)
     arrays: dict[str, np.ndarray] | None = None
-    untrusted: list[str] = field(default_factory=list)   # plugin layers whose probe_axes claim failed
+    untrusted: list[str] = field(default_factory=list)
+    evaluations: int = 0   # plugin layers whose probe_axes claim failed
+
+    def count(self, evaluations: int, what: str) -> None:
+        """Every batch of perturbed copies evaluated: the measured cost of the check."""
+        self.evaluations += evaluations
+
+    def count_and_report(self, progress: Callable[[int, str], None]) -> Callable[[int, str], None]:
+        def both(evaluations: int, what: str) -> None:
+            self.count(evaluations, what)
+            progress(evaluations, what)
+        return both
 
     def keep(self, key: str, value: Any) -> None:
         if self.arrays is not None and value is not None:

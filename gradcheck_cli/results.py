@@ -93,6 +93,10 @@ class ConfigResult:
     rows: list[Row] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
+    #: function evaluations the check made (perturbed copies), and the process's peak resident
+    #: memory after it (bytes; with --jobs, the worker's)
+    evaluations: int | None = None
+    peak_memory: int | None = None
     #: what the resource guard estimated before the check ran (cost.CostEstimate as a dict)
     cost: dict[str, Any] | None = None
     #: with CheckSettings(keep_arrays=True): every array checked, under documented keys

@@ -63,8 +63,8 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
     """Compare one analytic gradient with its numeric reference in the chosen mode.
     Returns the comparison and the numeric gradient when it was computed for every entry."""
     s, tol, theta = ctx.settings, ctx.tol, target.theta
-    if s.progress is not None:
-        target = _counted(target, s.progress, f"{target.key[0]} {tensor}")
+    target = _counted(target, ctx.count if s.progress is None else ctx.count_and_report(s.progress),
+                      f"{target.key[0]} {tensor}")
     a, problem = as_gradient(analytic, tensor, theta.shape, tol)
     if problem is not None:
         if problem.analytic_shape is not None and len(problem.analytic_shape) == 2 \

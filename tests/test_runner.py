@@ -40,3 +40,16 @@ def test_no_time_limit_with_zero(tmp_path):
     run = subprocess.run([str(gradcheck), "check", str(root / "configs" / "mlp.yaml"), "--timeout", "0", "-q"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+def test_verbose_prints_the_estimate_and_the_measured_cost_which_agree():
+    gradcheck = Path(sys.executable).parent / "gradcheck"
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([str(gradcheck), "check", str(root / "configs" / "mlp.yaml"), "-v"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    import re
+    estimated = re.search(r"estimate: .*?([\d,]+) evaluations", run.stderr).group(1)
+    measured = re.search(r"measured: ([\d,]+) evaluations in [\d.]+ s \([\d,]+/s\), peak resident "
+                         r"memory of the process \d+ MiB", run.stderr).group(1)
+    assert estimated == measured

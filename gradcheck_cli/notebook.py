@@ -130,6 +130,7 @@ def check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any] = (), **set
     classes (registered under their ``@register`` name, else their snake_case class name).
     ``settings``: CheckSettings fields (method, eps, pass_rtol, ...)."""
     from .check import CheckSettings, check_network
+    from .cost import guard
     from .errors import GradcheckError
     from .network import build_network
     from .plan import plan_network
@@ -146,7 +147,10 @@ def check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any] = (), **set
     try:
         parsed = spec_from_text(text, fmt, path="<config>")
         plan = plan_network(parsed)
-        result = check_network(build_network(plan), CheckSettings.from_spec(parsed, **settings))
+        # the same resource guard as the command line: a typo'd size must not fill the kernel's RAM
+        checked, cost = guard(plan, CheckSettings.from_spec(parsed, **settings))
+        result = check_network(build_network(plan), checked)
+        result.cost = cost.to_dict()
     except GradcheckError as exc:
         result = ConfigResult(path="<config>", name="network", status=Status.ERROR, error=str(exc))
     return Report(result)

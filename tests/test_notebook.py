@@ -156,3 +156,15 @@ def test_readme_notebook_snippet_runs():
     namespace: dict = {}
     exec(compile("\n".join(lines[:-1]), "README", "exec"), namespace)
     assert eval(lines[-1], namespace).ok
+
+
+def test_check_spec_has_the_same_resource_guard_as_the_command_line():
+    from gradcheck_cli import check_spec
+    from gradcheck_cli.results import Status
+
+    huge = {"input": {"shape": [4096], "batch": 8}, "loss": "mse",
+            "layers": [{"type": "dense", "units": 4096}, {"type": "dense", "units": 4096}]}
+    report = check_spec(huge)
+    assert report.result.status is Status.ERROR
+    assert "function evaluations (limit --max-evals 10,000,000)" in report.result.error
+    assert check_spec(huge, mode="directional").result.status is Status.PASS

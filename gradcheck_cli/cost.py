@@ -84,7 +84,7 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     batch, largest = 0, ""
 
     def account(size: int, activation_sizes: list[int], label: str) -> None:
-        nonlocal tensors, probes, evals, batch, largest
+        nonlocal probes, evals, batch, largest
         n = _probes(settings, size)
         bytes_per_probe = ref_item * (size + 3 * sum(activation_sizes) + 16)
         per_batch = max(1, chunk_for(bytes_per_probe, settings.max_memory) // per_probe) * per_probe

@@ -125,13 +125,14 @@ def _entries_check(ctx: CheckContext, a: np.ndarray, tensor: str, target: Target
     s = ctx.settings
     diffs = entry_differences(target.entries, target.theta, idx, ctx.eps, s.method, target.f0, chunk,
                               target.f_scale)
-    refine = None
-    if s.method != "complex":
-        def refine(pos: np.ndarray):
-            return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / 2, s.method,
-                                     target.f0, chunk, target.f_scale)
+    def at_half_step(pos: np.ndarray):
+        return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / 2, s.method,
+                                 target.f0, chunk, target.f_scale)
+
+    # the complex step has no truncation to estimate and crosses no kink
     out = judge(a.reshape(-1)[idx], diffs.grad, diffs, tensor, ctx.net.spec.dtype, ctx.tol, context,
-                refine=refine, index=idx, full_shape=target.theta.shape,
+                refine=None if s.method == "complex" else at_half_step, index=idx,
+                full_shape=target.theta.shape,
                 analytic_scale=target.analytic_scale)
     out.analytic_shape = a.shape
     n_full = None

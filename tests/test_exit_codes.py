@@ -165,11 +165,12 @@ def test_no_ansi_when_not_a_terminal_unless_forced():
 
 # -- Ctrl-C -----------------------------------------------------------------------------------------
 
+# about half a second per config, so that the interrupt lands while configs are still running
 SLOW = """\
-input: {shape: [40], batch: 8}
+input: {shape: [120], batch: 8}
 layers:
-  - {type: dense, units: 40, activation: tanh}
-  - {type: dense, units: 40, activation: tanh}
+  - {type: dense, units: 120, activation: tanh}
+  - {type: dense, units: 120, activation: tanh}
   - {type: dense, units: 4}
 loss: mse
 """

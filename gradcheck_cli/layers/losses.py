@@ -120,20 +120,24 @@ class BinaryCrossEntropyWithLogits(_Loss):
                 "backward": [(f"d{Z} = (σ({Z}) − Y)/m", f"{s.dims(Z)}")]}
 
 
-@register("softmax_cross_entropy")
-class SoftmaxCrossEntropy(_Loss):
-    """On logits z with C classes: L = (1/m)·Σ_i [log Σ_c exp(z_ic) − z_i,y_i];
-    dx = (softmax(z) − onehot(y))/m. Targets: class indices, shape (m,)."""
-
-    per_example = True  # the mean over examples of a per-example term (fastpath.PerExampleLoss)
+class _OnClassScores(_Loss):
+    """Losses on class scores (C,) per example, with class indices (m,) as targets."""
 
     def check_input(self, input_shape):
         if len(input_shape) != 1 or input_shape[0] < 2:
-            raise ShapeError(f"softmax_cross_entropy needs class scores of shape (C,) with C ≥ 2, "
+            raise ShapeError(f"{self.type_name} needs class scores of shape (C,) with C ≥ 2, "
                              f"got {tuple(input_shape)}")
 
     def targets(self, input_shape, batch, rng):
         return rng.integers(0, input_shape[0], size=batch)
+
+
+@register("softmax_cross_entropy")
+class SoftmaxCrossEntropy(_OnClassScores):
+    """On logits z with C classes: L = (1/m)·Σ_i [log Σ_c exp(z_ic) − z_i,y_i];
+    dx = (softmax(z) − onehot(y))/m. Targets: class indices, shape (m,)."""
+
+    per_example = True  # the mean over examples of a per-example term (fastpath.PerExampleLoss)
 
     def _onehot(self, labels, dtype):
         onehot = np.eye(self.input_shape[0], dtype=dtype)[labels]

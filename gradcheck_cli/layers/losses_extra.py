@@ -10,7 +10,7 @@ from annotated_types import Gt
 
 from ..layer import ShapeError
 from ..registry import register
-from .losses import _batch_axes, _full_shape, _Loss, _scale
+from .losses import _batch_axes, _full_shape, _Loss, _OnClassScores, _scale
 
 
 @register("l1")
@@ -61,19 +61,14 @@ def _rows_only(loss) -> None:
         raise ShapeError(f"{loss.type_name} supports layout rows, not {loss.layout}")
 
 
-class _ClassScores(_Loss):
+class _ClassScores(_OnClassScores):
     """Losses on class scores (C,) per example in rows layout; targets are class indices (m,)."""
 
     layouts = ("rows",)
 
     def check_input(self, input_shape):
         _rows_only(self)
-        if len(input_shape) != 1 or input_shape[0] < 2:
-            raise ShapeError(f"{self.type_name} needs class scores of shape (C,) with C ≥ 2, got "
-                             f"{tuple(input_shape)}")
-
-    def targets(self, input_shape, batch, rng):
-        return rng.integers(0, input_shape[0], size=batch)
+        super().check_input(input_shape)
 
     def onehot(self, labels, dtype):
         return np.eye(self.input_shape[0], dtype=dtype)[labels]

@@ -105,7 +105,7 @@ def naive_loop(x, y, Ws, bs, act, loss, h=1e-6):
 def analytic_grads(net):
     import numpy as np
 
-    from gradcheck_cli.tensorfn import tensor_function
+    from gradcheck_cli.learn.tensor_function import tensor_function
 
     out = []
     for tensor in ("W", "b"):
@@ -225,8 +225,8 @@ def main() -> None:
     import numpy as np
 
     from gradcheck_cli import build_network, check_network, spec_from_text
-    from gradcheck_cli.check import CheckSettings
-    from gradcheck_cli.spec import load_spec
+    from gradcheck_cli.check.engine import CheckSettings
+    from gradcheck_cli.config.models import load_spec
 
     rate = gemm_rate()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -23,7 +23,7 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
         sys.exit(subprocess.call([sys.executable, *sys.argv], env=env))
     from gradcheck_cli import build_network, check_network, spec_from_text
-    from gradcheck_cli.check import CheckSettings
+    from gradcheck_cli.check.engine import CheckSettings
 
     print(f"{'n':>6} {'P':>10} {'mode':>12} {'evaluations':>12} {'seconds':>8} {'verdict':>8}")
     for n in (30, 100, 300, 1000):

@@ -15,14 +15,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "register": "registry", "Layer": "layer", "Loss": "layer", "ShapeError": "errors",
-    "load_spec": "spec", "spec_from_text": "spec", "Spec": "spec", "plan_network": "plan",
-    "build_network": "network", "Network": "network",
-    "check_network": "check", "CheckSettings": "check",
+    "register": "layers.registry", "Layer": "layers.protocol", "Loss": "layers.protocol",
+    "ShapeError": "errors", "load_spec": "config.models", "spec_from_text": "config.models",
+    "Spec": "config.models", "plan_network": "config.plan",
+    "build_network": "check.network", "Network": "check.network",
+    "check_network": "check.engine", "CheckSettings": "check.engine",
     "ConfigResult": "results", "Row": "results", "Comparison": "results", "Status": "results",
     "GradcheckError": "errors", "SpecError": "errors", "PluginError": "errors",
-    "load_plugin": "plugins", "check_file": "runner",
-    "check_layer": "notebook", "check_spec": "notebook", "Report": "notebook",
+    "load_plugin": "layers.plugins", "check_file": "run.pipeline",
+    "check_layer": "integrations.notebook", "check_spec": "integrations.notebook",
+    "Report": "integrations.notebook",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

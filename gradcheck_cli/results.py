@@ -100,7 +100,7 @@ class ConfigResult:
     #: what the resource guard estimated before the check ran (cost.CostEstimate as a dict)
     cost: dict[str, Any] | None = None
     #: with CheckSettings(keep_arrays=True): every array checked, under documented keys
-    #: (see check.py); never serialized to JSON.
+    #: (see check/engine.py); never serialized to JSON.
     arrays: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def counts(self) -> dict[str, int]:

@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.registry import registered
-from gradcheck_cli.runner import CONFIG_SUFFIXES
+from gradcheck_cli.layers.catalog import registered
+from gradcheck_cli.run.pipeline import CONFIG_SUFFIXES
 
 CORPUS = Path(__file__).resolve().parent / "bad_configs"
 UPDATE = os.environ.get("GRADCHECK_UPDATE_CORPUS") == "1"

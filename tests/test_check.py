@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck_cli.check import CheckSettings, check_network
+from gradcheck_cli.check.engine import CheckSettings, check_network
 from gradcheck_cli.errors import GradcheckError, SpecError
-from gradcheck_cli.network import build_network
-from gradcheck_cli.registry import _REGISTRY, register
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.layers.registry import _REGISTRY, register
 from gradcheck_cli.results import Status
-from gradcheck_cli.runner import RunOptions, check_file
-from gradcheck_cli.spec import load_spec, spec_from_text
+from gradcheck_cli.run.pipeline import RunOptions, check_file
+from gradcheck_cli.config.models import load_spec, spec_from_text
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "configs" / "course_columns.yaml"

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.registry import registered
+from gradcheck_cli.layers.catalog import registered
 
 ROOT = Path(__file__).resolve().parent.parent
 MY_DENSE = ROOT / "examples" / "plugins" / "my_dense.py"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ci_helpers import FAILING, PASSING, PLUGIN, ROOT, gradcheck
 from gradcheck_cli import __version__
 from gradcheck_cli.cli import app
-from gradcheck_cli.formats import FORMATS, format_for_path, write_atomic
+from gradcheck_cli.report.formats import FORMATS, format_for_path, write_atomic
 
 COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
 
@@ -95,7 +95,7 @@ def test_write_atomic_leaves_the_old_file_when_writing_fails(tmp_path):
 
 
 def test_annotation_levels_follow_the_exit_code():
-    from gradcheck_cli.annotations import config_commands
+    from gradcheck_cli.report.github import config_commands
     from gradcheck_cli.results import Comparison, ConfigResult, Row, Status
 
     def row(label, status):
@@ -113,7 +113,7 @@ def test_annotation_levels_follow_the_exit_code():
 
     import xml.etree.ElementTree as ET
 
-    from gradcheck_cli.junit import to_junit
+    from gradcheck_cli.report.junit import to_junit
     from gradcheck_cli.results import RunResult
 
     for strict, failures in ((False, "2"), (True, "3")):
@@ -125,7 +125,7 @@ def test_annotation_levels_follow_the_exit_code():
 def test_junit_is_well_formed_whatever_a_message_holds():
     import xml.etree.ElementTree as ET
 
-    from gradcheck_cli.junit import to_junit
+    from gradcheck_cli.report.junit import to_junit
     from gradcheck_cli.results import ConfigResult, RunResult, Status
 
     config = ConfigResult("n.yaml", "n\x01", Status.ERROR, error="plugin said \x00\x1b[31mno\x07 <&>")
@@ -144,7 +144,7 @@ def test_table_file_prints_messages_as_written():
 def test_json_writes_nan_and_inf_as_null_and_keeps_the_status():
     import json
 
-    from gradcheck_cli.report import to_json
+    from gradcheck_cli.report.json_report import to_json
     from gradcheck_cli.results import Comparison, ConfigResult, Row, RunResult, Status
 
     comparison = Comparison(Status.FAIL, rel_error=float("nan"), max_abs_error=float("inf"),

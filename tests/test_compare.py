@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from gradcheck_cli.compare import as_gradient, judge, rel_error
-from gradcheck_cli.numeric import Differences
+from gradcheck_cli.check.judge import as_gradient, judge, rel_error
+from gradcheck_cli.check.differences import Differences
 from gradcheck_cli.results import Status
-from gradcheck_cli.tolerance import TOLERANCES
+from gradcheck_cli.check.tolerance import TOLERANCES
 
 TOL = TOLERANCES["float64"]
 

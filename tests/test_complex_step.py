@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcheck_cli.check import CheckSettings, check_network
+from gradcheck_cli.check.engine import CheckSettings, check_network
 from gradcheck_cli.cli import app
 from gradcheck_cli.errors import SpecError
-from gradcheck_cli.layer import Layer
-from gradcheck_cli.network import build_network
-from gradcheck_cli.registry import is_builtin, lookup, register, registered
+from gradcheck_cli.layers.protocol import Layer
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.layers.catalog import is_builtin, lookup, register, registered
 from gradcheck_cli.results import Status
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.config.models import spec_from_text
 
 import test_layers_mutations
 from test_layers_registry import EXAMPLES

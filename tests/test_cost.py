@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import gradcheck_cli.tensorcheck as check_module
-from gradcheck_cli.check import CheckSettings, check_network
+import gradcheck_cli.check.tensor as check_module
+from gradcheck_cli.check.engine import CheckSettings, check_network
 from gradcheck_cli.cli import app
-from gradcheck_cli.cost import DEFAULT_MAX_EVALS, default_max_memory, estimate, format_bytes, guard, parse_size
+from gradcheck_cli.check.budget import DEFAULT_MAX_EVALS, default_max_memory, estimate, format_bytes, guard, parse_size
 from gradcheck_cli.errors import SpecError, UsageError
-from gradcheck_cli.network import build_network
-from gradcheck_cli.plan import plan_network
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.config.plan import plan_network
 from gradcheck_cli.results import Status
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.config.models import spec_from_text
 
 NET = """
 input: {shape: [6], batch: 3}

@@ -110,7 +110,7 @@ BROKEN = '''"""A layer whose backward forgets one gradient and returns None for 
 import numpy as np
 
 from gradcheck_cli import register
-from gradcheck_cli.layer import Layer
+from gradcheck_cli.layers.protocol import Layer
 
 
 @register("forgetful")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gradcheck_cli import diagnose as dg
-from gradcheck_cli.diagnose import Context, diagnose, wrong_cache_candidates
-from gradcheck_cli.registry import lookup
+from gradcheck_cli.check import diagnose as dg
+from gradcheck_cli.check.diagnose import Context, diagnose, wrong_cache_candidates
+from gradcheck_cli.layers.catalog import lookup
 
 PASS = 1e-7
 SEEDS = [0, 1, 2, 3, 4]
@@ -245,7 +245,7 @@ def test_silent_on_gradients_no_hypothesis_explains(seed):
 def test_pipeline_names_the_bug_in_the_failing_row_only():
     from pathlib import Path
 
-    from gradcheck_cli.runner import RunOptions, check_file
+    from gradcheck_cli.run.pipeline import RunOptions, check_file
 
     root = Path(__file__).resolve().parent.parent / "examples" / "broken"
     found = {}
@@ -283,7 +283,7 @@ def test_pipeline_names_the_unwritten_column():
 def test_pipeline_silent_on_correct_configs(config):
     from pathlib import Path
 
-    from gradcheck_cli.runner import check_file
+    from gradcheck_cli.run.pipeline import check_file
 
     result = check_file(Path(__file__).resolve().parent.parent / "configs" / config)
     assert all(r.isolated.diagnosis is None and (r.network is None or r.network.diagnosis is None)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gradcheck_cli.errors import UsageError
-from gradcheck_cli.runner import discover
+from gradcheck_cli.run.pipeline import discover
 
 
 @pytest.fixture

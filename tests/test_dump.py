@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.dump import load_dump, summarize, write_dump
-from gradcheck_cli.runner import RunOptions, check_file
+from gradcheck_cli.learn.dump import load_dump, summarize, write_dump
+from gradcheck_cli.run.pipeline import RunOptions, check_file
 
 ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "configs" / "mlp.yaml"
@@ -79,7 +79,7 @@ def test_cli_dump_is_repeatable_and_names_stay_unique(tmp_path):
     for key, value in b.arrays.items():
         if not key.endswith("/meta"):
             np.testing.assert_array_equal(a.arrays[key], value)
-    from gradcheck_cli.dump import dump_arrays
+    from gradcheck_cli.learn.dump import dump_arrays
 
     result = check_file(MLP, RunOptions(keep_arrays=True))
     twice = dump_arrays([result, result])

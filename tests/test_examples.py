@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gradcheck_cli.check import check_network
+from gradcheck_cli.check.engine import check_network
 from gradcheck_cli.cli import app
-from gradcheck_cli.network import build_network
-from gradcheck_cli.plugins import load_plugin
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.layers.plugins import load_plugin
 from gradcheck_cli.results import Status
-from gradcheck_cli.runner import RunOptions, check_file, discover
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.run.pipeline import RunOptions, check_file, discover
+from gradcheck_cli.config.models import spec_from_text
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = ROOT / "examples" / "broken"

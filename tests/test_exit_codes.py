@@ -76,7 +76,7 @@ def broken_checker(monkeypatch):
     def boom(path, options=None):
         raise ZeroDivisionError("planted")
 
-    monkeypatch.setattr("gradcheck_cli.parallel.check_file", boom)
+    monkeypatch.setattr("gradcheck_cli.run.parallel.check_file", boom)
     monkeypatch.chdir(ROOT)
 
 
@@ -103,7 +103,7 @@ def test_internal_error_outside_a_config(monkeypatch):
     def boom():
         raise KeyError("planted")
 
-    monkeypatch.setattr("gradcheck_cli.layer_docs.layer_reference", boom)
+    monkeypatch.setattr("gradcheck_cli.layers.reference.layer_reference", boom)
     result = CliRunner().invoke(app, ["layers"])
     assert result.exit_code == 2
     assert result.stderr.startswith("internal error: KeyError: 'planted'\nThis is a bug in "

@@ -10,11 +10,11 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.explain import explain_plan, jacobian_view
-from gradcheck_cli.explain_render import explanation_markdown, render_explanation
-from gradcheck_cli.network import build_network
-from gradcheck_cli.plan import plan_network
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.learn.explain import explain_plan, jacobian_view
+from gradcheck_cli.learn.explain_render import explanation_markdown, render_explanation
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.config.plan import plan_network
+from gradcheck_cli.config.models import spec_from_text
 
 NET = """name: two-layer
 layout: {layout}

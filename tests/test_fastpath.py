@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import build_network, check_network, load_spec, spec_from_text
-from gradcheck_cli.check import CheckSettings
+from gradcheck_cli.check.engine import CheckSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = sorted(p for p in (ROOT / "configs").iterdir() if p.suffix in (".yaml", ".toml"))

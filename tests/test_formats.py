@@ -180,7 +180,7 @@ def test_github_invalid_line_is_exact(outputs):
 
 
 def test_github_escaping():
-    from gradcheck_cli.annotations import command
+    from gradcheck_cli.report.github import command
 
     assert command("error", "50% a\nb", file="a,b:c.yaml", line=3) == \
         "::error file=a%2Cb%3Ac.yaml,line=3::50%25 a%0Ab"

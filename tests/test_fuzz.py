@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
 from gradcheck_cli.results import Status
-from gradcheck_cli.runner import RunOptions, check_file
+from gradcheck_cli.run.pipeline import RunOptions, check_file
 
 LONG = int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(max_examples=LONG or 20, deadline=None, derandomize=not LONG, database=None,
@@ -174,7 +174,7 @@ def _is_dim(v) -> bool:
 
 
 def _registered() -> set[str]:
-    from gradcheck_cli.registry import registered
+    from gradcheck_cli.layers.catalog import registered
 
     return set(registered())
 
@@ -280,7 +280,7 @@ def test_fuzz_regressions(path):
 def test_the_writers_produce_specs_gradcheck_reads():
     spec = {"name": "w", "seed": 1, "input": {"shape": [3], "batch": 2},
             "layers": [{"type": "dense", "units": 2, "activation": "tanh"}], "loss": "mse"}
-    from gradcheck_cli.spec import spec_from_text
+    from gradcheck_cli.config.models import spec_from_text
 
     for fmt, text in (("yaml", to_yaml(spec)), ("toml", to_toml(spec))):
         parsed = spec_from_text(text, fmt)

@@ -12,15 +12,15 @@ import json
 import numpy as np
 import pytest
 
-from gradcheck_cli.check import check_network
+from gradcheck_cli.check.engine import check_network
 from gradcheck_cli.layers.attention import Attention
 from gradcheck_cli.layers.conv import Conv2D
 from gradcheck_cli.layers.norm import BatchNorm
 from gradcheck_cli.layers.recurrent import LSTM
-from gradcheck_cli.network import build_network
-from gradcheck_cli.registry import register
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.layers.catalog import register
 from gradcheck_cli.results import Status
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.config.models import spec_from_text
 
 
 @register("test_mutant_conv2d_flipped")

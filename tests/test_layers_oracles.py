@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck_cli.layers.activations_extra import LogSoftmax
+from gradcheck_cli.layers.softmax import LogSoftmax
 from gradcheck_cli.layers.attention import Attention
 from gradcheck_cli.layers.conv import Conv1D, Conv2D
 from gradcheck_cli.layers.dropout import Dropout
-from gradcheck_cli.layers.losses import SoftmaxCrossEntropy
-from gradcheck_cli.layers.losses_extra import NLL, Hinge, Huber, TemporalSoftmaxCE
+from gradcheck_cli.layers.classification_losses import NLL, Hinge, SoftmaxCrossEntropy, TemporalSoftmaxCE
+from gradcheck_cli.layers.regression_losses import Huber
 from gradcheck_cli.layers.norm import BatchNorm, GroupNorm, LayerNorm
 from gradcheck_cli.layers.pool import AvgPool2D, MaxPool2D
 from gradcheck_cli.layers.recurrent import LSTM

@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 
-from gradcheck_cli.check import check_network
-from gradcheck_cli.layer import Layer
-from gradcheck_cli.network import build_network
-from gradcheck_cli.registry import register
+from gradcheck_cli.check.engine import check_network
+from gradcheck_cli.layers.protocol import Layer
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.layers.catalog import register
 from gradcheck_cli.results import Status
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.config.models import spec_from_text
 
 
 @register("test_student_conv")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradcheck_cli.layer_table import generated_block, markdown_reference, readme_block, update_readme
-from gradcheck_cli.registry import is_builtin, registered
+from gradcheck_cli.layers.readme_table import generated_block, markdown_reference, readme_block, update_readme
+from gradcheck_cli.layers.catalog import is_builtin, registered
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

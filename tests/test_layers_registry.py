@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck_cli.check import check_network
-from gradcheck_cli.network import build_network
-from gradcheck_cli.registry import is_builtin, registered
+from gradcheck_cli.check.engine import check_network
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.layers.catalog import is_builtin, registered
 from gradcheck_cli.results import Status
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.config.models import spec_from_text
 
 
 def L(shape, entry, batch=3, **extra):
@@ -161,7 +161,7 @@ def test_integer_input_row_is_not_a_pass_or_fail():
 def test_probe_stacks_match_one_copy_at_a_time(name):
     """A stack of perturbed copies on a leading axis, of x or of any one parameter, gives exactly
     the outputs of the copies pushed through one at a time."""
-    from gradcheck_cli.check import with_params
+    from gradcheck_cli.check.engine import with_params
 
     net = build_network(spec_from_text(json.dumps({"seed": 5, **EXAMPLES[name][-1]})))
     node = net.nodes[0]

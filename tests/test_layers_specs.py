@@ -49,7 +49,7 @@ CASES = {
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_layer_misuse_is_a_located_error(name, tmp_path, monkeypatch):
-    from gradcheck_cli.registry import registered
+    from gradcheck_cli.layers.catalog import registered
 
     text, expected = CASES[name]
     (tmp_path / "net.yaml").write_text(text, encoding="utf-8")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gradcheck_cli.numeric import (AUTO_STEP, METHODS, direction_differences, entry_differences,
+from gradcheck_cli.check.differences import (AUTO_STEP, METHODS, direction_differences, entry_differences,
                                    stack_entries)
 
 

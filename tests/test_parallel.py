@@ -5,9 +5,7 @@ import os
 import signal
 
 from ci_helpers import FAILING, INVALID, PASSING, PLUGIN, gradcheck
-from gradcheck_cli import parallel
-
-
+from gradcheck_cli.run import parallel
 def test_jobs_give_the_same_json_as_serial(tmp_path):
     # lenet: convolutions, whose sums a BLAS with more threads would split differently
     args = ["check", "configs/lenet.yaml", "configs/mlp.yaml", FAILING, INVALID, PASSING,

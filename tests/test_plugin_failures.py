@@ -13,7 +13,7 @@ PLUGIN = '''"""Layers that misbehave in forward or backward."""
 import sys
 
 from gradcheck_cli import register
-from gradcheck_cli.layer import Layer
+from gradcheck_cli.layers.protocol import Layer
 
 
 class _Same(Layer):

@@ -53,9 +53,9 @@ def test_ci_section_blocks_parse():
     for block in blocks["toml"]:
         tomllib.loads(block)
     # the example has the fields a real document has (so adding one means documenting it)
-    from gradcheck_cli.report import run_to_dict
+    from gradcheck_cli.report.json_report import run_to_dict
     from gradcheck_cli.results import RunResult
-    from gradcheck_cli.runner import check_file
+    from gradcheck_cli.run.pipeline import check_file
 
     real = run_to_dict(RunResult([check_file(ROOT / "configs" / "mlp.yaml")]))
     assert set(doc) == set(real)

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck_cli.check import CheckSettings, check_network
-from gradcheck_cli.network import build_network
-from gradcheck_cli.registry import is_builtin, registered
+from gradcheck_cli.check.engine import CheckSettings, check_network
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.layers.catalog import is_builtin, registered
 from gradcheck_cli.results import Status
-from gradcheck_cli.spec import spec_from_text
+from gradcheck_cli.config.models import spec_from_text
 
 #: type -> how to exercise it: required `options`, per-example input `shapes` (default: 1-D),
 #: layers to put `before` it (a loss on probabilities needs a sigmoid in front).
@@ -127,7 +127,7 @@ def test_skipped_types_are_covered_elsewhere():
 
 
 def _options(cls):
-    from gradcheck_cli.options import options_model
+    from gradcheck_cli.layers.options import options_model
 
     return options_model(cls).model_fields
 

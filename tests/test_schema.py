@@ -11,12 +11,12 @@ from typer.testing import CliRunner
 
 from ci_helpers import PLUGIN, ROOT, gradcheck
 from gradcheck_cli.cli import app
-from gradcheck_cli.options import options_model
-from gradcheck_cli.registry import registered
-from gradcheck_cli.schema import json_schema
-from gradcheck_cli.source import load_document, parse_text
+from gradcheck_cli.layers.options import options_model
+from gradcheck_cli.layers.catalog import registered
+from gradcheck_cli.config.schema import json_schema
+from gradcheck_cli.config.document import load_document, parse_text
 
-TEMPLATES = ROOT / "gradcheck_cli" / "templates"
+TEMPLATES = ROOT / "gradcheck_cli" / "cli" / "templates"
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ class Odd:
 
 def test_an_option_without_a_json_schema_accepts_anything():
     """A plugin option typed with an arbitrary class must not break the whole schema."""
-    from gradcheck_cli.schema import _Lenient, _entry
+    from gradcheck_cli.config.schema import _Lenient, _entry
 
     schema = _entry("odd", Odd, "Layer").model_json_schema(schema_generator=_Lenient)
     assert schema["properties"]["units"]["type"] == "integer"

@@ -21,7 +21,7 @@ def _plugin(path: Path, marker: Path, name: str = "marked") -> Path:
 from pathlib import Path
 
 from gradcheck_cli import register
-from gradcheck_cli.layer import Layer
+from gradcheck_cli.layers.protocol import Layer
 
 Path({str(marker)!r}).write_text("ran")
 

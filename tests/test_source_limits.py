@@ -6,7 +6,8 @@ import tracemalloc
 import pytest
 
 from gradcheck_cli.errors import SpecError
-from gradcheck_cli.source import MAX_DEPTH, MAX_NODES, parse_text
+from gradcheck_cli.config.document import parse_text
+from gradcheck_cli.config.guards import MAX_DEPTH, MAX_NODES
 
 BASE = "input: {shape: [4], batch: 2}\nlayers:\n  - {type: dense, units: 3}\nloss: mse\n"
 

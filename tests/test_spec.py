@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gradcheck_cli.check import check_network
+from gradcheck_cli.check.engine import check_network
 from gradcheck_cli.errors import SpecError
-from gradcheck_cli.network import build_network
-from gradcheck_cli.plan import plan_network
+from gradcheck_cli.check.network import build_network
+from gradcheck_cli.config.plan import plan_network
 from gradcheck_cli.results import Status
-from gradcheck_cli.spec import CheckSpec, Spec, spec_from_text
+from gradcheck_cli.config.models import CheckSpec, Spec, spec_from_text
 
 YAML = """\
 name: same-net

@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from ci_helpers import gradcheck
 from gradcheck_cli.cli import app
-from gradcheck_cli.templates import TEMPLATES
+from gradcheck_cli.cli.templates import TEMPLATES
 
 
 @pytest.fixture

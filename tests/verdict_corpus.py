@@ -8,11 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from gradcheck_cli import register
-from gradcheck_cli.layers.activations import (ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softmax,
-                                              Softplus, Tanh)
+from gradcheck_cli.layers.activations import ELU, GELU, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
+from gradcheck_cli.layers.classification_losses import (BinaryCrossEntropy, BinaryCrossEntropyWithLogits,
+                                                        SoftmaxCrossEntropy)
 from gradcheck_cli.layers.dense import Dense
-from gradcheck_cli.layers.losses import (MSE, BinaryCrossEntropy, BinaryCrossEntropyWithLogits,
-                                         SoftmaxCrossEntropy, _scale)
+from gradcheck_cli.layers.loss_base import scale as _scale
+from gradcheck_cli.layers.regression_losses import MSE
+from gradcheck_cli.layers.softmax import Softmax
 
 
 @dataclass(frozen=True)

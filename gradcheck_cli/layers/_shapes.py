@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ..layer import Layer
+from .protocol import Layer
 
 
 class ShapedLayer(Layer):

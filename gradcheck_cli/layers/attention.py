@@ -6,8 +6,8 @@ from typing import Annotated
 import numpy as np
 from annotated_types import Gt
 
-from ..layer import ShapeError
-from ..registry import register
+from .protocol import ShapeError
+from .registry import register
 from ._shapes import ShapedLayer, lift
 
 
@@ -65,7 +65,7 @@ class Attention(ShapedLayer):
         return 1.0 / np.sqrt(self.in_shape[1] // self.heads)
 
     def explain(self, s):
-        """Equations with this config's shapes (see gradcheck_cli.explain.Symbols)."""
+        """Equations with this config's shapes (see gradcheck_cli.learn.explain.Symbols)."""
         A, Z, d = s.x, s.y, self.in_shape[1] // self.heads
         mask = " + causal mask (−∞ above the diagonal)" if self.causal else ""
         return {"forward": [(f"Q, K, V = {A}·Wq + bq, {A}·Wk, {A}·Wv + bv", f"{A}: {s.shape(A)}"),

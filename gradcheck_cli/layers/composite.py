@@ -14,8 +14,9 @@ from typing import Annotated, Any, ClassVar, Literal, Optional
 import numpy as np
 from annotated_types import Gt, MinLen
 
-from ..layer import Layer, ShapeError
-from ..registry import lookup, register
+from . import activations  # noqa: F401  (registers the activations a transformer block names)
+from .protocol import Layer, ShapeError, infer_output_shape
+from .registry import lookup, register
 from ._shapes import ShapedLayer, lift
 from .attention import Attention
 from .linear import Linear
@@ -48,8 +49,6 @@ class Composite(ShapedLayer):
     def _walk(self, input_shape, visit=None):
         """Shapes through every block; ``visit(j, child, in_shape)`` sees each child in order.
         Returns (output shape, {block index: (in, out)} of blocks that need a projection)."""
-        from ..plan import infer_output_shape  # a plugin child may say its shape only by building
-
         shape, projections = tuple(input_shape), {}
         for k, block in enumerate(self.blocks):
             s = shape
@@ -163,7 +162,7 @@ class Residual(Composite):
     VJP: dx = dout (or dout·Pᵀ) + (backward through f of dout); dP = xᵀ·dout.
     The table shows the inner layers as rows 3.1, 3.2, ... under the block."""
 
-    #: the option whose entries the planner resolves as inner layers (see plan.py)
+    #: the option whose entries the planner resolves as inner layers (see config/plan.py)
     inner_option: ClassVar[str] = "layers"
     shapes = "(..., n) → (..., n')"
 

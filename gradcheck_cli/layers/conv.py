@@ -12,8 +12,8 @@ from typing import Annotated, ClassVar, Union
 import numpy as np
 from annotated_types import Ge, Gt
 
-from ..layer import ShapeError
-from ..registry import register
+from .protocol import ShapeError
+from .registry import register
 from ._shapes import ShapedLayer, fold, im2col, lift, tuple_option, window_out
 
 Pos = Annotated[int, Gt(0)]
@@ -89,7 +89,7 @@ class _Conv(ShapedLayer):
         return out + lift(b, 1, 1, n), cols
 
     def explain(self, s):
-        """Equations with this config's shapes (see gradcheck_cli.explain.Symbols)."""
+        """Equations with this config's shapes (see gradcheck_cli.learn.explain.Symbols)."""
         W, b, A, Z = s.p("W"), s.p("b"), s.x, s.y
         k = "·".join(map(str, self.kernel))
         return {"forward": [(f"{Z} = {W} ⋆ {A} + {b}  (cross-correlation)",

@@ -7,8 +7,8 @@ from annotated_types import Gt
 
 import numpy as np
 
-from ..layer import Layer, ShapeError
-from ..registry import register
+from .protocol import Layer, ShapeError
+from .registry import register
 
 
 @register("dense")
@@ -73,7 +73,7 @@ class Dense(Layer):
         return dout @ W.T, {"W": x.T @ dout, "b": dout.sum(axis=0)}
 
     def explain(self, s):
-        """Equations with this config's shapes (see gradcheck_cli.explain.Symbols)."""
+        """Equations with this config's shapes (see gradcheck_cli.learn.explain.Symbols)."""
         W, b, A, Z = s.p("W"), s.p("b"), s.x, s.y
         shapes = f"{W}: {s.shape(W)}, {A}: {s.shape(A)}, {b}: {s.shape(b)} → {Z}: {s.shape(Z)}"
         if self.layout == "columns":

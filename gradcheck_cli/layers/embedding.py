@@ -6,7 +6,7 @@ from typing import Annotated
 import numpy as np
 from annotated_types import Gt
 
-from ..registry import register
+from .registry import register
 from ._shapes import ShapedLayer
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional, Union
 import numpy as np
 from annotated_types import Gt
 
-from ..layer import ShapeError
-from ..registry import register
+from .protocol import ShapeError
+from .registry import register
 from ._shapes import ShapedLayer, fold, tuple_option, window_out, windows
 
 Pos = Annotated[int, Gt(0)]

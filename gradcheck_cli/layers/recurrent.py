@@ -14,8 +14,8 @@ from typing import Annotated, ClassVar
 import numpy as np
 from annotated_types import Gt
 
-from ..layer import ShapeError
-from ..registry import register
+from .protocol import ShapeError
+from .registry import register
 from ._shapes import ShapedLayer, lift
 
 

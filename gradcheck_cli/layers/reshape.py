@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from ..layer import ShapeError
-from ..registry import register
+from .protocol import ShapeError
+from .registry import register
 from ._shapes import ShapedLayer
 
 

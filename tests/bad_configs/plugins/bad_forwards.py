@@ -2,7 +2,7 @@
 import numpy as np
 
 from gradcheck_cli import register
-from gradcheck_cli.layer import Layer
+from gradcheck_cli.layers.protocol import Layer
 
 
 class _Same(Layer):

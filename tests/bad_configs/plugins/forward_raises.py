@@ -1,6 +1,6 @@
 """A plugin layer whose forward raises on line 13."""
 from gradcheck_cli import register
-from gradcheck_cli.layer import Layer
+from gradcheck_cli.layers.protocol import Layer
 
 
 @register("forward_raises")

@@ -1,5 +1,5 @@
 """A plugin that defines a layer but forgets @register."""
-from gradcheck_cli.layer import Layer
+from gradcheck_cli.layers.protocol import Layer
 
 
 class Forgotten(Layer):

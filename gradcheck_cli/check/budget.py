@@ -1,0 +1,182 @@
+"""The resource guard: what a check will cost, estimated from the plan alone (no array exists yet).
+
+A config that anyone can put in a pull request must not be able to eat the CI machine's memory
+or keep it busy for hours. Before building a network, the runner estimates its parameters, the
+function evaluations both checks will make, and the peak memory, and refuses (exit 2) a check
+over ``--max-memory`` or ``--max-evals``. The figures mirror check.py: every tensor (each layer's
+input and parameters) is probed in isolation (one layer), and the parameters and the network
+input once more end to end (the rest of the network and the loss); each probe costs one
+evaluation per offset of the difference method; perturbed copies are evaluated in batches that
+fit the settings' memory budget.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import SpecError, UsageError
+
+#: Fraction of the machine's RAM a check may use by default; the rest stays for everything else.
+DEFAULT_RAM_FRACTION = 0.5
+#: When the RAM size cannot be read: a budget any CI runner has.
+FALLBACK_MEMORY = 2 * 1024**3
+#: Function evaluations allowed by default: a full check of a network with about a million
+#: parameters; beyond this, a full check takes hours, and a sample or directional check is the tool.
+DEFAULT_MAX_EVALS = 10_000_000
+#: Measured peaks stay below the modelled figure times this.
+PEAK_MARGIN = 1.25
+#: Batches of perturbed copies are never cut below this, so a tight limit still makes progress.
+MIN_BATCH_BUDGET = 1024**2
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
+          "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4,
+          "tib": 1024**4}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+@dataclass
+class CostEstimate:
+    """What a check of one config will take, before it runs."""
+
+    parameters: int
+    tensors: int            # tensors probed (layer inputs and parameters, and the loss input)
+    probes: int             # entries (or directions) perturbed, over both checks
+    evaluations: int        # function evaluations (perturbed copies), over both checks
+    peak_bytes: int         # network arrays plus the largest batch of perturbed copies
+    batch_bytes: int        # the largest batch of perturbed copies alone
+    largest: str            # the tensor whose batch is largest, e.g. "layer 2 (dense) W"
+    mode: str
+    method: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def describe(self) -> str:
+        return (f"estimate: {self.parameters:,} parameters, {self.tensors} tensors, "
+                f"{self.evaluations:,} evaluations ({self.mode} mode, {self.method}), "
+                f"peak memory ≈ {format_bytes(self.peak_bytes)} "
+                f"(largest batch: {self.largest}, {format_bytes(self.batch_bytes)})")
+
+
+def estimate(plan: Any, settings: Any) -> CostEstimate:
+    """Parameters, evaluations and peak memory of checking ``plan`` with ``settings``.
+
+    Uses shapes only. Caches are assumed to be about as large as activations; composite layers'
+    inner rows (a small share of the work) are not counted.
+    """
+    from .differences import chunk_for, evaluations_per_probe
+
+    spec = plan.spec
+    m = spec.input.batch
+    item = 4 if spec.dtype == "float32" else 8
+    ref_item = 16 if settings.method == "complex" else 8
+    per_probe = evaluations_per_probe(settings.method)
+    acts = [math.prod(spec.input.shape) * m] + [math.prod(n.output_shape) * m for n in plan.nodes]
+    params = sum(math.prod(s) for n in plan.nodes for s in n.param_shapes.values())
+    # network copy in its dtype, float64 reference copy, and caches about as large as activations
+    base = (params + m * math.prod(spec.input.shape)) * (item + 8) + sum(acts) * (2 * item + 8)
+
+    tensors = probes = evals = 0
+    batch, largest = 0, ""
+
+    def account(size: int, activation_sizes: list[int], label: str) -> None:
+        nonlocal probes, evals, batch, largest
+        n = _probes(settings, size)
+        bytes_per_probe = ref_item * (size + 3 * sum(activation_sizes) + 16)
+        per_batch = max(1, chunk_for(bytes_per_probe, settings.max_memory) // per_probe) * per_probe
+        copies = min(per_batch, n * per_probe)
+        probes += n
+        evals += n * per_probe
+        if copies * bytes_per_probe > batch:
+            batch, largest = copies * bytes_per_probe, label
+
+    for i, node in enumerate(plan.nodes):
+        sizes = {"x": acts[i], **{k: math.prod(s) for k, s in node.param_shapes.items()}}
+        name = f"layer {node.label} ({node.type_name})"
+        tensors += len(sizes)
+        for tensor, size in sizes.items():
+            account(size, [acts[i], acts[i + 1]], f"{name} {tensor}")       # isolated
+            if tensor != "x" or i == 0:
+                # end to end: parameters and the network input (a hidden dx only in isolation)
+                account(size, acts[i:], f"{name} {tensor}")
+    account(acts[-1], [acts[-1]], "loss x")
+    tensors += 1
+    # a margin for what the model leaves out (directions, refinement, temporaries): better to
+    # refuse a check that would just fit than to let one through that does not
+    peak = int(PEAK_MARGIN * (base + batch))
+    return CostEstimate(parameters=params, tensors=tensors, probes=probes, evaluations=evals,
+                        peak_bytes=peak, batch_bytes=batch, largest=largest,
+                        mode=settings.mode, method=settings.method)
+
+
+def _probes(settings: Any, size: int) -> int:
+    mode = getattr(settings, "mode", "full")
+    if mode == "sample":
+        return min(size, settings.samples)
+    if mode == "directional":
+        return settings.directions if size else 0
+    return size
+
+
+def fit_batches(plan: Any, settings: Any, max_memory: int) -> Any:
+    """Settings whose batch budget fits in what ``max_memory`` leaves beside the network."""
+    first = estimate(plan, settings)
+    room = int(max_memory / PEAK_MARGIN) - (int(first.peak_bytes / PEAK_MARGIN) - first.batch_bytes)
+    budget = max(MIN_BATCH_BUDGET, min(settings.max_memory, room))
+    return dataclasses.replace(settings, max_memory=budget)
+
+
+def guard(plan: Any, settings: Any, max_memory: int | None = None,
+          max_evals: int | None = None) -> tuple[Any, CostEstimate]:
+    """Settings fitted to the memory limit and the estimate, or a SpecError naming the config
+    when the check would still be over a limit."""
+    max_memory = default_max_memory() if max_memory is None else max_memory
+    settings = fit_batches(plan, settings, max_memory)
+    cost = estimate(plan, settings)
+    max_evals = DEFAULT_MAX_EVALS if max_evals is None else max_evals
+    over = []
+    if cost.peak_bytes > max_memory:
+        over.append(f"about {format_bytes(cost.peak_bytes)} of memory (limit --max-memory "
+                    f"{format_bytes(max_memory)}; largest batch: {cost.largest})")
+    if cost.evaluations > max_evals:
+        over.append(f"{cost.evaluations:,} function evaluations (limit --max-evals {max_evals:,})")
+    if over:
+        lighter = ("use --mode sample (a few entries per tensor) or --mode directional (a few "
+                   "random directions per tensor)" if cost.mode == "full" else
+                   "use fewer --samples or --directions")
+        raise SpecError(f"this check would need {' and '.join(over)}: {lighter}, use smaller "
+                        "sizes, or raise the limit", file=plan.spec.doc.path)
+    return settings, cost
+
+
+def default_max_memory() -> int:
+    """A safe share of the machine's physical RAM."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return FALLBACK_MEMORY
+    return int(total * DEFAULT_RAM_FRACTION) if total > 0 else FALLBACK_MEMORY
+
+
+def parse_size(text: str) -> int:
+    """'512M', '2G', '1.5GiB', '1000000' (bytes) -> bytes; units are powers of 1024."""
+    m = _SIZE.match(str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS:
+        raise UsageError(f"--max-memory {text!r}: expected a size such as 512M, 2G or 1.5GiB "
+                         "(a plain number is bytes)")
+    value = float(m.group(1)) * _UNITS[unit]
+    if value < 1 or not math.isfinite(value):
+        raise UsageError(f"--max-memory {text!r}: must be at least 1 byte")
+    return int(value)
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"

@@ -1,0 +1,138 @@
+"""Check 1, isolated, per layer: with the layer's real input x and a seeded random upstream
+gradient G, the layer's backward(G) against finite differences of ⟨forward(x), G⟩, for x and
+each parameter. This puts a bug in the one layer that has it."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from . import shortcuts
+from .state import CheckContext, as_f64, differentiable, full_shape
+from .network import STREAM_COTANGENT, node_key, rng_for
+from ..config.plan import PlannedLayer
+from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with_params
+from ..results import Comparison, Row
+from .tensor import (Target, bytes_per_probe, check_analytic, diagnosis_context,
+                          gradient_scale, integer_input, run_backward, tensor_key, nondeterministic)
+from ..errors import GradcheckError
+
+
+def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
+    rows = _isolated(ctx, node.layer, ctx.ref_layers[i], ctx.ref_acts[i], ctx.clean.caches[i],
+                     node.label, node_key(node),
+                     lambda tensor, shape, comparison: layer_row(ctx, node, tensor, shape, comparison))
+    rows.extend(_inner_rows(ctx, node, node.layer, ctx.clean.caches[i], node.label, node_key(node)))
+    return rows
+
+
+def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, cache: Any, label: str,
+              key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row]) -> list[Row]:
+    """Check 1 for one layer: backward(G) against differences of ⟨forward(·), G⟩."""
+    out64 = ref_layer.forward(x64)[0]
+    g64 = rng_for(ctx.net.spec.seed, STREAM_COTANGENT, *key).standard_normal(out64.shape)
+    g = g64.astype(ctx.net.dtype)
+    analytic, failure = run_backward(layer, g, cache)
+    if failure is None:
+        failure = nondeterministic(layer, g, cache, analytic)
+    g_flat = g64.reshape(-1)
+
+    def tail(out):
+        # ⟨out, G⟩ per copy, as one matrix-vector product
+        return out.reshape(*out.shape[:out.ndim - g64.ndim], -1) @ g_flat
+
+    f0 = float(tail(out64))
+    f_scale = float(np.abs(out64 * g64).sum())
+    batched = ctx.settings.batched and probe_capable([ref_layer])
+    rows = []
+    ctx.keep(f"isolated/{label}/cotangent", g64)
+    for tensor in ["x", *layer.params]:
+        theta = x64 if tensor == "x" else ref_layer.params[tensor]
+        if tensor == "x" and not differentiable(theta):
+            rows.append(make_row(tensor, theta.shape, integer_input(analytic)))
+            continue
+        stack = stack_evaluator(ref_layer, tensor, x64, [], tail, batched)
+        entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
+            theta, [x64.shape, out64.shape], ctx.settings.method)
+        if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
+            entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
+                                                 contraction=g64)
+        target = Target(theta, stack, entries, f0, f_scale, per_probe,
+                         (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
+        target.diagnosis = diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64)
+        comparison, n_full = check_analytic(ctx, analytic, failure, tensor, target)
+        ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
+        ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
+        rows.append(make_row(tensor, theta.shape, comparison))
+    return rows
+
+
+def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, label: str,
+                key: tuple[int, ...]) -> list[Row]:
+    """Isolated rows for the inner layers of a composite (labels 3.1, 3.2, ...), so that a bug
+    inside a block is located inside it. A composite lists them with ``inner(cache)``."""
+    inner = getattr(layer, "inner", None)
+    if inner is None:
+        return []
+    rows: list[Row] = []
+    doc = ctx.net.spec.doc
+    written = dict(zip(getattr(layer, "labels", ()), getattr(layer, "inner_keypaths", ())))
+    for k, (suffix, sub, sub_x) in enumerate(inner(cache), start=1):
+        sub_label = f"{label}.{suffix}"
+        sub_line = doc.locate(written[suffix])[0] if suffix in written else node.line
+        sub_out, sub_cache = sub.forward(sub_x)
+        ref_sub = with_params(sub, {n: as_f64(v) for n, v in sub.params.items()})
+        sub_key = (*key, 100 + k)
+
+        def make_row(tensor, shape, comparison, sub=sub, sub_label=sub_label, sub_x=sub_x, sub_out=sub_out,
+                     sub_line=sub_line):
+            return Row(label=sub_label, index=node.index, layer_type=sub.type_name or type(sub).__name__,
+                       line=sub_line, tensor=tensor, input_shape=tuple(np.shape(sub_x)),
+                       output_shape=tuple(np.shape(sub_out)), tensor_shape=tuple(shape),
+                       isolated=comparison, network=None)
+
+        rows.extend(_isolated(ctx, sub, ref_sub, as_f64(np.asarray(sub_x)), sub_cache, sub_label,
+                              sub_key, make_row))
+        rows.extend(_inner_rows(ctx, node, sub, sub_cache, sub_label, sub_key))
+    return rows
+
+
+def layer_row(ctx: CheckContext, node: PlannedLayer, tensor: str, shape, comparison: Comparison) -> Row:
+    spec, m = ctx.net.spec, ctx.net.batch
+    return Row(label=node.label, index=node.index, layer_type=node.type_name, line=node.line,
+               tensor=tensor, input_shape=full_shape(spec.layout, node.input_shape, m),
+               output_shape=full_shape(spec.layout, node.output_shape, m) if node.output_shape else (),
+               tensor_shape=tuple(shape), isolated=comparison, network=None)
+
+
+def loss_row(ctx: CheckContext) -> Row:
+    net = ctx.net
+    node, loss = net.loss, net.loss.layer
+    try:
+        analytic, failure = {"x": loss.backward(1.0, ctx.clean.loss_cache)}, None
+    except GradcheckError:  # ours (a time limit, a located error): as it is
+        raise
+    except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
+        analytic, failure = {}, f"backward raised {type(exc).__name__}: {exc}"
+    x64 = ctx.ref_acts[-1]
+    targets = ctx.ref_targets
+
+    def tail(value):
+        return value
+
+    class _AsLayer:  # the loss seen as a layer whose output is the scalar itself
+        probe_axes = getattr(type(loss), "probe_axes", False)
+
+        def forward(self, x):
+            return loss.forward(x, targets)
+
+    batched = ctx.settings.batched and probe_capable([_AsLayer()])
+    stack = stack_evaluator(_AsLayer(), "x", x64, [], tail, batched)
+    target = Target(x64, stack, entries_from_stack(stack, x64), ctx.ref_loss_value,
+                     abs(ctx.ref_loss_value), bytes_per_probe(x64, [x64.shape], ctx.settings.method),
+                     (0, 9, 0))
+    comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)
+    ctx.keep("isolated/loss/x/analytic", analytic.get("x"))
+    ctx.keep("isolated/loss/x/numeric", n_full)
+    return layer_row(ctx, node, "x", x64.shape, comparison)
+

@@ -1,0 +1,233 @@
+"""Judging an analytic gradient against its numeric reference: shape problems, errors, the
+noise of the finite differences, kinks, and the verdict. Pure functions over arrays.
+
+The verdict rule (see README, "Verdicts"):
+- an entry whose error is within the estimated finite-difference noise (rounding + truncation,
+  plus the analytic gradient's own rounding) is no evidence of a bug;
+- an entry at a kink (the one-sided differences disagree, so the perturbation crossed a
+  non-differentiable point) is accepted when the analytic value lies between them (a valid
+  subgradient), and counted;
+- then the relative error of the rest decides: pass below the dtype's pass threshold, FAIL
+  above its warn threshold, warn between; an error far above the noise fails even inside the
+  warn band, and warns even below the pass threshold.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .diagnose import Context, diagnose
+from .differences import Differences
+from ..results import Comparison, Status
+from .tolerance import UNIT_ROUNDOFF, Tolerance
+
+#: rounding allowance of the analytic gradient, in units of its dtype's roundoff times max|n|
+ANALYTIC_ROUNDING = 64.0
+#: an error up to this many noise estimates is explained by the noise
+SAFETY = 4.0
+#: an error beyond this many noise estimates is not rounding, whatever its relative size
+FAR = 1000.0
+#: entries whose truncation error is estimated by a second run at h/2 when it matters
+REFINE = 16
+
+Refine = Callable[[np.ndarray], Differences]  # probe positions -> the same probes at h/2
+
+
+def rel_error(a: np.ndarray, n: np.ndarray) -> float:
+    """‖a − n‖₂ / (‖a‖₂ + ‖n‖₂), 0 when both are 0: in [0, 1], 1/3 for a factor 2, 1 for a sign flip."""
+    denom = float(np.linalg.norm(a) + np.linalg.norm(n))
+    return 0.0 if denom == 0.0 else float(np.linalg.norm(a - n)) / denom
+
+
+def fmt_shape(shape) -> str:
+    return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def as_gradient(analytic, tensor: str, shape: tuple[int, ...], tol: Tolerance,
+                numeric_full: np.ndarray | None = None) -> tuple[np.ndarray | None, Comparison | None]:
+    """The analytic gradient as a float64 array of the tensor's shape, or a FAIL saying why not."""
+    try:
+        a = np.asarray(analytic)
+    except Exception:
+        return None, Comparison(Status.FAIL, reason=f"d{tensor} is not an array ({type(analytic).__name__})")
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        return None, Comparison(Status.FAIL, analytic_shape=a.shape,
+                                reason=f"d{tensor} is not numeric (dtype {a.dtype})")
+    a = (a.real if np.iscomplexobj(a) else a).astype(np.float64)
+    if a.shape != tuple(shape):
+        return None, shape_mismatch(a, tensor, tuple(shape), tol, numeric_full)
+    bad = int(np.count_nonzero(~np.isfinite(a)))
+    if bad:
+        return None, Comparison(Status.FAIL, analytic_shape=a.shape,
+                                reason=f"analytic d{tensor} has {bad} NaN/Inf entr{'y' if bad == 1 else 'ies'}")
+    return a, None
+
+
+def shape_mismatch(a: np.ndarray, tensor: str, shape: tuple[int, ...], tol: Tolerance,
+                   n: np.ndarray | None) -> Comparison:
+    msg = f"d{tensor} has shape {fmt_shape(a.shape)}, but {tensor} is {fmt_shape(shape)}"
+    out = Comparison(Status.FAIL, analytic_shape=a.shape)
+    if a.ndim == 2 and a.shape == shape[::-1]:
+        if n is not None:
+            rel = rel_error(a.T, n)
+            out.rel_error, out.max_abs_error = rel, float(np.abs(a.T - n).max())
+            verdict = (f"its transpose matches (rel err {rel:.1e})" if rel <= tol.pass_rtol else
+                       f"and its transpose does not match either (rel err {rel:.1e})")
+        else:
+            verdict = "its shape is the transpose"
+        out.reason = f"{msg}: transposed? {verdict}"
+        out.diagnosis = "transposed"
+    elif a.size == int(np.prod(shape)):
+        out.reason = f"{msg}: same number of entries: reshaped or transposed?"
+    elif a.ndim == len(shape) + 1 and a.shape[1:] == shape:
+        out.reason = f"{msg}: not summed over the batch axis?"
+        out.diagnosis = "bias gradient not summed over the batch"
+    elif a.ndim == len(shape) and a.size > int(np.prod(shape)):
+        out.reason = f"{msg}: summed over the wrong axis, or not summed?"
+        out.diagnosis = "summed over the wrong axis"
+    else:
+        out.reason = msg
+    return out
+
+
+def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: str, tol: Tolerance,
+          context: Context | None = None, refine: Refine | None = None,
+          index: np.ndarray | None = None, full_shape: tuple[int, ...] | None = None,
+          analytic_scale: float = 0.0) -> Comparison:
+    """Verdict on analytic values ``a`` against numeric ``n`` (both (B,), the probes checked).
+
+    ``index`` maps probes to flat entries of the tensor (None for directional probes), so the
+    worst entry can be named; ``refine`` re-runs some probes at h/2, which tells truncation
+    error from a kink: at a smooth point the one-sided differences disagree by O(h) and halve
+    with h; across a kink they disagree by the jump in slope, which does not shrink.
+    """
+    if n.size == 0:
+        return Comparison(Status.SKIPPED, reason="empty tensor")
+    bad_n = int(np.count_nonzero(~np.isfinite(n)))
+    if bad_n:
+        return Comparison(Status.FAIL, entries=n.size,
+                          reason=f"the function is not finite within one step of {tensor} "
+                                 f"({bad_n} numeric value{'s' if bad_n > 1 else ''} NaN/Inf)")
+    err = np.abs(a - n)
+    scale = max(float(np.abs(n).max()), analytic_scale)
+    noise = diffs.rounding + ANALYTIC_ROUNDING * UNIT_ROUNDOFF[dtype] * scale
+    if diffs.truncation is not None:
+        noise = noise + diffs.truncation
+    kink = np.zeros(a.shape, dtype=bool)
+    suspicious = np.flatnonzero(err > SAFETY * noise)
+    if suspicious.size and refine is not None:
+        order = suspicious[np.argsort(-(err[suspicious] / np.maximum(noise[suspicious], 1e-300)))]
+        chosen = order[:REFINE]
+        fine = refine(chosen)
+        kink[chosen] = _kinks(a[chosen], err[chosen], noise[chosen], diffs, chosen, fine)
+        if kink[chosen].any() and order.size > chosen.size:
+            # kinks come in numbers (a tied pool window, a relu layer near 0): classify every
+            # suspicious entry, or the ones past the first few would fail for no reason
+            more = order[chosen.size:]
+            fine_more = refine(more)
+            kink[more] = _kinks(a[more], err[more], noise[more], diffs, more, fine_more)
+            chosen, fine = order, _concat(fine, fine_more)
+        truncation = np.zeros_like(err)
+        smooth = chosen[~kink[chosen]]
+        truncation[chosen] = _truncation(diffs, chosen, fine)
+        truncation[chosen[kink[chosen]]] = 0.0
+        rest = np.setdiff1d(suspicious, chosen)
+        if rest.size and smooth.size:
+            # entries not re-run get the largest truncation seen among smooth ones
+            truncation[rest] = truncation[smooth].max()
+        noise = noise + truncation
+    keep = ~kink
+    rel_all = rel_error(a, n)
+    rel = rel_error(a[keep], n[keep]) if keep.any() else 0.0
+    ratio = float((err[keep] / np.maximum(noise[keep], 1e-300)).max()) if keep.any() else 0.0
+    worst = int(np.argmax(np.where(keep, err, -1.0)))
+    worst_index = _entry(index, worst, full_shape)
+    out = Comparison(Status.PASS, rel_all, float(err.max()), worst_index, None,
+                     float(np.linalg.norm(noise) / max(np.linalg.norm(a) + np.linalg.norm(n), 1e-300)),
+                     int(n.size), kinks=int(kink.sum()))
+    if ratio <= SAFETY:
+        explained = rel > tol.pass_rtol
+        out.reason = (f"relative error {rel:.1e}, but every entry is within the finite-difference "
+                      f"noise: the gradient is ~0 at this resolution" if explained else "")
+    elif rel <= tol.pass_rtol:
+        if ratio > FAR:
+            out.status = Status.WARN
+            out.reason = (f"small (rel err {rel:.1e}) but {ratio:.0f}× the finite-difference noise "
+                          f"at entry {worst_index}: a real, small discrepancy?")
+    elif rel <= tol.warn_rtol and ratio <= FAR:
+        out.status = Status.WARN
+        out.reason = f"relative error {rel:.1e} is above {tol.pass_rtol:.0e} (pass) but below {tol.warn_rtol:.0e}"
+    else:
+        out.status = Status.FAIL
+        what = "entry" if index is not None else "direction"
+        out.reason = (f"d{tensor} does not match: worst {what} {worst_index}: analytic {a[worst]:.6g}, "
+                      f"numeric {n[worst]:.6g} ({ratio:.0f}× the noise)")
+    if out.kinks and out.status is not Status.FAIL:
+        if out.status is Status.PASS:
+            out.status = Status.KINK
+        out.reason = "; ".join(filter(None, [
+            f"{out.kinks} entr{'y' if out.kinks == 1 else 'ies'} at a kink (a decision such as "
+            f"relu's x > 0 flips within ±h); the analytic value lies between the one-sided "
+            f"derivatives, a valid subgradient; the other entries: rel err {rel:.1e}", out.reason]))
+    return out
+
+
+def diagnose_failure(out: Comparison, a_full: np.ndarray, n_full: np.ndarray, tol: Tolerance,
+                     context: Context | None) -> None:
+    """Name the common bug behind a FAIL (transpose, a factor, zeros, ...) when one explains it."""
+    if out.status is not Status.FAIL or context is None:
+        return
+    a, n = a_full, n_full
+    if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1 and rel_error(a.T, n) <= tol.pass_rtol:
+        out.diagnosis = "transposed"
+        out.reason = f"d{context.tensor} is transposed? its transpose matches (rel err {rel_error(a.T, n):.1e})"
+        return
+    found = diagnose(a, n, context)
+    if found:
+        out.diagnosis = found
+        out.reason = f"{found}; {out.reason}"
+
+
+def _concat(a: Differences, b: Differences) -> Differences:
+    def cat(x, y):
+        return None if x is None or y is None else np.concatenate([x, y])
+    return Differences(cat(a.grad, b.grad), cat(a.step, b.step), cat(a.rounding, b.rounding),
+                       cat(a.truncation, b.truncation), cat(a.d_plus, b.d_plus),
+                       cat(a.d_minus, b.d_minus), a.evaluations + b.evaluations)
+
+
+def _truncation(coarse: Differences, pos: np.ndarray, fine: Differences) -> np.ndarray:
+    """Truncation error of D(h), from D(h) − D(h/2): ¾·c·h² of c·h² for central differences
+    (Richardson carries its own estimate), ½·c·h of c·h for forward."""
+    factor = 2.0 if coarse.d_minus is None else 4.0 / 3.0
+    return factor * np.abs(coarse.grad[pos] - fine.grad)
+
+
+def _kinks(a: np.ndarray, err: np.ndarray, noise: np.ndarray, coarse: Differences, pos: np.ndarray,
+           fine: Differences) -> np.ndarray:
+    """Which of the re-run probes crossed a kink and have an analytic value that is a valid
+    subgradient: within the one-sided derivatives [D−, D+] at h or h/2."""
+    if coarse.d_plus is None or fine.d_plus is None:
+        return np.zeros(a.shape, dtype=bool)
+    jump = np.abs(coarse.d_plus[pos] - coarse.d_minus[pos])
+    jump_fine = np.abs(fine.d_plus - fine.d_minus)
+    one_sided_noise = 4.0 * (coarse.rounding[pos] + fine.rounding)
+    # smooth: the gap halves with h (ratio 0.5); a kink keeps it (or it vanishes once h/2 no
+    # longer reaches the kink, in which case D(h/2) is simply accurate and no kink is needed)
+    crossed = (jump > SAFETY * one_sided_noise) & (jump_fine > 0.75 * jump)
+    sides = np.stack([coarse.d_plus[pos], coarse.d_minus[pos], fine.d_plus, fine.d_minus])
+    # one-sided differences carry an O(h) truncation error; D(h) − D(h/2) estimates half of it
+    slack = one_sided_noise + noise + 2.0 * np.maximum(np.abs(coarse.d_plus[pos] - fine.d_plus),
+                                                       np.abs(coarse.d_minus[pos] - fine.d_minus))
+    lo = sides.min(axis=0) - slack
+    hi = sides.max(axis=0) + slack
+    return crossed & (a >= lo) & (a <= hi)
+
+
+def _entry(index: np.ndarray | None, k: int, shape: tuple[int, ...] | None):
+    if index is None:
+        return (k,)
+    if shape is None:
+        return (int(index[k]),)
+    return tuple(int(i) for i in np.unravel_index(int(index[k]), shape))

@@ -1,0 +1,50 @@
+"""What every command shares: the exit codes, the consoles, and how errors become exit code 2."""
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _consoles():
+    from rich.console import Console
+
+    # not a terminal (a CI log, a file): wide enough that no table column is cut
+    width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", 0)) or 160
+    # stderr carries messages quoting config text, so "[/red]" in a key must print as written
+    return Console(width=width, highlight=False), Console(stderr=True, width=width, highlight=False,
+                                                          markup=False)
+
+
+class _errors:
+    """Turn user-facing errors into one line and exit 2; anything else into a report request."""
+
+    def __init__(self, err, debug: bool) -> None:
+        self.err, self.debug = err, debug
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        from ..errors import GradcheckError
+
+        if exc is None or isinstance(exc, (typer.Exit, typer.Abort, SystemExit)):
+            return False
+        if isinstance(exc, KeyboardInterrupt):
+            self.err.print("interrupted")
+            raise typer.Exit(EXIT_INTERRUPTED)
+        if isinstance(exc, GradcheckError):
+            self.err.print(f"error: {exc}", style="red", soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE)
+        if self.debug:  # the traceback, and still the documented exit code
+            import traceback
+
+            self.err.file.write("".join(traceback.format_exception(kind, exc, tb)))
+            self.err.file.flush()
+        self.err.print(f"internal error: {type(exc).__name__}: {exc}\n"
+                       "This is a bug in gradcheck; please report it with the config and the output "
+                       "of the same command with --debug.", style="red", soft_wrap=True)
+        raise typer.Exit(EXIT_USAGE)

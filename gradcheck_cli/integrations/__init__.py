@@ -1,0 +1,1 @@
+"""The checker inside other tools: the notebook API and the pytest plugin."""

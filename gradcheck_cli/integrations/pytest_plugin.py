@@ -1,0 +1,194 @@
+"""pytest plugin (a ``pytest11`` entry point): gradcheck config files collected as tests.
+
+Enabled by ``--gradcheck`` (files matching ``gradcheck_patterns``, by default
+``*.gradcheck.yaml``, ``*.gradcheck.yml`` and ``*.gradcheck.toml``) or by the ini option
+``gradcheck_paths`` (every config file under those paths). One test per config, or one per layer
+with ``--gradcheck-per-layer``. Plugin layers come from ``--gradcheck-plugin PATH`` (repeatable)
+or the ini option ``gradcheck_plugins``. Items are plain pytest items, so ``pytest -n auto``
+(pytest-xdist) spreads them over cores unchanged.
+
+Imports of numpy and the checker wait until a config is collected: the plugin is loaded in every
+pytest run of an environment where gradcheck is installed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import io
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+DEFAULT_PATTERNS = ["*.gradcheck.yaml", "*.gradcheck.yml", "*.gradcheck.toml"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gradcheck", "gradient checks of network configs")
+    group.addoption("--gradcheck", action="store_true", default=False,
+                    help="collect gradcheck config files (gradcheck_patterns) as tests")
+    group.addoption("--gradcheck-plugin", action="append", default=[], metavar="PATH",
+                    help="plugin file with layer classes for the configs (repeatable)")
+    group.addoption("--gradcheck-per-layer", action="store_true", default=False,
+                    help="one test per layer instead of one per config")
+    group.addoption("--gradcheck-allow-plugins", action="store_true", default=False,
+                    help="load the plugin files configs list under `plugins:` (they are code)")
+    group.addoption("--gradcheck-strict", action="store_true", default=False,
+                    help="treat warnings as failures")
+    parser.addini("gradcheck_paths", type="paths", default=[],
+                  help="files or folders whose config files are collected as gradcheck tests")
+    parser.addini("gradcheck_patterns", type="args", default=DEFAULT_PATTERNS,
+                  help="file name patterns collected under --gradcheck")
+    parser.addini("gradcheck_plugins", type="paths", default=[],
+                  help="plugin files with layer classes for the configs")
+    parser.addini("gradcheck_per_layer", type="bool", default=False,
+                  help="one test per layer instead of one per config")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    paths = config.getini("gradcheck_paths")
+    if not paths:
+        return
+    # With no paths on the command line pytest walks only `testpaths`: add the config folders,
+    # so that setting gradcheck_paths is enough.
+    source = getattr(config, "args_source", None)
+    if source is not None and source == pytest.Config.ArgsSource.TESTPATHS:
+        config.args.extend(str(p) for p in paths if str(p) not in config.args)
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("gradcheck") or config.getini("gradcheck_paths"))
+
+
+def _wanted(config: pytest.Config, path: Path) -> bool:
+    from ..run.pipeline import CONFIG_SUFFIXES
+
+    if config.getoption("gradcheck") and any(fnmatch.fnmatch(path.name, pat)
+                                              for pat in config.getini("gradcheck_patterns")):
+        return True
+    if not path.name.lower().endswith(CONFIG_SUFFIXES):
+        return False
+    resolved = path.resolve()
+    for root in config.getini("gradcheck_paths"):
+        root = Path(root).resolve()
+        if resolved == root or root in resolved.parents:
+            return True
+    return False
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    config = parent.config
+    if _enabled(config) and _wanted(config, file_path):
+        return GradcheckFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _load_plugins(config: pytest.Config) -> None:
+    from ..run.pipeline import load_plugins
+
+    paths = [*config.getoption("gradcheck_plugin"), *map(str, config.getini("gradcheck_plugins"))]
+    load_plugins(paths)
+
+
+def _options(config: pytest.Config):
+    from ..run.pipeline import RunOptions
+
+    return RunOptions(plugins=[*config.getoption("gradcheck_plugin"),
+                               *map(str, config.getini("gradcheck_plugins"))],
+                      allow_plugins=config.getoption("gradcheck_allow_plugins"))
+
+
+class GradcheckFailure(Exception):
+    """A config that failed its check or could not be checked; the message is the report."""
+
+
+class GradcheckFile(pytest.File):
+    """One config file: checked once, shared by its items."""
+
+    _result: Any = None
+
+    def config_path(self) -> Path:
+        """Relative to the working folder when inside it, as messages then name it."""
+        try:
+            return self.path.relative_to(Path.cwd())
+        except ValueError:
+            return self.path
+
+    def collect(self) -> Iterator[pytest.Item]:
+        per_layer = self.config.getoption("gradcheck_per_layer") or self.config.getini("gradcheck_per_layer")
+        if not per_layer:
+            yield GradcheckItem.from_parent(self, name="gradcheck", label=None, line=None)
+            return
+        from ..errors import GradcheckError
+        from ..run.pipeline import plan_file
+
+        _load_plugins(self.config)
+        try:
+            plan = plan_file(self.config_path(), _options(self.config))
+        except GradcheckError as exc:
+            # An invalid config is one failing test, not a collection error that stops the run.
+            yield GradcheckItem.from_parent(self, name="gradcheck", label=None, line=None,
+                                            error=str(exc))
+            return
+        for node in [*plan.nodes, plan.loss]:
+            yield GradcheckItem.from_parent(self, name=f"{node.label} {node.type_name}",
+                                            label=node.label, line=node.line)
+
+    def result(self):
+        if self._result is None:
+            from ..run.parallel import check_one
+
+            _load_plugins(self.config)
+            self._result = check_one(self.config_path(), _options(self.config))
+        return self._result
+
+
+class GradcheckItem(pytest.Item):
+    def __init__(self, *, label: str | None, line: int | None, error: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.label, self.line, self.error = label, line, error
+
+    def runtest(self) -> None:
+        from ..results import Status
+        from ..report.categories import category
+
+        if self.error is not None:
+            raise GradcheckFailure(self.error)
+        result = self.parent.result()
+        if result.status is Status.ERROR:
+            raise GradcheckFailure(result.error)
+        rows = [r for r in result.rows if self.label is None or r.label == self.label]
+        strict = self.config.getoption("gradcheck_strict")
+        if any(category(r.status, strict) in ("failure", "error") for r in rows):
+            raise GradcheckFailure(_report(dataclasses.replace(result, rows=rows), strict))
+        skipped = [r for r in rows if r.status is Status.SKIPPED]
+        if rows and len(skipped) == len(rows):
+            pytest.skip(skipped[0].reason or "skipped")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
+        if isinstance(excinfo.value, GradcheckFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        # pytest turns dots of the domain into "::" in -v output: the item name has none.
+        return self.path, (self.line - 1 if self.line else None), self.name
+
+
+def _report(result, strict: bool) -> str:
+    """The config's table and the details of rows that did not pass, as plain text."""
+    from rich.console import Console
+
+    from ..report.table import render_config
+
+    from ..report.categories import category
+
+    bad = [f"{r.label} {r.layer_type} {r.tensor} ({r.status.value})" for r in result.rows
+           if category(r.status, strict) in ("failure", "error")]
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=120, no_color=True, color_system=None, highlight=False,
+                      force_terminal=False)
+    render_config(console, result, verbose=False)
+    # The first line is what pytest's short summary shows.
+    return f"gradcheck {result.name}: wrong gradient in {', '.join(bad)}\n" + buffer.getvalue().rstrip()

@@ -1,0 +1,2 @@
+"""The teaching tools: the equations a config asks for (explain), step sweeps, and array dumps,
+each with its renderer."""

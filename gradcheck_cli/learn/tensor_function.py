@@ -1,0 +1,87 @@
+"""One tensor's function, for step sweeps and teaching tools: the scalar the checks differentiate."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..check.engine import clean_forward, reference_forward
+from ..check.state import CheckContext, CheckSettings
+from ..check.end_to_end import backward_chain, with_l2
+from ..check.network import STREAM_COTANGENT, Network, node_key, rng_for
+from ..check.differences import EvaluateStack, resolve_step
+from ..check.evaluators import probe_capable, stack_evaluator
+from ..check.tensor import run_backward
+from ..check.tolerance import tolerance_for
+
+
+@dataclass
+class TensorFunction:
+    """The isolated check's scalar function of one tensor: f(θ) = ⟨layer.forward(x; θ), G⟩
+    (for the loss row, the loss itself), with the layer's own analytic gradient of it."""
+
+    label: str
+    tensor: str
+    theta: np.ndarray            # float64, the clean value
+    evaluate: EvaluateStack      # f of each copy in a stack (B, *θ.shape)
+    f0: float
+    analytic: np.ndarray | None  # float64, or None when backward gave nothing usable
+
+
+def tensor_function(net: Network, label: str, tensor: str, network: bool = True) -> TensorFunction:
+    """The function behind row (label, tensor) of a built network: end to end, the loss (+ L2)
+    as a function of that tensor; isolated, ⟨layer.forward(x; θ), G⟩."""
+    ctx = CheckContext(net, CheckSettings(), tolerance_for(net.spec.dtype), resolve_step("auto", "central"))
+    ctx.clean = clean_forward(net)
+    reference_forward(ctx)
+    loss, targets = net.loss.layer, ctx.ref_targets
+    if label == "loss":
+        theta = ctx.ref_acts[-1]
+        analytic = loss.backward(1.0, ctx.clean.loss_cache)
+
+        def evaluate(stack: np.ndarray) -> np.ndarray:
+            return np.asarray(loss.forward(stack, targets)[0]).reshape(stack.shape[0])
+
+        return TensorFunction(label, tensor, theta, evaluate, ctx.ref_loss_value,
+                              np.asarray(analytic, dtype=np.float64))
+    chain = backward_chain(ctx) if network else {}
+    for i, node in enumerate(net.nodes):
+        if node.label != label:
+            continue
+        layer, ref_layer, x64 = node.layer, ctx.ref_layers[i], ctx.ref_acts[i]
+        if tensor != "x" and tensor not in layer.params:
+            break
+        theta = x64 if tensor == "x" else ref_layer.params[tensor]
+        if network:
+            rest = ctx.ref_layers[i + 1:]
+            batched = probe_capable([ref_layer, *rest, net.loss.layer])
+            evaluate = stack_evaluator(ref_layer, tensor, x64, rest,
+                                       lambda out: loss.forward(out, targets)[0], batched)
+            grads, f0 = chain[i][0], ctx.ref_loss_value
+            a = grads.get(tensor)
+            if tensor != "x" and tensor in getattr(layer, "decay", ()) and net.spec.l2 > 0:
+                coef = net.spec.l2 / (2 * net.batch)
+                evaluate = with_l2(evaluate, coef)
+                f0 += coef * float((theta * theta).sum())
+                a = None if a is None else np.asarray(a) + 2 * coef * layer.params[tensor]
+        else:
+            out64 = ref_layer.forward(x64)[0]
+            g64 = rng_for(net.spec.seed, STREAM_COTANGENT, *node_key(node)).standard_normal(out64.shape)
+            grads, _ = run_backward(layer, g64.astype(net.dtype), ctx.clean.caches[i])
+            g_flat = g64.reshape(-1)
+
+            def tail(out):
+                return out.reshape(*out.shape[:out.ndim - g64.ndim], -1) @ g_flat
+
+            evaluate = stack_evaluator(ref_layer, tensor, x64, [], tail, probe_capable([ref_layer]))
+            a, f0 = grads.get(tensor), float(tail(out64))
+        try:
+            a = np.asarray(a, dtype=np.float64) if a is not None else None
+        except (TypeError, ValueError):
+            a = None
+        return TensorFunction(label, tensor, theta, evaluate, f0, a)
+    tensors = {n.label: ["x", *n.layer.params] for n in net.nodes}
+    raise net.spec.doc.error(f"no row {label} {tensor}: rows are "
+                             + "; ".join(f"{k}: {', '.join(v)}" for k, v in tensors.items())
+                             + "; loss: x")
+

@@ -1,0 +1,2 @@
+"""Showing results, computing nothing: the terminal table and the output formats (JSON, JUnit,
+Markdown, GitHub annotations)."""

@@ -1,0 +1,96 @@
+"""Checking many configs, serially or in a process pool, always yielding results in input order.
+
+Workers ignore SIGINT (the parent owns Ctrl-C and terminates the pool), and each limits its BLAS
+library to one thread: N workers × all cores of threads would oversubscribe the machine. The
+command line limits its own process the same way before numpy loads, because a BLAS with another
+thread count splits sums differently, and results must be bit-identical whatever --jobs is.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import traceback
+from pathlib import Path
+from typing import Iterator
+
+from ..results import ConfigResult, Status
+from .pipeline import RunOptions, check_file
+
+#: Environment variables that cap the thread pools of the BLAS builds numpy ships with.
+BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+REPORT_LINE = ("This is a bug in gradcheck; please report it with the config and the output of "
+               "the same command with --debug.")
+
+
+def check_one(path: Path, options: RunOptions, debug: bool = False) -> ConfigResult:
+    """check_file, with an unexpected exception turned into an ERROR result for this config only
+    (so one broken config does not stop the others); under debug the traceback is kept."""
+    try:
+        return check_file(path, options)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001  (a bug, reported as such)
+        detail = "\n" + traceback.format_exc() if debug else ""
+        return ConfigResult(path=str(path), name=path.stem, status=Status.ERROR,
+                            error=f"{path}: internal error: {type(exc).__name__}: {exc}\n"
+                                  f"{REPORT_LINE}{detail}")
+
+
+def limit_blas_threads() -> None:
+    """One BLAS thread, unless the user chose a count (then every process uses that one).
+    Takes effect only before numpy is imported."""
+    for var in BLAS_THREAD_VARS:
+        os.environ.setdefault(var, "1")
+
+
+def _init_worker(plugins: list[str]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    limit_blas_threads()
+    from .pipeline import load_plugins
+
+    load_plugins(plugins)
+
+
+def _work(args: tuple[Path, RunOptions, bool]) -> ConfigResult:
+    return check_one(*args)
+
+
+def check_files(files: list[Path], options: RunOptions, jobs: int = 1,
+                debug: bool = False) -> Iterator[ConfigResult]:
+    """Results for ``files`` in their order. ``jobs > 1`` runs them in that many processes; the
+    results are the same as a serial run's (each config seeds its own generator)."""
+    jobs = max(1, min(jobs, len(files)))
+    if jobs == 1:
+        for path in files:
+            yield check_one(path, options, debug)
+        return
+    import multiprocessing
+
+    # spawn: a fresh interpreter reads the BLAS variables set in the initializer before numpy is
+    # imported (a forked child would inherit the parent's already started BLAS threads).
+    context = multiprocessing.get_context("spawn")
+    pool = _start_pool(context, jobs, list(options.plugins))
+    try:
+        for result in pool.imap(_work, [(path, options, debug) for path in files], chunksize=1):
+            yield result
+        pool.close()
+    finally:
+        # On Ctrl-C, an early stop (--fail-fast) or an error: stop the workers now.
+        pool.terminate()
+        pool.join()
+
+
+def _start_pool(context, jobs: int, plugins: list[str]):
+    """Workers start with SIGINT ignored (an ignored signal stays ignored across exec), so a
+    Ctrl-C while they boot cannot print their tracebacks; the parent's handler is restored."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return context.Pool(jobs, initializer=_init_worker, initargs=(plugins,))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return context.Pool(jobs, initializer=_init_worker, initargs=(plugins,))
+    finally:
+        signal.signal(signal.SIGINT, previous)

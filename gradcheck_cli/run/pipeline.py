@@ -1,0 +1,202 @@
+"""Running checks on files: discovery, plugins, errors turned into results. No printing here."""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import CheckTimeout, GradcheckError, PluginError, UsageError
+from ..results import ConfigResult, Status
+from ..config.document import TOML_SUFFIXES, YAML_SUFFIXES, Document
+
+CONFIG_SUFFIXES = YAML_SUFFIXES + TOML_SUFFIXES
+
+
+@dataclass
+class RunOptions:
+    """What the command line (or a caller) chose for every config of a run."""
+
+    plugins: list[str] = field(default_factory=list)
+    allow_plugins: bool = False
+    method: str | None = None
+    eps: float | str | None = None
+    mode: str | None = None
+    samples: int | None = None
+    directions: int | None = None
+    pass_rtol: float | None = None
+    warn_rtol: float | None = None
+    #: resource guard (see check/budget.py): None means the defaults
+    max_memory: int | None = None
+    max_evals: int | None = None
+    #: keep every array checked in ConfigResult.arrays (for --dump)
+    keep_arrays: bool = False
+    #: seconds one config's check may take (None: no limit); a plugin that never returns
+    #: must not hang a CI job
+    timeout: float | None = None
+    #: a progress display (progress.ProgressReporter), serial runs only: not picklable
+    progress: Any = field(default=None, repr=False, compare=False)
+
+
+def discover(paths: list[str], exclude: list[str] | None = None) -> list[Path]:
+    """Config files named by paths: files as given, folders searched recursively for
+    *.yaml, *.yml and *.toml (hidden folders skipped), shell globs expanded. Sorted per argument."""
+    found: list[Path] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            found.extend(sorted(_walk(p)))
+        elif p.exists():
+            found.append(p)
+        elif glob.has_magic(arg):
+            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
+            if not matches:
+                raise UsageError(f"{arg}: no file matches this pattern")
+            for m in matches:
+                found.extend(sorted(_walk(m)) if m.is_dir() else [m])
+        else:
+            raise UsageError(f"{arg}: no such file or folder")
+    if exclude:
+        found = [f for f in found if not any(f.match(pat) or Path(f.as_posix()).match(pat)
+                                              for pat in exclude)]
+    seen, unique = set(), []
+    for f in found:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.lower().endswith(CONFIG_SUFFIXES) and not name.startswith("."):
+                yield Path(root) / name
+
+
+def load_plugins(paths: list[str]) -> None:
+    from ..layers.plugins import load_plugin
+
+    for p in paths:
+        load_plugin(p)
+
+
+def check_file(path: Path, options: RunOptions | None = None) -> ConfigResult:
+    """Validate, build and check one config; a user-facing error becomes an ERROR result."""
+    options = options or RunOptions()
+    try:
+        return _check_file(path, options)
+    except GradcheckError as exc:
+        return ConfigResult(path=str(path), name=path.stem, status=Status.ERROR, error=str(exc))
+
+
+def _check_file(path: Path, options: RunOptions) -> ConfigResult:
+    from ..check.engine import CheckSettings, check_network
+    from ..check.network import build_network
+
+    plan = plan_file(path, options)
+    settings = CheckSettings.from_spec(plan.spec, method=options.method, eps=options.eps,
+                                       mode=options.mode, samples=options.samples,
+                                       directions=options.directions,
+                                       pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol,
+                                       keep_arrays=options.keep_arrays or None)
+    from ..check.budget import guard
+
+    settings, cost = guard(plan, settings, options.max_memory, options.max_evals)
+    if options.progress is not None:
+        options.progress.start(str(path), cost.evaluations)
+        settings.progress = options.progress.advance
+    with _time_limit(options.timeout, path):
+        result = check_network(build_network(plan), settings)
+    result.cost = cost.to_dict()
+    return result
+
+
+class _time_limit:
+    """Raise a located error when the block runs longer than ``seconds`` (main thread only:
+    elsewhere, e.g. inside a test runner's worker thread, no limit is set)."""
+
+    def __init__(self, seconds: float | None, path: Path) -> None:
+        self.seconds, self.path = seconds, path
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.active = bool(self.seconds) and threading.current_thread() is threading.main_thread() \
+            and hasattr(signal, "setitimer")
+        if self.active:
+            def expired(signum, frame):
+                raise CheckTimeout(f"{self.path}: the check took longer than --timeout {self.seconds:g} s "
+                                   "(a layer that never returns? a network too large for a full "
+                                   "check? try --mode sample or --mode directional)")
+            self.previous = signal.signal(signal.SIGALRM, expired)
+            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            import signal
+
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+def plan_file(path: Path, options: RunOptions):
+    """Parse, load the plugins the config may use, and resolve the network (no numerics)."""
+    from ..config.plan import plan_network
+    from ..layers.plugins import load_plugin
+    from ..config.models import load_spec
+
+    spec = load_spec(path)
+    if spec.plugins:
+        targets = config_plugin_paths(spec.doc, path, spec.plugins)
+        # Files the user named with --plugin were already allowed on the command line.
+        named = {Path(p).resolve() for p in options.plugins}
+        if not options.allow_plugins and not all(t in named for t in targets):
+            raise spec.doc.error("this config names plugins, which are Python code; gradcheck runs "
+                                 "them only with --allow-plugins (or name them with --plugin)",
+                                 ("plugins",))
+        for i, (entry, target) in enumerate(zip(spec.plugins, targets)):
+            try:
+                # named as the config wrote it, relative to the config's folder
+                load_plugin(target, shown=str(Path(path).parent / entry))
+            except PluginError as exc:
+                raise spec.doc.error(str(exc), ("plugins", i)) from None
+    return plan_network(spec)
+
+
+def validate_file(path: Path, options: RunOptions | None = None) -> ConfigResult:
+    """Schema and shape validation only: no arrays beyond what plugin shapes need."""
+    options = options or RunOptions()
+    try:
+        plan = plan_file(path, options)
+    except GradcheckError as exc:
+        return ConfigResult(path=str(path), name=path.stem, status=Status.ERROR, error=str(exc))
+    spec = plan.spec
+    return ConfigResult(path=str(path), name=spec.name or path.stem, status=Status.PASS,
+                        seed=spec.seed, dtype=spec.dtype, layout=spec.layout,
+                        n_params=plan.n_params, batch=spec.input.batch)
+
+
+def config_plugin_paths(doc: Document, config: Path, entries: list[str]) -> list[Path]:
+    """Paths of a config's `plugins:`, which must stay inside the config's folder."""
+    base = config.resolve().parent
+    out = []
+    for i, entry in enumerate(entries):
+        candidate = Path(entry)
+        if candidate.is_absolute():
+            raise doc.error(f"absolute plugin path {entry!r} is not allowed in a config; "
+                            "name it with --plugin instead", ("plugins", i))
+        target = (base / candidate).resolve()
+        if base not in target.parents:
+            raise doc.error(f"plugin path {entry!r} resolves outside the config's folder; "
+                            "name it with --plugin instead", ("plugins", i))
+        if not target.is_file():
+            raise doc.error(f"plugin file {entry!r} not found (looked for {target})", ("plugins", i))
+        out.append(target)
+    return out

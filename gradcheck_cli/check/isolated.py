@@ -29,7 +29,9 @@ def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
 def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, cache: Any, label: str,
               key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row]) -> list[Row]:
     """Check 1 for one layer: backward(G) against differences of ⟨forward(·), G⟩."""
-    out64 = ref_layer.forward(x64)[0]
+    # a copy: a forward that writes into its input must not corrupt the cached activation
+    # that every later difference of the network starts from (see clean_forward)
+    out64 = ref_layer.forward(x64.copy())[0]
     g64 = rng_for(ctx.net.spec.seed, STREAM_COTANGENT, *key).standard_normal(out64.shape)
     g = g64.astype(ctx.net.dtype)
     analytic, failure = run_backward(layer, g, cache)
@@ -80,7 +82,7 @@ def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, l
     for k, (suffix, sub, sub_x) in enumerate(inner(cache), start=1):
         sub_label = f"{label}.{suffix}"
         sub_line = doc.locate(written[suffix])[0] if suffix in written else node.line
-        sub_out, sub_cache = sub.forward(sub_x)
+        sub_out, sub_cache = sub.forward(np.array(sub_x, copy=True))  # a copy: see _isolated
         ref_sub = with_params(sub, {n: as_f64(v) for n, v in sub.params.items()})
         sub_key = (*key, 100 + k)
 

@@ -6,6 +6,7 @@ from gradcheck_cli.check.judge import as_gradient, judge, rel_error
 from gradcheck_cli.check.differences import Differences
 from gradcheck_cli.results import Status
 from gradcheck_cli.check.tolerance import TOLERANCES
+from gradcheck_cli.check.ties import TieVerdict
 
 TOL = TOLERANCES["float64"]
 
@@ -85,6 +86,41 @@ def test_high_curvature_is_not_mistaken_for_a_kink():
     fine = diffs(n, d_plus=np.array([1.2]), d_minus=np.array([0.8]))
     out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(1))
     assert out.status is Status.FAIL
+
+
+def test_a_jump_of_f_is_not_a_kink():
+    # f(θ ± h) off by a constant c from f(θ): the one-sided differences are ∇ ± c/h, so their gap
+    # doubles at h/2. That is a discontinuity (or evaluations that disagree with f(θ)), not a
+    # kink, whatever the analytic value between them
+    n = np.array([1.0, 2.0])
+    a = np.array([1.3, 2.0])
+    d = diffs(n, d_plus=np.array([1.0 + 0.2, 2.0]), d_minus=np.array([1.0 - 0.2, 2.0]))
+    fine = diffs(n[:1], d_plus=np.array([1.0 + 0.4]), d_minus=np.array([1.0 - 0.4]))
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(2))
+    assert out.status is Status.FAIL and out.kinks == 0
+
+
+def test_an_inconsistent_tie_group_is_not_excused():
+    # entries 0 and 1 each at a kink, each within its own [D−, D+]; the tie check rejects them
+    n = np.array([0.5, 0.5, 2.0])
+    a = np.array([1.0, 1.0, 2.0])
+    d = diffs(n, d_plus=np.array([1.0, 1.0, 2.0]), d_minus=np.array([0.0, 0.0, 2.0]))
+    fine = diffs(n[:2], d_plus=np.array([1.0, 1.0]), d_minus=np.array([0.0, 0.0]))
+    seen = []
+
+    def ties(pos, analytic, noise, d_plus, d_minus):
+        seen.append((pos.tolist(), analytic.tolist(), d_plus.tolist(), d_minus.tolist()))
+        return TieVerdict(np.array([0, 1]), "gradient sent to every tied entry: ...",
+                          "gradient sent to every tied entry")
+
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3), ties=ties)
+    assert seen == [([0, 1], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0])]
+    assert out.status is Status.FAIL and out.kinks == 0
+    assert out.diagnosis == "gradient sent to every tied entry"
+    assert out.reason.startswith("gradient sent to every tied entry: ...; dx does not match: worst entry (0,)")
+    consistent = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3),
+                       ties=lambda *args: None)
+    assert consistent.status is Status.KINK and consistent.kinks == 2
 
 
 def test_shapes_transposes_and_nans_are_named():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gradcheck_cli import build_network, check_network, spec_from_text
-from gradcheck_cli.plugins import load_plugin
+from gradcheck_cli.layers.plugins import load_plugin
 from gradcheck_cli.results import Status
 
 load_plugin(Path(__file__).parent / "mutants" / "kinks.py")

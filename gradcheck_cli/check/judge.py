@@ -20,6 +20,7 @@ import numpy as np
 from .diagnose import Context, diagnose
 from .differences import Differences
 from ..results import Comparison, Status
+from .ties import TieCheck
 from .tolerance import UNIT_ROUNDOFF, Tolerance
 
 #: rounding allowance of the analytic gradient, in units of its dtype's roundoff times max|n|
@@ -94,13 +95,15 @@ def shape_mismatch(a: np.ndarray, tensor: str, shape: tuple[int, ...], tol: Tole
 def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: str, tol: Tolerance,
           context: Context | None = None, refine: Refine | None = None,
           index: np.ndarray | None = None, full_shape: tuple[int, ...] | None = None,
-          analytic_scale: float = 0.0) -> Comparison:
+          analytic_scale: float = 0.0, ties: TieCheck | None = None) -> Comparison:
     """Verdict on analytic values ``a`` against numeric ``n`` (both (B,), the probes checked).
 
     ``index`` maps probes to flat entries of the tensor (None for directional probes), so the
     worst entry can be named; ``refine`` re-runs some probes at h/2, which tells truncation
     error from a kink: at a smooth point the one-sided differences disagree by O(h) and halve
-    with h; across a kink they disagree by the jump in slope, which does not shrink.
+    with h; across a kink they disagree by the jump in slope, which does not shrink. ``ties``
+    judges the kink entries that share a kink together (ties.py): the entries of an
+    inconsistent tie group are not excused, and the tensor FAILs.
     """
     if n.size == 0:
         return Comparison(Status.SKIPPED, reason="empty tensor")
@@ -137,6 +140,12 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
             # entries not re-run get the largest truncation seen among smooth ones
             truncation[rest] = truncation[smooth].max()
         noise = noise + truncation
+    tied = None
+    if ties is not None and kink.any():
+        at_kink = np.flatnonzero(kink)
+        tied = ties(at_kink, a[at_kink], noise[at_kink], *_one_sided(fine, chosen, at_kink))
+        if tied is not None:
+            kink[at_kink[tied.bad]] = False
     keep = ~kink
     rel_all = rel_error(a, n)
     rel = rel_error(a[keep], n[keep]) if keep.any() else 0.0
@@ -163,6 +172,9 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
         what = "entry" if index is not None else "direction"
         out.reason = (f"d{tensor} does not match: worst {what} {worst_index}: analytic {a[worst]:.6g}, "
                       f"numeric {n[worst]:.6g} ({ratio:.0f}× the noise)")
+    if tied is not None:
+        out.status, out.diagnosis = Status.FAIL, tied.diagnosis
+        out.reason = "; ".join(filter(None, [tied.reason, out.reason]))
     if out.kinks and out.status is not Status.FAIL:
         if out.status is Status.PASS:
             out.status = Status.KINK
@@ -176,7 +188,7 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
 def diagnose_failure(out: Comparison, a_full: np.ndarray, n_full: np.ndarray, tol: Tolerance,
                      context: Context | None) -> None:
     """Name the common bug behind a FAIL (transpose, a factor, zeros, ...) when one explains it."""
-    if out.status is not Status.FAIL or context is None:
+    if out.status is not Status.FAIL or context is None or out.diagnosis:
         return
     a, n = a_full, n_full
     if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1 and rel_error(a.T, n) <= tol.pass_rtol:
@@ -214,8 +226,11 @@ def _kinks(a: np.ndarray, err: np.ndarray, noise: np.ndarray, coarse: Difference
     jump_fine = np.abs(fine.d_plus - fine.d_minus)
     one_sided_noise = 4.0 * (coarse.rounding[pos] + fine.rounding)
     # smooth: the gap halves with h (ratio 0.5); a kink keeps it (or it vanishes once h/2 no
-    # longer reaches the kink, in which case D(h/2) is simply accurate and no kink is needed)
-    crossed = (jump > SAFETY * one_sided_noise) & (jump_fine > 0.75 * jump)
+    # longer reaches the kink, in which case D(h/2) is simply accurate and no kink is needed);
+    # a gap that doubles with h/2 is a jump of f itself, c/h, not of its slope: a discontinuity,
+    # or evaluations that disagree with f(θ) (a layer writing into an array the check reuses)
+    crossed = (jump > SAFETY * one_sided_noise) & (jump_fine > 0.75 * jump) & \
+        (jump_fine < 1.5 * jump + one_sided_noise)
     sides = np.stack([coarse.d_plus[pos], coarse.d_minus[pos], fine.d_plus, fine.d_minus])
     # one-sided differences carry an O(h) truncation error; D(h) − D(h/2) estimates half of it
     slack = one_sided_noise + noise + 2.0 * np.maximum(np.abs(coarse.d_plus[pos] - fine.d_plus),
@@ -223,6 +238,14 @@ def _kinks(a: np.ndarray, err: np.ndarray, noise: np.ndarray, coarse: Difference
     lo = sides.min(axis=0) - slack
     hi = sides.max(axis=0) + slack
     return crossed & (a >= lo) & (a <= hi)
+
+
+def _one_sided(fine: Differences, chosen: np.ndarray,
+               at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """D+ and D− at h/2 (the more accurate) of the probes ``at``, all among the re-run ``chosen``."""
+    where = {int(p): k for k, p in enumerate(chosen)}
+    rows = np.array([where[int(p)] for p in at], dtype=np.intp)
+    return fine.d_plus[rows], fine.d_minus[rows]
 
 
 def _entry(index: np.ndarray | None, k: int, shape: tuple[int, ...] | None):

@@ -21,6 +21,7 @@ from .differences import (EvaluateEntries, EvaluateStack, chunk_for, direction_d
                       entry_differences)
 from .evaluators import with_params
 from ..results import Comparison, Status
+from .ties import check_ties
 
 STREAM_PROBES = 4
 
@@ -129,11 +130,16 @@ def _entries_check(ctx: CheckContext, a: np.ndarray, tensor: str, target: Target
         return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / 2, s.method,
                                  target.f0, chunk, target.f_scale)
 
+    def ties(pos: np.ndarray, analytic: np.ndarray, noise: np.ndarray, d_plus: np.ndarray,
+             d_minus: np.ndarray):
+        return check_ties(target.theta, idx[pos], analytic, noise, (d_plus, d_minus), target.stack,
+                          ctx.eps, target.f0, target.f_scale, chunk)
+
     # the complex step has no truncation to estimate and crosses no kink
     out = judge(a.reshape(-1)[idx], diffs.grad, diffs, tensor, ctx.net.spec.dtype, ctx.tol, context,
                 refine=None if s.method == "complex" else at_half_step, index=idx,
                 full_shape=target.theta.shape,
-                analytic_scale=target.analytic_scale)
+                analytic_scale=target.analytic_scale, ties=ties)
     out.analytic_shape = a.shape
     n_full = None
     if idx.size == target.theta.size:

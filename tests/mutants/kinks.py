@@ -1,0 +1,147 @@
+"""Kinks and layer-author surprises: max-pool backwards at tied maxima, a cache kept on self,
+dx = None for token input, a float32 layer that computes in float64, a forward that writes into
+its input. Plain NumPy plugin layers, written as a learner writes them; each mutant's planted
+bug is in its docstring."""
+import numpy as np
+
+from gradcheck_cli import register
+
+
+def _windows(x):
+    """(m, C, H, W) → (m, C, H/2, W/2, 4): the 2×2 windows of a stride-2 pool, flattened."""
+    m, c, h, w = x.shape
+    return x.reshape(m, c, h // 2, 2, w // 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(m, c, h // 2, w // 2, 4)
+
+
+def _unwindows(d, shape):
+    m, c, h, w = shape
+    return d.reshape(m, c, h // 2, w // 2, 2, 2).transpose(0, 1, 2, 4, 3, 5).reshape(shape)
+
+
+@register("kinks_pool_ok")
+class PoolFirst:
+    """2×2 max pool, stride 2; backward routes dout to the first maximum of each window."""
+
+    def build(self, input_shape, rng):
+        self.params = {}
+        c, h, w = input_shape
+        return (c, h // 2, w // 2)
+
+    def forward(self, x):
+        return _windows(x).max(axis=-1), x
+
+    def backward(self, dout, x):
+        win = _windows(x)
+        first = np.arange(4) == win.argmax(axis=-1)[..., None]
+        return _unwindows(first * dout[..., None], x.shape), {}
+
+
+@register("kinks_pool_last")
+class PoolLast(PoolFirst):
+    """Correct too: the last maximum of a window takes dout (another valid subgradient)."""
+
+    def backward(self, dout, x):
+        win = _windows(x)[..., ::-1]
+        last = (np.arange(4) == win.argmax(axis=-1)[..., None])[..., ::-1]
+        return _unwindows(last * dout[..., None], x.shape), {}
+
+
+@register("kinks_pool_split")
+class PoolSplit(PoolFirst):
+    """Correct too: dout shared equally by the tied maxima (a convex combination)."""
+
+    def backward(self, dout, x):
+        win = _windows(x)
+        tied = win == win.max(axis=-1, keepdims=True)
+        return _unwindows(tied / tied.sum(axis=-1, keepdims=True) * dout[..., None], x.shape), {}
+
+
+@register("kinks_pool_every_tie")
+class PoolEveryTie(PoolFirst):
+    """BUG: every entry equal to the window's maximum gets the whole dout."""
+
+    def backward(self, dout, x):
+        win = _windows(x)
+        tied = win == win.max(axis=-1, keepdims=True)
+        return _unwindows(tied * dout[..., None], x.shape), {}
+
+
+@register("kinks_dense_ok")
+class Dense:
+    """out = x W + b, the cache is x."""
+
+    def __init__(self, units: int = 4):
+        self.units = units
+
+    def build(self, input_shape, rng):
+        n = input_shape[0]
+        self.params = {"W": rng.standard_normal((n, self.units)) / np.sqrt(n),
+                       "b": 0.1 * rng.standard_normal(self.units)}
+        return (self.units,)
+
+    def forward(self, x):
+        return x @ self.params["W"] + self.params["b"], x
+
+    def backward(self, dout, x):
+        return dout @ self.params["W"].T, {"W": x.T @ dout, "b": dout.sum(axis=0)}
+
+
+@register("kinks_dense_self_cache")
+class DenseSelfCache(Dense):
+    """BUG: forward keeps its input on self (the cs231n habit), backward reads it from there."""
+
+    def forward(self, x):
+        self.x = x
+        return x @ self.params["W"] + self.params["b"], None
+
+    def backward(self, dout, cache):
+        return dout @ self.params["W"].T, {"W": self.x.T @ dout, "b": dout.sum(axis=0)}
+
+
+@register("kinks_dense_dx_none")
+class DenseDxNone(Dense):
+    """BUG: returns dx = None although its input is float (the layers before get no gradient)."""
+
+    def backward(self, dout, x):
+        return None, {"W": x.T @ dout, "b": dout.sum(axis=0)}
+
+
+@register("kinks_dense_upcast")
+class DenseUpcast(Dense):
+    """Right, but computes in float64 whatever the input dtype (float32 rounding goes untested)."""
+
+    def forward(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return x @ self.params["W"].astype(np.float64) + self.params["b"], x
+
+
+@register("kinks_embedding_ok")
+class Embedding:
+    """Token indices (m, T) → vectors (m, T, D); no gradient flows into integers: dx = None."""
+
+    def __init__(self, vocab: int = 10, dim: int = 4):
+        self.vocab, self.dim = vocab, dim
+
+    def build(self, input_shape, rng):
+        self.params = {"W": rng.standard_normal((self.vocab, self.dim))}
+        return (*input_shape, self.dim)
+
+    def forward(self, idx):
+        return self.params["W"][idx], idx
+
+    def backward(self, dout, idx):
+        dW = np.zeros_like(self.params["W"])
+        np.add.at(dW, idx, dout)
+        return None, {"W": dW}
+
+
+@register("kinks_relu_dense_inplace")
+class ReluDenseInplace(Dense):
+    """BUG: out = relu(x) W + b, with relu applied by clipping the caller's array in place."""
+
+    def forward(self, x):
+        np.maximum(x, 0, out=x)
+        return x @ self.params["W"] + self.params["b"], x
+
+    def backward(self, dout, x):
+        return (dout @ self.params["W"].T) * (x > 0), {"W": x.T @ dout, "b": dout.sum(axis=0)}

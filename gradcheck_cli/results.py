@@ -49,6 +49,8 @@ class Comparison:
     reason: str = ""
     diagnosis: str | None = None      # the common bug that explains a FAIL, if one does
     kinks: int = 0                    # entries excused as non-differentiable points
+    #: the relative error of the other entries (what the verdict read; rel_error counts all)
+    rel_error_excluding_kinks: float | None = None
     notes: str | None = None          # health notes (vanishing/exploding gradient)
 
 

@@ -154,7 +154,7 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
     worst_index = _entry(index, worst, full_shape)
     out = Comparison(Status.PASS, rel_all, float(err.max()), worst_index, None,
                      float(np.linalg.norm(noise) / max(np.linalg.norm(a) + np.linalg.norm(n), 1e-300)),
-                     int(n.size), kinks=int(kink.sum()))
+                     int(n.size), kinks=int(kink.sum()), rel_error_excluding_kinks=rel)
     if ratio <= SAFETY:
         explained = rel > tol.pass_rtol
         out.reason = (f"relative error {rel:.1e}, but every entry is within the finite-difference "

@@ -100,6 +100,11 @@ def row_message(row: Row) -> str:
 
 
 def rel_text(comparison) -> str:
+    """The relative error; where entries were excused as kinks, that of the other entries."""
+    kinks = getattr(comparison, "kinks", 0) if comparison is not None else 0
+    rest = getattr(comparison, "rel_error_excluding_kinks", None)
+    if kinks and rest is not None:
+        return f"{rest:.2e} ({kinks} entr{'y' if kinks == 1 else 'ies'} at a kink left out)"
     value = getattr(comparison, "rel_error", None) if comparison is not None else None
     return "—" if value is None else f"{value:.2e}"
 

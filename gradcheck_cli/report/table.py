@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..results import ConfigResult, RunResult, Status
+from ..results import Comparison, ConfigResult, RunResult, Status
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
          Status.INHERITED: "red", Status.SKIPPED: "dim", Status.ERROR: "bold red",
@@ -20,6 +20,16 @@ def shape_text(shape) -> str:
 
 def err_text(value: float | None) -> str:
     return "—" if value is None else f"{value:.1e}"
+
+
+def comparison_err(c: Comparison | None) -> str:
+    """A row's error; where entries were excused as kinks, the error of the others and the
+    number of kinks (``3.9e-11 k28``): the error over all entries would read like a bug."""
+    if c is None:
+        return "—"
+    if c.kinks and c.rel_error_excluding_kinks is not None:
+        return f"{c.rel_error_excluding_kinks:.1e} k{c.kinks}"
+    return err_text(c.rel_error)
 
 
 def compact(shape) -> str:
@@ -74,8 +84,8 @@ def table(result: ConfigResult) -> Table:
         t.add_row(row.label if first else "", row.layer_type if first else "",
                   str(row.line or "") if first else "", row.tensor, io if first else "",
                   compact(row.tensor_shape), Text(grad, style=grad_style),
-                  err_text(row.isolated.rel_error), err_text(row.isolated.noise),
-                  err_text(row.network.rel_error if row.network else None),
+                  comparison_err(row.isolated), err_text(row.isolated.noise),
+                  comparison_err(row.network),
                   err_text(row.isolated.max_abs_error),
                   Text(row.status.value, style=STYLE[row.status]))
     return t

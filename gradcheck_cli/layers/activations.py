@@ -15,7 +15,7 @@ from .protocol import Layer
 from .registry import register
 from ._shapes import ShapedLayer, lift
 
-_GELU_C = np.sqrt(2.0 / np.pi)
+_GELU_C = float(np.sqrt(2.0 / np.pi))   # a Python float: a NumPy float64 scalar would upcast float32 arrays
 
 
 class Elementwise(Layer):

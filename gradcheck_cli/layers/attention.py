@@ -1,6 +1,7 @@
 """Multi-head self-attention, rows layout: x (m, T, D) → (m, T, D)."""
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import numpy as np
@@ -62,7 +63,7 @@ class Attention(ShapedLayer):
                 for k, s in self.param_shapes(input_shape).items()}
 
     def scale(self):
-        return 1.0 / np.sqrt(self.in_shape[1] // self.heads)
+        return 1.0 / math.sqrt(self.in_shape[1] // self.heads)   # a Python float: see activations._GELU_C
 
     def explain(self, s):
         """Equations with this config's shapes (see gradcheck_cli.learn.explain.Symbols)."""

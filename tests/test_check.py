@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck_cli.check.engine import CheckSettings, check_network
+from gradcheck_cli.check.engine import CheckSettings, check_network, clean_forward
 from gradcheck_cli.errors import GradcheckError, SpecError
 from gradcheck_cli.check.network import build_network
 from gradcheck_cli.layers.registry import _REGISTRY, register
@@ -353,3 +353,27 @@ def test_a_false_probe_axes_claim_cannot_hide_a_wrong_backward(registered_known)
 def test_rows_before_a_raising_backward_say_they_were_not_checked():
     rows = _check_broken("t_raises")
     assert "wrong dx" not in rows[("1", "W")].reason
+
+
+def test_a_float32_layer_that_computes_in_float64_gets_a_warning():
+    from gradcheck_cli.layers.plugins import load_plugin
+
+    load_plugin(ROOT / "tests" / "mutants" / "kinks.py")
+    spec = spec_from_text("name: t\nseed: 0\ndtype: float32\ninput: {shape: [4], batch: 3}\nlayers: "
+                          "[{type: dense, units: 4, activation: tanh}, {type: kinks_dense_upcast, "
+                          "units: 4}, {type: dense, units: 3}]\nloss: softmax_cross_entropy\n")
+    result = check_network(build_network(spec))
+    assert result.status is Status.WARN
+    assert {(r.label, r.tensor): (r.status, r.reason) for r in result.rows if r.status is not Status.PASS} == {
+        ("2", "x"): (Status.WARN, "the check ran in float64: forward returns float64 from a float32 "
+                     "input, so this layer (and every layer after it) was not checked in float32; "
+                     "return out.astype(x.dtype) if float32 is what you mean to test")}
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_built_in_layers_stay_in_float32(config):
+    # a NumPy float64 scalar (np.sqrt of a Python number) silently upcasts a float32 array
+    text = "dtype: float32\n" + "".join(line for line in (ROOT / "configs" / config).read_text().splitlines(True)
+                                        if not line.startswith("dtype:"))
+    net = build_network(spec_from_text(text))
+    assert clean_forward(net).upcast == {}

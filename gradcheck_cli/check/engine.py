@@ -63,6 +63,8 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
         rows.extend(isolated_rows(ctx, i, node))
     rows.append(loss_row(ctx))
     for r in rows:
+        if r.tensor == "x" and r.label in ctx.clean.upcast:
+            r.isolated.notes = "; ".join(filter(None, [r.isolated.notes, ctx.clean.upcast[r.label]]))
         if r.tensor == "x" and r.label in ctx.clean.mutated:
             r.isolated.status = Status.FAIL
             r.isolated.reason = "; ".join(filter(None, [ctx.clean.mutated[r.label], r.isolated.reason]))
@@ -114,7 +116,7 @@ def _unsafe_inside(layer: Any, name: str, keypath: tuple) -> tuple[str, tuple]:
 def clean_forward(net: Network) -> Forward:
     """The network's own forward in its dtype, checking what every layer returns."""
     plan, m = net.plan, net.batch
-    acts, caches, mutated = [net.x], [], {}
+    acts, caches, mutated, upcast = [net.x], [], {}, {}
     for node in net.nodes:
         # each layer gets its own copy, so that one that writes into its input cannot corrupt
         # the previous layer's output or cache (and so the verdict stays on the right row)
@@ -128,6 +130,8 @@ def clean_forward(net: Network) -> Forward:
         if not np.array_equal(given, acts[-1], equal_nan=True):
             mutated[node.label] = "forward modifies its input x in place"
         out = _unpack(plan, node, result, full_shape(net.spec.layout, node.output_shape, m))
+        if net.dtype == np.float32 and given.dtype == np.float32 and out.dtype.itemsize > 4:
+            upcast[node.label] = upcast_note(out.dtype)
         acts.append(out)
         caches.append(result[1])
     loss = net.loss.layer
@@ -145,7 +149,14 @@ def clean_forward(net: Network) -> Forward:
     if np.ndim(value) != 0 or not np.isfinite(value):
         raise net.spec.doc.error(f"{net.loss.type_name}.forward returned {value!r:.60} for the loss; "
                                  "expected one finite number", ("loss",))
-    return Forward(acts, caches, float(value), lcache, mutated)
+    return Forward(acts, caches, float(value), lcache, mutated, upcast)
+
+
+def upcast_note(dtype: np.dtype) -> str:
+    """Why a float32 check of a layer that computes in a wider dtype is not a float32 check."""
+    return (f"the check ran in {dtype}: forward returns {dtype} from a float32 input, so this layer "
+            "(and every layer after it) was not checked in float32; return out.astype(x.dtype) "
+            "if float32 is what you mean to test")
 
 
 def _unpack(plan, node: PlannedLayer, result: Any, expected: tuple[int, ...]) -> np.ndarray:

@@ -53,6 +53,8 @@ class Forward:
     loss_value: float = 0.0
     loss_cache: Any = None
     mutated: dict[str, str] = field(default_factory=dict)   # label -> what a layer overwrote
+    #: label -> how a layer of a float32 network computed in a wider dtype
+    upcast: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -111,7 +111,8 @@ def backward_chain(ctx: CheckContext) -> dict:
             # a copy, so that a backward writing into its dout cannot alter the row it came from
             d = np.array(d, copy=True)
         if d is None or (failure and "raised" in failure):
-            d, broken = None, f"not computed: layer {net.nodes[i].label}'s backward failed"
+            what = "returned dx = None" if d is None and "x" in grads else "failed"
+            d, broken = None, f"not computed: layer {net.nodes[i].label}'s backward {what}"
     return chain
 
 

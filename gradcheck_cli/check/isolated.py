@@ -12,23 +12,27 @@ from .state import CheckContext, as_f64, differentiable, full_shape
 from .network import STREAM_COTANGENT, node_key, rng_for
 from ..config.plan import PlannedLayer
 from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with_params
-from ..results import Comparison, Row
+from ..results import Comparison, Row, Status
 from .tensor import (Target, bytes_per_probe, check_analytic, diagnosis_context,
-                          gradient_scale, integer_input, run_backward, tensor_key, nondeterministic)
+                     gradient_scale, integer_input, run_backward, state_on_self, tensor_key,
+                     nondeterministic)
 from ..errors import GradcheckError
 
 
 def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
     rows = _isolated(ctx, node.layer, ctx.ref_layers[i], ctx.ref_acts[i], ctx.clean.caches[i],
                      node.label, node_key(node),
-                     lambda tensor, shape, comparison: layer_row(ctx, node, tensor, shape, comparison))
+                     lambda tensor, shape, comparison: layer_row(ctx, node, tensor, shape, comparison),
+                     ctx.clean.acts[i])
     rows.extend(_inner_rows(ctx, node, node.layer, ctx.clean.caches[i], node.label, node_key(node)))
     return rows
 
 
 def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, cache: Any, label: str,
-              key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row]) -> list[Row]:
-    """Check 1 for one layer: backward(G) against differences of ⟨forward(·), G⟩."""
+              key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row],
+              x: np.ndarray) -> list[Row]:
+    """Check 1 for one layer: backward(G) against differences of ⟨forward(·), G⟩; ``x`` is the
+    layer's input in the network's dtype."""
     # a copy: a forward that writes into its input must not corrupt the cached activation
     # that every later difference of the network starts from (see clean_forward)
     out64 = ref_layer.forward(x64.copy())[0]
@@ -37,6 +41,8 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, ca
     analytic, failure = run_backward(layer, g, cache)
     if failure is None:
         failure = nondeterministic(layer, g, cache, analytic)
+    stateful = {} if failure else state_on_self(layer, x, g, cache, analytic,
+                                                rng_for(ctx.net.spec.seed, STREAM_COTANGENT, *key, 7))
     g_flat = g64.reshape(-1)
 
     def tail(out):
@@ -63,6 +69,10 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, ca
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
         target.diagnosis = diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64)
         comparison, n_full = check_analytic(ctx, analytic, failure, tensor, target)
+        if tensor in stateful:
+            comparison.status = Status.FAIL
+            comparison.diagnosis = "backward reads state that forward left on self"
+            comparison.reason = "; ".join(filter(None, [stateful[tensor], comparison.reason]))
         ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
         ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
         rows.append(make_row(tensor, theta.shape, comparison))
@@ -94,7 +104,7 @@ def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, l
                        isolated=comparison, network=None)
 
         rows.extend(_isolated(ctx, sub, ref_sub, as_f64(np.asarray(sub_x)), sub_cache, sub_label,
-                              sub_key, make_row))
+                              sub_key, make_row, np.asarray(sub_x)))
         rows.extend(_inner_rows(ctx, node, sub, sub_cache, sub_label, sub_key))
     return rows
 

@@ -192,8 +192,17 @@ def tensor_key(layer: Any, tensor: str) -> int:
 def integer_input(analytic: dict[str, Any]) -> Comparison:
     """Integer inputs (token indices) have no gradient: neither a pass nor a FAIL."""
     dx = analytic.get("x")
-    shape = None if dx is None else tuple(np.shape(dx))
-    return Comparison(Status.SKIPPED, analytic_shape=shape, reason="n/a (integer input)")
+    if dx is None:
+        return Comparison(Status.SKIPPED, reason="n/a (integer input; backward returns dx = None: "
+                                                 "no gradient flows into token indices)")
+    return Comparison(Status.SKIPPED, analytic_shape=tuple(np.shape(dx)), reason="n/a (integer input)")
+
+
+def dx_none(theta: np.ndarray) -> str:
+    """Why dx = None fails for a float input."""
+    return (f"backward returned dx = None, but x is {theta.dtype} (shape {tuple(theta.shape)}): None "
+            "says that no gradient flows into x, which only integer inputs (token indices) may "
+            "say; the layers before this one get no gradient. Return an array of x's shape")
 
 
 def run_backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any], str | None]:
@@ -230,6 +239,10 @@ def nondeterministic(layer: Any, dout: np.ndarray, cache: Any, first: dict[str, 
     if failure:
         return None
     for k, v in first.items():
+        if v is None or again.get(k) is None:
+            if v is None and again.get(k) is None:   # dx = None (token input) both times
+                continue
+            return f"backward is not deterministic: a second call with the same inputs gives a different d{k}"
         try:
             same = np.array_equal(np.asarray(v), np.asarray(again.get(k)), equal_nan=True)
         except (TypeError, ValueError):
@@ -237,6 +250,45 @@ def nondeterministic(layer: Any, dout: np.ndarray, cache: Any, first: dict[str, 
         if not same:
             return f"backward is not deterministic: a second call with the same inputs gives a different d{k}"
     return None
+
+
+def state_on_self(layer: Any, x: np.ndarray, dout: np.ndarray, cache: Any, first: dict[str, Any],
+                  rng: np.random.Generator) -> dict[str, str]:
+    """{tensor: why} for the gradients that change when forward runs on another input between
+    the forward that made ``cache`` and the backward: backward then reads something forward
+    keeps on ``self`` (the cs231n habit), and in training it would use the wrong batch.
+    The layer's state is restored by a last forward on ``x``."""
+    x = np.asarray(x)
+    other = rng.permutation(x.reshape(-1)).reshape(x.shape)
+    if x.size < 2 or np.array_equal(other, x):
+        return {}
+    try:
+        layer.forward(other)
+        again, failure = run_backward(layer, dout, cache)
+    except GradcheckError:  # ours (a time limit): as it is
+        raise
+    except (Exception, SystemExit):  # not ours to judge here: the checks themselves run forward
+        return {}
+    finally:
+        try:
+            layer.forward(x.copy())
+        except (Exception, SystemExit):
+            pass
+    if failure:
+        return {}
+    out = {}
+    for k, v in first.items():
+        w = again.get(k)
+        try:
+            same = (v is None and w is None) or np.array_equal(np.asarray(v), np.asarray(w), equal_nan=True)
+        except (TypeError, ValueError):
+            same = False
+        if not same:
+            out[k] = (f"backward reads state that forward left on the layer (self), not only its "
+                      f"cache: after a forward with another input, backward with the first "
+                      f"forward's cache gives a different d{k}; keep everything backward needs in "
+                      f"the cache forward returns")
+    return out
 
 
 def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: str | None, tensor: str,
@@ -258,7 +310,8 @@ def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: str | N
             comparison.reason = "; ".join(filter(None, [failure, comparison.reason]))
         return comparison, n_full
     if tensor not in analytic or analytic[tensor] is None:
-        reason = failure or f"backward returned no gradient for {tensor}"
+        reason = failure or (dx_none(target.theta) if tensor == "x" and tensor in analytic
+                             else f"backward returned no gradient for {tensor}")
         return Comparison(Status.FAIL, entries=target.theta.size, reason=reason), None
     return check_tensor(ctx, analytic[tensor], tensor, target)
 

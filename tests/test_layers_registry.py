@@ -212,3 +212,25 @@ def test_recurrent_layers_pass_over_random_sizes(kind, T, n, hidden, batch, seqs
 def test_attention_passes_over_random_sizes(T, heads, d, causal, batch, seed):
     entry = {"type": "attention", "heads": heads, "causal": causal}
     _assert_passes(run(L([T, heads * d], entry, batch=batch), seed))
+
+
+@pytest.mark.parametrize("block", [1, 1 << 30])
+@pytest.mark.parametrize("kind", ["conv1d", "conv2d"])
+def test_conv_probe_stacks_in_blocks_match_one_copy_at_a_time(monkeypatch, kind, block):
+    """Convolutions copy the windows of a stack of inputs out a block at a time: the block edges
+    (one copy per block, or the whole stack in one) change no output, with two probe axes, a
+    complex step, stride, padding, dilation and groups."""
+    from gradcheck_cli.layers import conv
+
+    monkeypatch.setattr(conv, "COLS_BLOCK_BYTES", block)
+    shape = [4, 7, 6] if kind == "conv2d" else [4, 9]
+    entry = {"type": kind, "filters": 4, "kernel": 3, "stride": 2, "padding": 1, "dilation": 1,
+             "groups": 2}
+    net = build_network(spec_from_text(json.dumps({"seed": 2, **L(shape, entry, batch=3)})))
+    layer, rng = net.nodes[0].layer, np.random.default_rng(1)
+    for stack in (net.x + 0.01 * rng.standard_normal((2, 3) + net.x.shape),
+                  net.x + 1e-20j * rng.standard_normal((2, 3) + net.x.shape)):
+        batched = layer.forward(stack)[0]
+        single = np.array([[layer.forward(s)[0] for s in row] for row in stack])
+        assert batched.shape == single.shape
+        np.testing.assert_allclose(batched, single, rtol=1e-13, atol=1e-13)

@@ -50,8 +50,7 @@ def window_out(size: int, k: int, s: int, d: int, p: int) -> int:
 def windows(x: np.ndarray, kernel, stride, dilation, padding) -> np.ndarray:
     """Views of every receptive field: x (..., *S) → (..., *S_out, *kernel), no copy but the pad."""
     nd = len(kernel)
-    if any(padding):
-        x = np.pad(x, [(0, 0)] * (x.ndim - nd) + [(p, p) for p in padding])
+    x = pad_spatial(x, padding)
     span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
     w = sliding_window_view(x, span, axis=tuple(range(x.ndim - nd, x.ndim)))
     index = (Ellipsis,) + tuple(slice(None, None, s) for s in stride) \
@@ -59,21 +58,33 @@ def windows(x: np.ndarray, kernel, stride, dilation, padding) -> np.ndarray:
     return w[index]
 
 
+def pad_spatial(x: np.ndarray, padding) -> np.ndarray:
+    """x with zeros around its last len(padding) axes: one allocation and one copy of x
+    (np.pad's general machinery costs more than the copy on these small arrays)."""
+    nd = len(padding)
+    if not any(padding):
+        return x
+    shape = x.shape[: x.ndim - nd] + tuple(n + 2 * p for n, p in zip(x.shape[x.ndim - nd:], padding))
+    out = np.zeros(shape, dtype=x.dtype)
+    out[(Ellipsis,) + tuple(slice(p, p + n) for p, n in zip(padding, x.shape[x.ndim - nd:]))] = x
+    return out
+
+
 def im2col(x: np.ndarray, kernel, stride, dilation, padding) -> np.ndarray:
-    """Receptive fields copied out: x (*lead, m, C, *S) → (*lead, |K|, C, m, *S_out), one strided
-    slice per kernel offset, each copied as a contiguous block (a gather through a many-axis
-    window view, or a stack along a short last axis, is many times slower)."""
+    """Receptive fields copied out: x (*lead, m, C, *S) → (*lead, m, C, |K|, *S_out), C-contiguous,
+    so that (C·|K|, |S_out|) is a matrix per example without a further copy and the product with
+    the filters lands in (m, F, *S_out) order directly. One strided slice per kernel offset, each
+    copied as a block of contiguous rows (a gather through a many-axis window view is many times
+    slower)."""
     nd = len(kernel)
-    if any(padding):
-        x = np.pad(x, [(0, 0)] * (x.ndim - nd) + [(p, p) for p in padding])
-    L = x.ndim - nd - 2
-    xt = np.swapaxes(x, L, L + 1)                                       # (*lead, C, m, *S)
-    out_sp = [window_out(n, k, s, d, 0) for n, k, s, d in
-              zip(x.shape[x.ndim - nd:], kernel, stride, dilation)]
-    parts = [xt[(Ellipsis,) + tuple(slice(o * d, o * d + s * (n - 1) + 1, s)
-                                    for o, d, s, n in zip(offset, dilation, stride, out_sp))]
-             for offset in itertools.product(*(range(k) for k in kernel))]
-    return np.stack(parts, axis=L)
+    x = pad_spatial(x, padding)
+    out_sp = tuple(window_out(n, k, s, d, 0) for n, k, s, d in
+                   zip(x.shape[x.ndim - nd:], kernel, stride, dilation))
+    cols = np.empty(x.shape[: x.ndim - nd] + (int(np.prod(kernel)),) + out_sp, dtype=x.dtype)
+    for k, offset in enumerate(itertools.product(*(range(k) for k in kernel))):
+        cols[(Ellipsis, k) + (slice(None),) * nd] = x[(Ellipsis,) + tuple(
+            slice(o * d, o * d + s * (n - 1) + 1, s) for o, d, s, n in zip(offset, dilation, stride, out_sp))]
+    return cols
 
 
 def fold(cols: np.ndarray, in_spatial: tuple[int, ...], kernel, stride, dilation, padding) -> np.ndarray:

@@ -49,9 +49,18 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x):
         # One strided slice per kernel offset: a reduction over tiny trailing window axes is slow.
-        out = None
-        for part in offsets(x, self.kernel, self.stride):
-            out = part if out is None else np.where(part.real > out.real, part, out)
+        # Real inputs: a running np.maximum in place, one pass per offset and no temporaries.
+        # Complex inputs (complex step): compare real parts, pass the winning entry on whole.
+        parts = offsets(x, self.kernel, self.stride)
+        first = next(parts)
+        if np.iscomplexobj(x):
+            out = first
+            for part in parts:
+                out = np.where(part.real > out.real, part, out)
+            return out, x
+        out = first.copy()
+        for part in parts:
+            np.maximum(out, part, out=out)
         return out, x
 
     def backward(self, dout, cache):
@@ -78,7 +87,12 @@ class AvgPool2D(_Pool2D):
     x (m, C, H, W) → (m, C, H', W'). dx = fold(dout/(kh·kw) spread over each window)."""
 
     def forward(self, x):
-        return sum(offsets(x, self.kernel, self.stride)) / (self.kernel[0] * self.kernel[1]), None
+        parts = offsets(x, self.kernel, self.stride)
+        out = next(parts).copy()
+        for part in parts:
+            out += part
+        out /= self.kernel[0] * self.kernel[1]
+        return out, None
 
     def backward(self, dout, cache):
         k = self.kernel[0] * self.kernel[1]

@@ -28,7 +28,8 @@ layer (NUMERICS.md, "a floor for slow layers"), and the total time with (that mi
 measured cost of one call on the layer's real input).
 
 OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, when set, slow numpy's GEMM on some machines: the script
-re-runs itself without them, with OPENBLAS_NUM_THREADS=1 unless set, and says so. Timings are
+re-runs itself without them, with OPENBLAS_NUM_THREADS=1 unless set, and says so; like the
+gradcheck command, it lets malloc reuse freed memory (gradcheck_cli.run.parallel.keep_freed_memory). Timings are
 medians of --repeat (gradcheck) and --peer-repeat (torch, naive loop) runs; ratios are taken
 within one run of this script, so that a busy machine slows every column alike.
 """
@@ -402,6 +403,12 @@ def main() -> None:
         sys.exit(subprocess.call([sys.executable, *sys.argv], env=env))
 
     from gradcheck_cli import load_plugin
+    from gradcheck_cli.run.parallel import keep_freed_memory
+
+    # as the gradcheck command does for its own process: freed blocks of up to 32 MiB are reused,
+    # not mmapped and faulted in afresh (torch and the naive loop run in this process too)
+    if keep_freed_memory():
+        print("note: malloc keeps freed memory (mallopt), as the gradcheck command does", flush=True)
 
     for plugin in ("vectorised.py", "loops.py"):
         load_plugin(PLUGINS / plugin)

@@ -136,12 +136,13 @@ def check(
     from contextlib import closing
 
     from ..report.formats import write_atomic
-    from ..run.parallel import check_files, limit_blas_threads
+    from ..run.parallel import check_files, keep_freed_memory, limit_blas_threads
     from ..results import RunResult
     from ..run.pipeline import RunOptions
     from ..report.categories import category
 
     limit_blas_threads()  # before numpy loads: the same BLAS threads as --jobs workers
+    keep_freed_memory()
     out, err = _consoles()
     with _errors(err, debug):
         outputs = _output_formats(output, fmt.value if fmt else None)

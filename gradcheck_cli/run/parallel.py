@@ -7,8 +7,10 @@ thread count splits sums differently, and results must be bit-identical whatever
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
 import traceback
 from pathlib import Path
 from typing import Iterator
@@ -45,9 +47,34 @@ def limit_blas_threads() -> None:
         os.environ.setdefault(var, "1")
 
 
+#: glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+#: the largest mmap threshold glibc accepts on 64-bit systems
+MMAP_THRESHOLD_MAX = 32 * 2**20
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc reuse freed blocks of up to 32 MiB instead of handing each back to the
+    system. A batch of perturbed copies makes temporaries of a few MiB in every layer; by default
+    each is a fresh mmap whose pages are faulted in and zeroed one by one on every call, which
+    measured as half the time of elementwise layers (sigmoid on a 400 KiB array: 14.9 → 6.2 µs
+    per copy). No effect on any number computed. Returns whether the allocator took the settings
+    (False off glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # trim only above 1 GiB of free heap: else the top of the heap goes back, and faults again
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(mallopt(M_TRIM_THRESHOLD, 2**30))
+
+
 def _init_worker(plugins: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     limit_blas_threads()
+    keep_freed_memory()
     from .pipeline import load_plugins
 
     load_plugins(plugins)

@@ -1,8 +1,10 @@
 """--jobs: a process pool gives the same results, in the same order, as a serial run."""
 from __future__ import annotations
 
+import json
 import os
 import signal
+from pathlib import Path
 
 from ci_helpers import FAILING, INVALID, PASSING, PLUGIN, gradcheck
 from gradcheck_cli.run import parallel
@@ -36,3 +38,25 @@ def test_a_thread_count_the_user_chose_is_kept(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     parallel.limit_blas_threads()
     assert (os.environ["OPENBLAS_NUM_THREADS"], os.environ["OMP_NUM_THREADS"]) == ("2", "1")
+
+
+def test_keep_freed_memory_changes_no_number(tmp_path):
+    """The allocator setting the check command makes is taken on glibc and leaves every result
+    identical (it only decides where freed memory goes)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, json\n"
+            "from gradcheck_cli.run.parallel import keep_freed_memory\n"
+            "took = keep_freed_memory() if sys.argv[1] == 'tune' else None\n"
+            "from gradcheck_cli import build_network, check_network, load_spec\n"
+            "r = check_network(build_network(load_spec('configs/cs231n_convnet.yaml')))\n"
+            "print(json.dumps([took, [[row.label, row.tensor, row.status.value, row.isolated.rel_error]"
+            " for row in r.rows]]))\n")
+    root = Path(__file__).resolve().parent.parent
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code, mode], cwd=root, capture_output=True,
+                                      text=True, check=True).stdout) for mode in ("tune", "plain")]
+    if sys.platform.startswith("linux"):
+        import platform
+        assert runs[0][0] is (platform.libc_ver()[0] == "glibc")
+    assert runs[0][1] == runs[1][1]

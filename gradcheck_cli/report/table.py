@@ -1,6 +1,9 @@
 """Rendering results for a terminal with rich. Computes nothing: it only shows ConfigResults."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -49,7 +52,8 @@ def mode_text(result: ConfigResult) -> str:
     return f"{what}, {entries:,} comparisons"
 
 
-def header(result: ConfigResult) -> Text:
+def header(result: ConfigResult, width: int | None = None) -> Text:
+    """The config's path and settings; wrapped at the " · " between fields, never inside one."""
     text = Text()
     text.append(result.path, style="bold")
     if result.status is Status.ERROR:
@@ -57,38 +61,136 @@ def header(result: ConfigResult) -> Text:
     parts = [result.name, f"seed {result.seed}", result.dtype, f"{result.layout} layout",
              f"{result.method} differences, h = {result.eps:.1e}·max(1, |θ|)",
              f"{result.n_params:,} parameters", f"batch m = {result.batch}"]
-    text.append("  " + " · ".join(str(p) for p in parts), style="dim")
+    used = cell_len(result.path)
+    for i, part in enumerate(str(p) for p in parts):
+        sep = "  " if i == 0 else " · "
+        if width is not None and used + len(sep) + cell_len(part) > width and used > 0:
+            text.append("\n")
+            sep, used = ("· " if i else ""), 0
+        text.append(sep + part, style="dim")
+        used += len(sep) + cell_len(part)
     text.append(f"\n{mode_text(result)}", style="dim")
     if result.dtype == "float32":
         text.append(f"\nnumeric reference computed in {result.reference}", style="dim")
     return text
 
 
-def table(result: ConfigResult) -> Table:
-    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    # numbers and statuses never wrap; shapes fold onto a second line in a narrow terminal
-    for name, justify, wrap in [("#", "right", False), ("layer", "left", True), ("line", "right", False),
-                                ("tensor", "left", False), ("in → out", "left", True),
-                                ("shape", "left", True), ("grad", "left", True),
-                                ("layer err", "right", False), ("noise", "right", False),
-                                ("net err", "right", False), ("max abs", "right", False),
-                                ("status", "left", False)]:
-        t.add_column(name, justify=justify, no_wrap=not wrap, overflow="fold")
-    previous = None
+#: (name, justify) of every table column, in order.
+COLUMNS = [("#", "right"), ("layer", "left"), ("line", "right"), ("tensor", "left"),
+           ("in → out", "left"), ("shape", "left"), ("grad", "left"), ("layer err", "right"),
+           ("noise", "right"), ("net err", "right"), ("max abs", "right"), ("status", "left")]
+
+#: The layouts a narrower terminal falls back to, most preferred first: (grad merged into shape,
+#: columns left out, gap between columns, layer names folded). Merging loses nothing (a gradient
+#: of another shape still shows, as shape≠grad); max abs and in → out only repeat what other
+#: columns and rows say. Numbers, statuses and labels are never cut.
+FALLBACKS = [(False, (), 2, False), (True, (), 2, False), (True, ("max abs",), 2, False),
+             (True, ("max abs",), 1, False), (True, ("max abs", "in → out"), 2, False),
+             (True, ("max abs", "in → out"), 1, False), (True, ("max abs", "in → out"), 2, True),
+             (True, ("max abs", "in → out"), 1, True)]
+
+
+def _cells(result: ConfigResult) -> list[dict[str, Text]]:
+    rows, previous = [], None
     for row in result.rows:
         first = row.label != previous
         previous = row.label
         io = f"{compact(row.input_shape)}→{compact(row.output_shape) if row.output_shape else 'scalar'}"
-        grad = compact(row.grad_shape)
-        grad_style = "bold red" if row.grad_shape is not None and tuple(row.grad_shape) != tuple(row.tensor_shape) else ""
-        t.add_row(row.label if first else "", row.layer_type if first else "",
-                  str(row.line or "") if first else "", row.tensor, io if first else "",
-                  compact(row.tensor_shape), Text(grad, style=grad_style),
-                  comparison_err(row.isolated), err_text(row.isolated.noise),
-                  comparison_err(row.network),
-                  err_text(row.isolated.max_abs_error),
-                  Text(row.status.value, style=STYLE[row.status]))
-    return t
+        mismatch = row.grad_shape is not None and tuple(row.grad_shape) != tuple(row.tensor_shape)
+        cells = {"#": row.label if first else "", "layer": row.layer_type if first else "",
+                 "line": str(row.line or "") if first else "", "tensor": row.tensor,
+                 "in → out": io if first else "", "shape": compact(row.tensor_shape),
+                 "grad": compact(row.grad_shape),
+                 "layer err": comparison_err(row.isolated), "noise": err_text(row.isolated.noise),
+                 "net err": comparison_err(row.network),
+                 "max abs": err_text(row.isolated.max_abs_error), "status": row.status.value}
+        out = {k: Text(v) for k, v in cells.items()}
+        out["status"].stylize(STYLE[row.status])
+        if mismatch:
+            out["grad"].stylize("bold red")
+        out["_merged"] = (Text(f"{cells['shape']}≠{cells['grad']}", style="bold red") if mismatch
+                          else Text(cells["shape"]))
+        rows.append(out)
+    return rows
+
+
+@dataclass
+class _Layout:
+    """Which columns a table shows and how, chosen by ``fit``."""
+
+    columns: list[str]
+    merged: bool = False     # one "shape" column; a gradient of another shape shows as shape≠grad
+    layer_width: int | None = None  # long layer names folded at "_" to this width
+    gap: int = 2
+    dropped: list[str] = field(default_factory=list)
+
+
+def _fold_name(name: str, width: int | None) -> str:
+    """binary_cross_entropy at width 13: "binary_cross_" / "entropy" (broken after an "_")."""
+    if width is None or cell_len(name) <= width:
+        return name
+    lines, line = [], ""
+    for piece in name.replace("_", "_\0").split("\0"):
+        if line and cell_len(line + piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+    return "\n".join([*lines, line])
+
+
+def _widths(cells: list[dict[str, Text]], layout: _Layout) -> dict[str, int]:
+    widths = {}
+    for name in layout.columns:
+        key = "_merged" if name == "shape" and layout.merged else name
+        texts = [r[key].plain for r in cells]
+        if name == "layer":
+            texts = [_fold_name(t, layout.layer_width) for t in texts]
+        widths[name] = max([cell_len(name)] + [cell_len(line) for t in texts for line in t.split("\n")])
+    return widths
+
+
+def _total(cells: list[dict[str, Text]], layout: _Layout) -> int:
+    return sum(_widths(cells, layout).values()) + layout.gap * (len(layout.columns) - 1)
+
+
+def fit(cells: list[dict[str, Text]], width: int | None) -> _Layout:
+    """The most preferred layout that fits ``width`` (all columns when it is None or wide enough)."""
+    for merged, dropped, gap, fold in FALLBACKS:
+        layout = _Layout([n for n, _ in COLUMNS if n not in dropped and not (merged and n == "grad")],
+                         merged=merged, gap=gap, dropped=list(dropped))
+        if fold and width is not None:
+            pieces = [p for r in cells for p in r["layer"].plain.replace("_", "_\0").split("\0")]
+            room = width - (_total(cells, layout) - _widths(cells, layout)["layer"])
+            layout.layer_width = max([room, cell_len("layer")] + [cell_len(p) for p in pieces])
+        if width is None or _total(cells, layout) <= width:
+            break
+    return layout
+
+
+def table(result: ConfigResult, width: int | None = None) -> Table:
+    """The per-row table; in fewer than its natural width of columns, narrowed as ``fit`` says."""
+    return fitted_table(result, width)[0]
+
+
+def fitted_table(result: ConfigResult, width: int | None = None) -> tuple[Table, list[str]]:
+    """The table and the names of the columns left out to fit ``width``."""
+    cells = _cells(result)
+    layout = fit(cells, width)
+    t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold",
+              padding=(0, 1) if layout.gap == 2 else (0, 1, 0, 0))
+    justify = dict(COLUMNS)
+    for name in layout.columns:
+        # Nothing wraps but the folded layer names: a number or status cut in two is unreadable.
+        t.add_column(name, justify=justify[name], no_wrap=True, overflow="fold")
+    for r in cells:
+        row = []
+        for name in layout.columns:
+            cell = r["_merged"] if name == "shape" and layout.merged else r[name]
+            if name == "layer" and layout.layer_width is not None:
+                cell = Text(_fold_name(cell.plain, layout.layer_width), style=cell.style)
+            row.append(cell)
+        t.add_row(*row)
+    return t, layout.dropped
 
 
 def details(result: ConfigResult, verbose: bool = False) -> list[Text]:
@@ -127,9 +229,13 @@ def render_config(console: Console, result: ConfigResult, verbose: bool = False,
     if quiet:
         console.print(summary_line(result))
         return
-    console.print(header(result))
+    console.print(header(result, console.width))
     if result.status is not Status.ERROR:
-        console.print(table(result))
+        rows, dropped = fitted_table(result, console.width)
+        console.print(rows)
+        if dropped:
+            console.print(Text(f"({' and '.join(dropped)} left out to fit {console.width} "
+                               "columns)", style="dim"))
         for line in details(result, verbose):
             console.print(line)
     console.print(summary_line(result))

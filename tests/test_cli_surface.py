@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import stat
 
@@ -23,6 +24,57 @@ def test_every_command_has_help_with_examples(command):
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "Example" in result.stdout, result.stdout
+
+
+#: what typer prints for a parameter without a metavar: a Python type, not a word for a user
+TYPE_NAME = re.compile(r"<(?:list\[.*?\]|str|int|float|bool|path|[a-z]+ range)>|\b(?:list|dict)\[")
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_names_values_by_metavars_not_python_types(command):
+    result = CliRunner().invoke(app, [*command.split(), "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    assert not TYPE_NAME.search(result.stdout), result.stdout
+    # every option that takes a value names it: "--eps H", "--jobs N", a list of choices
+    for line in result.stdout.splitlines():
+        match = re.match(r"\s+(?:-\w, )?(--[\w-]+)(?: (\S+))?", line)
+        if match and match[1] not in FLAGS:
+            assert match[2] and (match[2][0].isupper() or match[2].startswith("<")), line
+
+
+#: the options that take no value
+FLAGS = {"--allow-plugins", "--strict", "--fail-fast", "--quiet", "--verbose", "--debug", "--help",
+         "--version", "--install-completion", "--show-completion", "--force", "--isolated",
+         "--jacobian", "--watch"}
+
+
+def test_help_of_arguments():
+    text = CliRunner().invoke(app, ["check", "--help"], terminal_width=100).stdout
+    assert "  PATH  Config files, folders" in text
+    text = CliRunner().invoke(app, ["show", "--help"], terminal_width=100).stdout
+    assert "show [OPTIONS] {DUMP.npz} [KEY]" in text
+
+
+def _complete(words: str) -> list[str]:
+    """What bash completion offers for the last word of ``words``, through typer's protocol."""
+    env = {**os.environ, "_GRADCHECK_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", "from gradcheck_cli.cli import main; main()"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split()
+
+
+def test_completion_of_template_and_layer_names():
+    assert _complete("gradcheck init --template ") == ["mlp", "convnet", "rnn", "custom-layer"]
+    assert _complete("gradcheck init -t c") == ["convnet", "custom-layer"]
+    offered = _complete("gradcheck layers d")
+    assert "dense" in offered and "dropout" in offered
+    assert all(name.startswith("d") for name in offered)
+    assert _complete("gradcheck layers softmax_c") == ["softmax_cross_entropy"]
 
 
 def test_main_help_states_the_exit_codes():

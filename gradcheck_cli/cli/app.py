@@ -15,7 +15,9 @@ import typer
 from .. import __version__
 from ..report.formats import FORMATS
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _consoles, _errors
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _consoles, _errors, metavars_only
+
+metavars_only()
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]},
@@ -81,14 +83,14 @@ def check(
                                        "configs list under `plugins:` (they are code)."),
     method: Optional[Method] = typer.Option(None, help="Finite-difference method [default: the "
                                             "config's, else central]."),
-    eps: Optional[str] = typer.Option(None, callback=_eps, help="Step h (relative: h·max(1, |θ|)) "
+    eps: Optional[str] = typer.Option(None, callback=_eps, metavar="H", help="Step h (relative: h·max(1, |θ|)) "
                                       "or 'auto' [default: the config's, else auto]."),
     mode: Optional[Mode] = typer.Option(None, help="Check every entry, a sample of entries per "
                                         "tensor, or random directions per tensor [default: the "
                                         "config's, else full]."),
-    samples: Optional[int] = typer.Option(None, min=1, help="Entries per tensor with --mode sample "
+    samples: Optional[int] = typer.Option(None, min=1, metavar="N", help="Entries per tensor with --mode sample "
                                           "[default: 16]."),
-    directions: Optional[int] = typer.Option(None, min=1, help="Directions per tensor with --mode "
+    directions: Optional[int] = typer.Option(None, min=1, metavar="N", help="Directions per tensor with --mode "
                                              "directional [default: 4]."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as failures."),
     exclude: List[str] = typer.Option([], "--exclude", metavar="GLOB", help="Skip files matching this glob."),
@@ -104,17 +106,17 @@ def check(
     dump: Optional[str] = typer.Option(None, "--dump", metavar="FILE.npz", help="Also write every "
                                        "array checked (inputs, parameters, cotangents, analytic and "
                                        "numeric gradients) to FILE.npz; see `gradcheck show`."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=0, help="Check this many configs at once, in "
+    jobs: int = typer.Option(1, "--jobs", "-j", min=0, metavar="N", help="Check this many configs at once, in "
                              "separate processes (0: one per CPU). Results keep the input order."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary line of each config."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Details for every row."),
     max_memory: Optional[str] = typer.Option(None, "--max-memory", metavar="SIZE", help="Refuse a "
                                              "config's check estimated to need more memory, e.g. "
                                              "512M or 2G [default: half the RAM, shared by --jobs]."),
-    max_evals: Optional[int] = typer.Option(None, "--max-evals", min=1, help="Refuse a check "
+    max_evals: Optional[int] = typer.Option(None, "--max-evals", min=1, metavar="N", help="Refuse a check "
                                             "estimated to need more function evaluations "
                                             "[default: 10,000,000]."),
-    timeout: float = typer.Option(600.0, "--timeout", min=0, help="Seconds one config's check "
+    timeout: float = typer.Option(600.0, "--timeout", min=0, metavar="SECONDS", help="Seconds one config's check "
                                   "may take; 0 for no limit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
@@ -277,9 +279,16 @@ def validate(
         raise typer.Exit(EXIT_USAGE if bad else EXIT_OK)
 
 
+def _complete_layer(incomplete: str) -> List[str]:
+    from ..layers.catalog import registered
+
+    return [name for name in registered() if name.startswith(incomplete)]
+
+
 @app.command()
 def layers(
-    name: Optional[str] = typer.Argument(None, help="Show one layer in full."),
+    name: Optional[str] = typer.Argument(None, metavar="NAME", autocompletion=_complete_layer,
+                                      help="Show one layer in full."),
     plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Plugin file to load (repeatable)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
@@ -344,10 +353,10 @@ def schema(
 
 @app.command()
 def sweep(
-    config: str = typer.Argument(..., help="One config file."),
-    layer: Optional[str] = typer.Option(None, "--layer", "-l", help="Row label (1, 1a, 3.1, loss) "
+    config: str = typer.Argument(..., metavar="CONFIG", help="One config file."),
+    layer: Optional[str] = typer.Option(None, "--layer", "-l", metavar="LABEL", help="Row label (1, 1a, 3.1, loss) "
                                         "[default: the first layer with parameters]."),
-    tensor: Optional[str] = typer.Option(None, "--tensor", "-t", help="x or a parameter name "
+    tensor: Optional[str] = typer.Option(None, "--tensor", "-t", metavar="TENSOR", help="x or a parameter name "
                                          "[default: the layer's first parameter, else x]."),
     isolated: bool = typer.Option(False, "--isolated", help="Sweep the isolated check's function "
                                   "⟨forward(x), G⟩ instead of the loss."),
@@ -412,11 +421,16 @@ def _template_names() -> List[str]:
     return list(TEMPLATES)
 
 
+def _complete_template(incomplete: str) -> List[str]:
+    return [name for name in _template_names() if name.startswith(incomplete)]
+
+
 @app.command()
 def init(
-    path: Optional[str] = typer.Argument(None, help="Config file to write [default: "
+    path: Optional[str] = typer.Argument(None, metavar="FILE", help="Config file to write [default: "
                                          "TEMPLATE.gradcheck.yaml in the current folder]."),
-    template: str = typer.Option("mlp", "--template", "-t", help="One of: "
+    template: str = typer.Option("mlp", "--template", "-t", metavar="TEMPLATE",
+                                 autocompletion=_complete_template, help="One of: "
                                  + ", ".join(_template_names()) + "."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),

@@ -9,6 +9,22 @@ import typer
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
+def metavars_only() -> None:
+    """Help names an argument by its metavar alone: typer also prints the Python type beside it
+    (`PATH <list[str]>`), which tells a user of the command nothing."""
+    from typer.core import TyperArgument
+
+    if getattr(TyperArgument, "_gradcheck_metavars", False):
+        return
+    shown = TyperArgument.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.metavar else shown(self, ctx)
+
+    TyperArgument.display_type_rich = display_type_rich
+    TyperArgument._gradcheck_metavars = True
+
+
 def _consoles():
     from rich.console import Console
 

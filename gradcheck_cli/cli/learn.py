@@ -16,17 +16,17 @@ class ExplainFormat(str, Enum):
 
 
 def explain(
-    config: str = typer.Argument(..., help="Config file."),
-    layer: Optional[str] = typer.Option(None, "--layer", "-l", help="Only this layer: a label "
+    config: str = typer.Argument(..., metavar="CONFIG", help="Config file."),
+    layer: Optional[str] = typer.Option(None, "--layer", "-l", metavar="LABEL", help="Only this layer: a label "
                                         "from the table (2, 2a, loss) or an index (its layer and "
                                         "activation)."),
     jacobian: bool = typer.Option(False, "--jacobian", help="Print the layer's full Jacobian, "
                                   "G, Gᵀ·J and its VJP (small layers; needs --layer)."),
-    tensor: Optional[str] = typer.Option(None, "--tensor", "-t", help="With --jacobian: the tensor "
+    tensor: Optional[str] = typer.Option(None, "--tensor", "-t", metavar="TENSOR", help="With --jacobian: the tensor "
                                          "(x, W, b, ...) [default: the first parameter]."),
     fmt: ExplainFormat = typer.Option(ExplainFormat.text, "--format", "-f", help="text (rich) or "
                                       "markdown (for notes)."),
-    plugin: List[str] = typer.Option([], "--plugin", "-p", help="Plugin file to load (repeatable)."),
+    plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Plugin file to load (repeatable)."),
     allow_plugins: bool = typer.Option(False, "--allow-plugins", help="Load the config's `plugins:`."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
@@ -77,12 +77,12 @@ def explain(
 
 
 def show(
-    dump: str = typer.Argument(..., help="A .npz file written by `gradcheck check --dump`."),
-    key: Optional[str] = typer.Argument(None, help="Which gradient: LAYER/TENSOR (e.g. 2/W), "
+    dump: str = typer.Argument(..., metavar="DUMP.npz", help="A .npz file written by `gradcheck check --dump`."),
+    key: Optional[str] = typer.Argument(None, metavar="KEY", help="Which gradient: LAYER/TENSOR (e.g. 2/W), "
                                         "optionally prefixed with the config name; without it, "
                                         "a list of what the file holds."),
-    check_kind: str = typer.Option("isolated", "--check", help="isolated or network."),
-    top: int = typer.Option(5, "--top", help="How many of the worst entries to list."),
+    check_kind: str = typer.Option("isolated", "--check", metavar="CHECK", help="isolated or network."),
+    top: int = typer.Option(5, "--top", metavar="N", help="How many of the worst entries to list."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Show |analytic − numeric| per entry of one gradient in a dump, with the worst entries.

@@ -62,8 +62,11 @@ def _complete(words: str) -> list[str]:
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-c", "from gradcheck_cli.cli import main; main()"],
-                         env=env, capture_output=True, text=True, timeout=60)
+    from pathlib import Path
+
+    # the installed command: completion is keyed on the program's name (_GRADCHECK_COMPLETE)
+    script = Path(sys.executable).parent / "gradcheck"
+    run = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     return run.stdout.split()
 

@@ -237,3 +237,25 @@ def test_plugin_file_that_raises_on_import(run):
                  files={"good.yaml": GOOD, "boom.py": "import numpy\n\nraise RuntimeError('no')\n"})
     assert result.exit_code == 2
     assert _error(result) == "boom.py:3: importing the plugin raised RuntimeError: no"
+
+
+# -- gradcheck layers NAME ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, message", [
+    ("dens", "no layer named `dens`: did you mean `dense`?"),
+    ("Dense", "no layer named `Dense`: did you mean `dense`?"),
+    ("cross", "no layer named `cross`: did you mean `binary_cross_entropy` or "
+              "`binary_cross_entropy_with_logits` or `softmax_cross_entropy` or "
+              "`temporal_softmax_cross_entropy`?"),
+])
+def test_layers_with_a_wrong_name_suggests_one(run, name, message):
+    result = run("layers", name)
+    assert result.exit_code == 2
+    assert _error(result) == message
+
+
+def test_layers_with_a_name_like_none_lists_them_all(run):
+    result = run("layers", "nosuch")
+    assert result.exit_code == 2
+    assert _error(result) == ("no layer named `nosuch`; the layers and losses are: "
+                              + ", ".join(registered()))

@@ -168,3 +168,20 @@ def test_check_spec_has_the_same_resource_guard_as_the_command_line():
     assert report.result.status is Status.ERROR
     assert "function evaluations (limit --max-evals 10,000,000)" in report.result.error
     assert check_spec(huge, mode="directional").result.status is Status.PASS
+
+
+def test_a_network_from_a_dict_shows_no_config_lines():
+    """Lines of the YAML check_layer writes for itself would point at nothing the user wrote."""
+    report = check_layer(affine_forward, affine_backward, input_shape=(4,), batch=3,
+                         params={"w": (4, 5), "b": (5,)})
+    assert all(r.line is None for r in report.rows)
+    text = str(report)
+    assert text.startswith("check_layer(affine_forward, affine_backward)  affine · seed 0")
+    heading = next(line for line in text.splitlines() if "layer err" in line)
+    assert heading.split()[:4] == ["#", "layer", "tensor", "in"]
+    bad = check_spec({"input": {"shape": [3]}, "layers": [{"type": "dense", "units": -1}],
+                      "loss": "mse"})
+    assert bad.result.error == "layers[0].units: must be > 0, got -1"
+    # text the user wrote keeps its lines
+    bad = check_spec("input: {shape: [3]}\nlayers: [{type: dense, units: -1}]\nloss: mse\n")
+    assert bad.result.error == "<config>:2:24: layers[0].units: must be > 0, got -1"

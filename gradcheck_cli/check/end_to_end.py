@@ -77,6 +77,7 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
             target = Target(theta, stack, entries, f0, abs(f0), per_probe,
                              (*node_key(node), 50 + tensor_key(node.layer, tensor)),
                              gradient_scale(analytic))
+            target.progress_label = f"end to end, layer {node.label} {tensor}"
             if ("dout", i) in chain:
                 target.diagnosis = dict(cotangent=as_f64(chain[("dout", i)]),
                                         layer_input=ctx.ref_acts[i], layer_output=ctx.ref_acts[i + 1])

@@ -68,6 +68,7 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, ca
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
         target.diagnosis = diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64)
+        target.progress_label = f"isolated check, layer {label} {tensor}"
         comparison, n_full = check_analytic(ctx, analytic, failure, tensor, target)
         if tensor in stateful:
             comparison.status = Status.FAIL
@@ -143,6 +144,7 @@ def loss_row(ctx: CheckContext) -> Row:
     target = Target(x64, stack, entries_from_stack(stack, x64), ctx.ref_loss_value,
                      abs(ctx.ref_loss_value), bytes_per_probe(x64, [x64.shape], ctx.settings.method),
                      (0, 9, 0))
+    target.progress_label = "isolated check, layer loss x"
     comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)
     ctx.keep("isolated/loss/x/analytic", analytic.get("x"))
     ctx.keep("isolated/loss/x/numeric", n_full)

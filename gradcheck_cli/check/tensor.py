@@ -42,6 +42,9 @@ class Target:
     analytic_scale: float = 0.0
     #: extra diagnose.Context fields (upstream gradient, layer input/output, neighbours)
     diagnosis: dict = field(default_factory=dict)
+    #: what a progress display says is being checked: the check (isolated, end to end), the
+    #: row's layer label and the tensor
+    progress_label: str = ""
 
 
 def diagnosis_context(ctx: CheckContext, ref_layer: Any, tensor: str, x64: np.ndarray,
@@ -65,7 +68,7 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
     Returns the comparison and the numeric gradient when it was computed for every entry."""
     s, tol, theta = ctx.settings, ctx.tol, target.theta
     target = _counted(target, ctx.count if s.progress is None else ctx.count_and_report(s.progress),
-                      f"{target.key[0]} {tensor}")
+                      target.progress_label or tensor)
     a, problem = as_gradient(analytic, tensor, theta.shape, tol)
     if problem is not None:
         if problem.analytic_shape is not None and len(problem.analytic_shape) == 2 \

@@ -308,13 +308,21 @@ def layers(
         if name is not None:
             match = [e for e in entries if e.name == name]
             if not match:
-                import difflib
-
-                close = difflib.get_close_matches(name, [e.name for e in entries], n=1)
-                hint = f" did you mean `{close[0]}`?" if close else ""
-                raise UsageError(f"no layer named `{name}`.{hint}")
+                raise UsageError(_no_such_layer(name, [e.name for e in entries]))
             entries = match
         render_layer(out, entries, full=name is not None)
+
+
+def _no_such_layer(name: str, names: list[str]) -> str:
+    """Did-you-mean by spelling (`dens`), else by a part of a name (`cross` → the cross-entropies),
+    else every name: a user who typed a wrong name always learns a right one."""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    close = close or [n for n in names if name.lower() in n][:5]
+    if close:
+        return f"no layer named `{name}`: did you mean {' or '.join(f'`{c}`' for c in close)}?"
+    return f"no layer named `{name}`; the layers and losses are: {', '.join(names)}"
 
 
 @app.command()

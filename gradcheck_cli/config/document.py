@@ -128,6 +128,31 @@ _TOML_HINTS = [
 ]
 
 
+_KEY_LINE = re.compile(r"^(?P<lead>[ ]*(?:-[ ]+)*)(?P<key>[A-Za-z_][\w.-]*)[ ]*:(?:[ ]|$)")
+
+
+def _deeper_key(text: str, mark) -> str | None:
+    """A `key:` line indented deeper than the plain value above it: YAML reads the key as more of
+    that value, and then stops at its colon. Said as the indentation it is, not as a quoting problem."""
+    if mark is None:
+        return None
+    lines = text.splitlines()
+    if not 0 <= mark.line < len(lines):
+        return None
+    here = _KEY_LINE.match(lines[mark.line])
+    # the colon YAML stopped at is this line's first one, right after a key
+    if here is None or lines[mark.line].find(":", here.end("key")) != mark.column:
+        return None
+    above = next((line for line in reversed(lines[:mark.line])
+                  if line.strip() and not line.lstrip().startswith("#")), None)
+    previous = _KEY_LINE.match(above) if above is not None else None
+    if previous is None or len(previous["lead"]) >= len(here["lead"]):
+        return None
+    return (f": `{here['key']}:` is indented deeper (column {len(here['lead']) + 1}) than "
+            f"`{previous['key']}:` above it (column {len(previous['lead']) + 1}), so YAML reads it "
+            "as part of that value; keys of one mapping start in the same column")
+
+
 def _parse_yaml(text: str, path: str) -> Document:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -145,7 +170,8 @@ def _parse_yaml(text: str, path: str) -> Document:
             problem = "more than one YAML document (---): put one network in each file"
         if "\\t" in problem or "'\\t'" in problem:
             problem = "tab character: YAML indentation must use spaces"
-        problem += next((hint for clue, hint in _YAML_HINTS if clue in problem), "")
+        indented = _deeper_key(text, mark) if "mapping values are not allowed" in problem else None
+        problem += indented or next((hint for clue, hint in _YAML_HINTS if clue in problem), "")
         line = mark.line + 1 if mark else None
         col = mark.column + 1 if mark else None
         raise SpecError(f"invalid YAML: {problem}", file=path, line=line, col=col) from None

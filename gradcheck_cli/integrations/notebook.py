@@ -129,13 +129,11 @@ def check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any] = (), **set
     """Check a network given as a dict or as YAML/TOML text. ``plugins``: plugin files or layer
     classes (registered under their ``@register`` name, else their snake_case class name).
     ``settings``: CheckSettings fields (method, eps, pass_rtol, ...)."""
-    from ..check.engine import CheckSettings, check_network
-    from ..check.budget import guard
-    from ..errors import GradcheckError
-    from ..check.network import build_network
-    from ..config.plan import plan_network
-    from ..config.models import spec_from_text
+    return _check_spec(spec, plugins, None, settings)
 
+
+def _check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any], origin: str | None,
+                settings: dict) -> Report:
     _load_plugins(plugins)
     if isinstance(spec, Mapping):
         text, fmt = json.dumps(dict(spec), indent=2, default=list), "yaml"  # JSON is YAML 1.2
@@ -144,6 +142,33 @@ def check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any] = (), **set
         fmt = "toml" if re.search(r"^\s*\[\[?\w", spec, re.M) and "layers:" not in spec else "yaml"
     else:
         raise UsageError(f"check_spec takes a dict or YAML/TOML text, got {type(spec).__name__}")
+    # Lines of a text the user wrote mean something; lines of our own JSON rendering of a dict
+    # (or of check_layer's one-layer spec) do not, so they are not shown.
+    result, exc = _check_text(text, fmt, settings)
+    return Report(result if isinstance(spec, str) else _unlocated(result, exc, origin))
+
+
+def _unlocated(result: ConfigResult, exc: Exception | None, origin: str | None) -> ConfigResult:
+    """The result without line numbers; named by ``origin`` (what was checked) when given."""
+    import dataclasses
+
+    from ..errors import SpecError
+
+    error = result.error
+    if isinstance(exc, SpecError):
+        error = SpecError(exc.message, key=exc.key).located()
+    return dataclasses.replace(result, path=origin or result.path, error=error,
+                               rows=[dataclasses.replace(r, line=None) for r in result.rows])
+
+
+def _check_text(text: str, fmt: str, settings: dict) -> tuple[ConfigResult, Exception | None]:
+    from ..check.budget import guard
+    from ..check.engine import CheckSettings, check_network
+    from ..check.network import build_network
+    from ..config.models import spec_from_text
+    from ..config.plan import plan_network
+    from ..errors import GradcheckError
+
     try:
         parsed = spec_from_text(text, fmt, path="<config>")
         plan = plan_network(parsed)
@@ -152,8 +177,8 @@ def check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any] = (), **set
         result = check_network(build_network(plan), checked)
         result.cost = cost.to_dict()
     except GradcheckError as exc:
-        result = ConfigResult(path="<config>", name="network", status=Status.ERROR, error=str(exc))
-    return Report(result)
+        return ConfigResult(path="<config>", name="network", status=Status.ERROR, error=str(exc)), exc
+    return result, None
 
 
 # -- check_layer --------------------------------------------------------------------------------------
@@ -271,7 +296,9 @@ def check_layer(layer_or_forward: Any, backward: Callable | None = None, *,
     entry = {"type": name, **options}
     spec = {"name": name.removeprefix("my_"), "seed": seed, "dtype": dtype, "layout": layout,
             "input": {"shape": list(input_shape), "batch": batch}, "layers": [entry], "loss": loss}
-    return check_spec(spec)
+    what = (f"{getattr(layer_or_forward, '__name__', 'forward')}, {getattr(backward, '__name__', 'backward')}"
+            if backward is not None else getattr(layer_or_forward, "__name__", type(layer_or_forward).__name__))
+    return _check_spec(spec, (), f"check_layer({what})", {})
 
 
 def _force_register(name: str, cls: type) -> None:

@@ -155,8 +155,11 @@ def _total(cells: list[dict[str, Text]], layout: _Layout) -> int:
 
 def fit(cells: list[dict[str, Text]], width: int | None) -> _Layout:
     """The most preferred layout that fits ``width`` (all columns when it is None or wide enough)."""
+    # a network checked from a dict (check_layer, check_spec) has no config lines to show
+    unlined = not any(r["line"].plain for r in cells)
     for merged, dropped, gap, fold in FALLBACKS:
-        layout = _Layout([n for n, _ in COLUMNS if n not in dropped and not (merged and n == "grad")],
+        layout = _Layout([n for n, _ in COLUMNS if n not in dropped and not (merged and n == "grad")
+                          and not (unlined and n == "line")],
                          merged=merged, gap=gap, dropped=list(dropped))
         if fold and width is not None:
             pieces = [p for r in cells for p in r["layer"].plain.replace("_", "_\0").split("\0")]

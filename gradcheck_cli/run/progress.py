@@ -32,7 +32,7 @@ class ProgressReporter:
                 return
             self._show()
         self.progress.update(self.task, completed=min(self.done, self.total),
-                             description=f"{self.path}: layer {what}")
+                             description=f"{self.path}: {what}")
 
     def _show(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn

@@ -125,3 +125,30 @@ def test_piped_header_wraps_between_fields():
     # without COLUMNS a pipe is 160 wide: a long header breaks before a field, not inside it
     text = piped(["check", "configs/transformer_block.yaml"])
     assert text.splitlines()[1] == "· batch m = 2"
+
+
+def test_quiet_gives_each_failing_row_one_located_line():
+    text = piped(["check", "--quiet", "--allow-plugins", "examples/broken/sign_error.yaml",
+                  "configs/mlp.yaml"])
+    lines = text.splitlines()
+    assert lines[0].startswith(
+        "examples/broken/sign_error.yaml:10: layer 2 leaky_relu_sign_error x: FAIL rel 1.7e-01 — "
+        "right only where the activation is active (Z > 0): wrong at the 9 entries where Z ≤ 0")
+    because = "right in isolation; wrong end to end because layer 2 (leaky_relu_sign_error) returns a wrong dx"
+    assert lines[1:4] == [
+        f"examples/broken/sign_error.yaml:9: layer 1 dense x: inherited rel 1.0e-01 end to end — {because}",
+        f"examples/broken/sign_error.yaml:9: layer 1 dense W: inherited rel 1.1e-01 end to end — {because}",
+        f"examples/broken/sign_error.yaml:9: layer 1 dense b: inherited rel 1.4e-01 end to end — {because}"]
+    assert re.fullmatch(r"sign-error: FAILED — 9 checks: 1 FAIL, 3 inherited, 5 pass \(\d+\.\d\d s\)", lines[4])
+    # a passing config keeps its one summary line
+    assert re.fullmatch(r"tiny-mlp: passed — 8 checks: 8 pass \(\d+\.\d\d s\)", lines[5])
+    assert lines[6:] == ["2 configs: 1 passed, 1 failed"]
+
+
+def test_quiet_names_the_loss_row():
+    text = piped(["check", "-q", "--allow-plugins", "examples/broken/missing_mean.yaml"])
+    assert text.startswith("examples/broken/missing_mean.yaml:11: loss cross_entropy_missing_mean x: "
+                           "FAIL rel 6.7e-01 — missing 1/m (analytic = m·numeric, m = 5)")
+    # an input row checked only in isolation has no end-to-end error to show
+    assert ("examples/broken/missing_mean.yaml:9: layer 1a tanh x: inherited — right in isolation; "
+            "its end-to-end dL/dx is wrong because the loss") in text

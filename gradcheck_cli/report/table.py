@@ -228,8 +228,37 @@ def summary_line(result: ConfigResult) -> Text:
     return text
 
 
+#: The order of --quiet's lines: the row to fix first, then warnings, then the rows that only
+#: inherit a wrong gradient from further on.
+_QUIET_ORDER = {Status.FAIL: 0, Status.WARN: 1, Status.INHERITED: 2}
+
+
+def quiet_lines(result: ConfigResult) -> list[Text]:
+    """One located line per row that did not pass, as a linter prints it:
+    ``file:line: layer 2 dense W: FAIL rel 3.3e-01 — extra factor 2``."""
+    rows = sorted((r for r in result.rows if r.status in _QUIET_ORDER),
+                  key=lambda r: _QUIET_ORDER[r.status])  # stable: table order within a status
+    out = []
+    for row in rows:
+        where = f"{result.path}:{row.line}" if row.line else result.path
+        layer = f"loss {row.layer_type}" if row.label == "loss" else f"layer {row.label} {row.layer_type}"
+        # the error behind the status: an inherited row is wrong end to end, not in isolation
+        inherited = row.status is Status.INHERITED
+        rel = (row.network.rel_error if row.network else None) if inherited else row.isolated.rel_error
+        line = Text(f"{where}: {layer} {row.tensor}: ")
+        line.append(row.status.value, style=STYLE[row.status])
+        if rel is not None:
+            line.append(f" rel {err_text(rel)}" + (" end to end" if inherited else ""))
+        if row.reason:
+            line.append(f" — {row.reason}")
+        out.append(line)
+    return out
+
+
 def render_config(console: Console, result: ConfigResult, verbose: bool = False, quiet: bool = False) -> None:
     if quiet:
+        for line in quiet_lines(result):
+            console.print(line, soft_wrap=True)
         console.print(summary_line(result))
         return
     console.print(header(result, console.width))

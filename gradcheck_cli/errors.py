@@ -1,6 +1,8 @@
 """One error hierarchy. Every user-facing failure is a GradcheckError; the CLI maps it to exit 2."""
 from __future__ import annotations
 
+import re
+
 
 class GradcheckError(Exception):
     """Base of every error gradcheck reports to a user (exit code 2)."""
@@ -29,6 +31,46 @@ class SpecError(GradcheckError):
             where += ": "
         key = f"{self.key}: " if self.key else ""
         return f"{where}{key}{self.message}"
+
+
+class SpecErrors(SpecError):
+    """Every problem found in one config, each located, one per line (up to a cap, then a count)."""
+
+    #: problems shown; beyond them one line says how many more there are
+    SHOWN = 10
+
+    def __init__(self, problems: list[SpecError]) -> None:
+        assert len(problems) > 1  # one problem is a plain SpecError
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.message, file=first.file, line=first.line, col=first.col, key=first.key)
+
+    def located(self) -> str:
+        lines = [p.located() for p in self.problems[:self.SHOWN]]
+        more = len(self.problems) - self.SHOWN
+        if more > 0:
+            lines.append(f"{self.file + ': ' if self.file else ''}(and {more} more problem{'s' if more > 1 else ''})")
+        return "\n".join(lines)
+
+
+def error_lines(message: str) -> str:
+    """``error: `` before a message, and before each further located problem it lists (the lines
+    of a SpecErrors), so that every problem reads as a linter's line."""
+    lines = message.split("\n")
+    return "\n".join(f"error: {line}" if k == 0 or _PROBLEM_LINE.match(line) else line
+                     for k, line in enumerate(lines))
+
+
+#: a line of SpecErrors: file:line[:col]: ..., or file: (and N more problems)
+_PROBLEM_LINE = re.compile(r"^\S[^\n]*?(?::\d+){1,2}: |^\S[^\n]*?: \(and \d+ more problem")
+
+
+def spec_errors(problems: list[SpecError]) -> SpecError:
+    """One error for a list of problems (at least one), in the order of their lines."""
+    assert problems
+    flat = [q for p in problems for q in (p.problems if isinstance(p, SpecErrors) else [p])]
+    flat.sort(key=lambda p: (p.line is None, p.line or 0))  # stable: one line keeps its order
+    return flat[0] if len(flat) == 1 else SpecErrors(flat)
 
 
 class PluginError(GradcheckError):

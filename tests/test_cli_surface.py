@@ -212,3 +212,14 @@ def test_json_writes_nan_and_inf_as_null_and_keeps_the_status():
     iso = doc["configs"][0]["rows"][0]["isolated"]
     assert (iso["rel_error"], iso["max_abs_error"], iso["status"]) == (None, None, "FAIL")
     assert "seconds" not in doc["configs"][0]
+
+
+def test_every_problem_of_an_invalid_config_is_its_own_annotation():
+    corpus = ROOT / "tests" / "bad_configs"
+    run = gradcheck("check", "five_mistakes.yaml", "--format", "github", cwd=corpus)
+    assert run.returncode == 2
+    lines = run.stdout.splitlines()
+    assert [line.split("::")[1] for line in lines] == [
+        f"error file=five_mistakes.yaml,line={n},col={c},title=gradcheck five_mistakes%3A invalid config"
+        for n, c in [(3, 1), (6, 47), (7, 6), (8, 19), (9, 5)]]
+    assert lines[3].endswith("::layers[2].units: must be > 0, got -2")

@@ -16,6 +16,7 @@ from .. import __version__
 from ..report.formats import FORMATS
 
 from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _consoles, _errors, metavars_only
+from ..errors import error_lines
 
 metavars_only()
 
@@ -180,7 +181,7 @@ def check(
                     if shown == "table":
                         _show(out, err, result, verbose, quiet, annotate, strict)
                     elif result.error is not None:  # stdout holds only the document
-                        err.print(f"error: {result.error}", style="red", soft_wrap=True)
+                        err.print(error_lines(result.error), style="red", soft_wrap=True)
                     if fail_fast and category(result.status, strict) in ("failure", "error"):
                         break
         except KeyboardInterrupt:
@@ -262,7 +263,7 @@ def validate(
                 done += 1
                 if result.status is Status.ERROR:
                     bad += 1
-                    err.print(f"error: {result.error}", style="red", soft_wrap=True)
+                    err.print(error_lines(result.error), style="red", soft_wrap=True)
                     if os.environ.get("GITHUB_ACTIONS") == "true":  # marked on the line in the PR
                         from ..report.github import config_commands
 
@@ -503,7 +504,7 @@ def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
             out.file.write(line + "\n")
         out.file.flush()
     if result.status is Status.ERROR:
-        err.print(f"error: {result.error}", style="red", soft_wrap=True)
+        err.print(error_lines(result.error), style="red", soft_wrap=True)
         return
     if verbose and result.cost:
         from ..check.budget import CostEstimate

@@ -45,7 +45,7 @@ class _errors:
         return self
 
     def __exit__(self, kind, exc, tb):
-        from ..errors import GradcheckError
+        from ..errors import GradcheckError, error_lines
 
         if exc is None or isinstance(exc, (typer.Exit, typer.Abort, SystemExit)):
             return False
@@ -53,7 +53,7 @@ class _errors:
             self.err.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED)
         if isinstance(exc, GradcheckError):
-            self.err.print(f"error: {exc}", style="red", soft_wrap=True)
+            self.err.print(error_lines(str(exc)), style="red", soft_wrap=True)
             raise typer.Exit(EXIT_USAGE)
         if self.debug:  # the traceback, and still the documented exit code
             import traceback

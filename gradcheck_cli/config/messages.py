@@ -8,30 +8,38 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import SpecError, SpecErrors
 from .document import Document, KeyPath
 
 
 def pydantic_error(doc: Document, exc: ValidationError, model: type[BaseModel] | None = None,
-                   prefix: KeyPath = (), valid_keys: list[str] | None = None):
-    """The first validation error, as a located SpecError with a message that says what is valid."""
+                   prefix: KeyPath = (), valid_keys: list[str] | None = None) -> SpecError:
+    """Every validation error, each a located SpecError with a message that says what is valid."""
     # On one line, an unknown key first: `unitz: 3` is a typo of the `units` reported missing.
     base = _data_at(doc.data, prefix)
     groups: dict[KeyPath, list[dict]] = {}
     for e in exc.errors():
         groups.setdefault(_real_loc(base, e), []).append(e)
-    # First in file order; a key that is missing has no line, and its cause is often a typo'd
-    # key elsewhere (`layer:` for `layers:`), so that typo is reported first.
-    loc, errs = sorted(groups.items(), key=lambda kv: (kv[1][0]["type"] == "missing",
-                                                       doc.locate(prefix + kv[0])[0] or 0,
-                                                       kv[1][0]["type"] != "extra_forbidden"))[0]
-    keypath = prefix + loc
-    # Several errors at one key are the alternatives of a union (eps: 'auto' or a number):
-    # say all that would be valid, not only the first alternative pydantic tried.
-    message = describe(errs[0], model, valid_keys, loc) if len(errs) == 1 else _alternatives(errs)
-    more = len(groups) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return doc.error(message, keypath)
+    # In file order; a key that is missing has no line, and its cause is often a typo'd key
+    # elsewhere (`layer:` for `layers:`), so that typo comes first.
+    ordered = sorted(groups.items(), key=lambda kv: (kv[1][0]["type"] == "missing",
+                                                     doc.locate(prefix + kv[0])[0] or 0,
+                                                     kv[1][0]["type"] != "extra_forbidden"))
+    # `unitz: 2` with `units` missing is one mistake: the unknown key's did-you-mean names the
+    # missing one, so the missing key is not reported again.
+    meant = set()
+    for loc, errs in ordered:
+        if errs[0]["type"] == "extra_forbidden" and loc:
+            keys = valid_keys if valid_keys is not None else _fields_at(model, loc[:-1])
+            meant.update(loc[:-1] + (close,) for close in difflib.get_close_matches(str(loc[-1]), keys, n=1))
+    ordered = [(loc, errs) for loc, errs in ordered if not (errs[0]["type"] == "missing" and loc in meant)]
+    problems = []
+    for loc, errs in ordered:
+        # Several errors at one key are the alternatives of a union (eps: 'auto' or a number):
+        # say all that would be valid, not only the first alternative pydantic tried.
+        message = describe(errs[0], model, valid_keys, loc) if len(errs) == 1 else _alternatives(errs)
+        problems.append(doc.error(message, prefix + loc))
+    return problems[0] if len(problems) == 1 else SpecErrors(problems)
 
 
 _MISSING = object()

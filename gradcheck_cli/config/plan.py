@@ -12,11 +12,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import GradcheckError, ShapeError, SpecError
-from ..layers.protocol import Layer, infer_output_shape, overrides
-from ..layers.options import options_model
+from ..errors import GradcheckError, ShapeError, SpecError, spec_errors
 from ..layers.catalog import registered
-from .document import KeyPath
+from ..layers.options import options_model
+from ..layers.protocol import Layer, infer_output_shape, overrides
+from .document import Document, KeyPath
 from .messages import pydantic_error
 from .models import MAX_DIM, Spec
 
@@ -57,32 +57,56 @@ class Plan:
 
 
 def plan_network(spec: Spec) -> Plan:
-    """Resolve every layer entry of a spec against the registry and infer all shapes."""
+    """Resolve every layer entry of a spec against the registry and infer all shapes.
+
+    Every problem is collected, not only the first: each entry's type and options are checked
+    on their own, and shapes as far as the layers before are known (a layer after a broken one
+    has no input shape to check)."""
     doc = spec.doc
-    shape = tuple(spec.input.shape)
+    problems: list[SpecError] = []
+    shape: tuple[int, ...] | None = tuple(spec.input.shape)
     if spec.layout == "columns" and len(shape) != 1:
-        raise doc.error(f"columns layout holds 1-D feature vectors (x is (n, m)); got shape "
-                        f"{list(shape)}: use layout: rows for images and sequences", ("input", "shape"))
+        problems.append(doc.error(f"columns layout holds 1-D feature vectors (x is (n, m)); got shape "
+                                  f"{list(shape)}: use layout: rows for images and sequences",
+                                  ("input", "shape")))
+        shape = None
     nodes: list[PlannedLayer] = []
     for i, entry in enumerate(spec.layers):
         keypath: KeyPath = ("layers", i)
-        layer, activation = _configure(spec, entry, keypath, kind="layer")
-        node = _place(spec, layer, str(i + 1), i + 1, keypath, shape)
-        nodes.append(node)
-        shape = node.output_shape
-        if activation is not None:
-            act_path = keypath + ("activation",)
-            act, _ = _configure(spec, activation, act_path, kind="layer", shorthand=True)
-            node = _place(spec, act, f"{i + 1}a", i + 1, act_path, shape)
+        steps = [(entry, keypath, str(i + 1), False)]
+        for item, path, label, shorthand in steps:
+            try:
+                layer, activation = _configure(doc, item, path, kind="layer", shorthand=shorthand)
+            except SpecError as exc:
+                problems.append(exc)
+                shape = None
+                break
+            if activation is not None:
+                steps.append((activation, keypath + ("activation",), f"{i + 1}a", True))
+            if shape is None:
+                continue
+            try:
+                node = _place(spec, layer, label, i + 1, path, shape)
+            except SpecError as exc:
+                problems.append(exc)
+                shape = None
+                continue
             nodes.append(node)
             shape = node.output_shape
     loss_entry = spec.loss if isinstance(spec.loss, dict) else {"type": spec.loss}
-    loss, _ = _configure(spec, loss_entry, ("loss",), kind="loss", shorthand=isinstance(spec.loss, str))
-    loss.layout = spec.layout
     try:
-        loss.check_input(shape)
-    except ShapeError as exc:
-        raise doc.error(f"{exc} (the last layer outputs {shape} per example)", ("loss",)) from None
+        loss, _ = _configure(doc, loss_entry, ("loss",), kind="loss", shorthand=isinstance(spec.loss, str))
+    except SpecError as exc:
+        problems.append(exc)
+        raise spec_errors(problems) from None
+    loss.layout = spec.layout
+    if shape is not None:
+        try:
+            loss.check_input(shape)
+        except ShapeError as exc:
+            problems.append(doc.error(f"{exc} (the last layer outputs {shape} per example)", ("loss",)))
+    if problems:
+        raise spec_errors(problems)
     loss_node = PlannedLayer("loss", 0, loss.type_name, ("loss",), doc.locate(("loss",))[0], loss,
                              shape, ())
     plan = Plan(spec, nodes, loss_node)
@@ -92,10 +116,34 @@ def plan_network(spec: Spec) -> Plan:
     return plan
 
 
-def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
+def entry_problems(doc: Document) -> list[SpecError]:
+    """The problems of a document's layer and loss entries on their own (types, options), for a
+    config whose top-level keys are already wrong: all of a file's mistakes come in one run."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    problems: list[SpecError] = []
+    entries = data.get("layers")
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        if not isinstance(entry, dict):
+            continue  # the spec's own validation has said what is wrong with it
+        try:
+            _, activation = _configure(doc, entry, ("layers", i), kind="layer")
+            if activation is not None:
+                _configure(doc, activation, ("layers", i, "activation"), kind="layer", shorthand=True)
+        except SpecError as exc:
+            problems.append(exc)
+    loss = data.get("loss")
+    if isinstance(loss, (str, dict)):
+        try:
+            _configure(doc, loss if isinstance(loss, dict) else {"type": loss}, ("loss",),
+                       kind="loss", shorthand=isinstance(loss, str))
+        except SpecError as exc:
+            problems.append(exc)
+    return problems
+
+
+def _configure(doc: Document, entry: Any, keypath: KeyPath, kind: str,
                shorthand: bool = False) -> tuple[Layer, Any]:
     """Instantiate the registered class an entry names, with its validated options."""
-    doc = spec.doc
     if isinstance(entry, str) and shorthand:
         entry = {"type": entry}
     if not isinstance(entry, dict):
@@ -142,28 +190,28 @@ def _configure(spec: Spec, entry: Any, keypath: KeyPath, kind: str,
         layer.params = {}
     inner_option = getattr(cls, "inner_option", None)
     if inner_option is not None:
-        _configure_inner(spec, layer, kwargs[inner_option], keypath + (inner_option,))
+        _configure_inner(doc, layer, kwargs[inner_option], keypath + (inner_option,))
     return layer, activation
 
 
-def _configure_inner(spec: Spec, layer: Layer, entries: list, keypath: KeyPath) -> None:
+def _configure_inner(doc: Document, layer: Layer, entries: list, keypath: KeyPath) -> None:
     """A composite's inner layer entries (``inner_option`` names the option that holds them),
     resolved like top-level ones so that their errors are located at e.g. layers[2].layers[0]."""
     children, paths, labels = [], [], []
     for j, entry in enumerate(entries):
-        child, activation = _configure(spec, entry, keypath + (j,), kind="layer")
+        child, activation = _configure(doc, entry, keypath + (j,), kind="layer")
         children.append(child)
         paths.append(keypath + (j,))
         labels.append(str(j + 1))
         if activation is not None:
             act_path = keypath + (j, "activation")
-            children.append(_configure(spec, activation, act_path, kind="layer", shorthand=True)[0])
+            children.append(_configure(doc, activation, act_path, kind="layer", shorthand=True)[0])
             paths.append(act_path)
             labels.append(f"{j + 1}a")
     try:
         layer.set_inner(children, labels)
     except ShapeError as exc:
-        raise spec.doc.error(f"{exc}", keypath) from None
+        raise doc.error(f"{exc}", keypath) from None
     layer.inner_keypaths = paths
 
 

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from ..errors import UsageError
+from ..errors import UsageError, error_lines
 from ..layers.protocol import Layer
 from ..layers.catalog import lookup, register, unregister
 from ..results import ConfigResult, Row, Status
@@ -58,7 +58,7 @@ class Report:
         from ..report.table import render_config
 
         if self.result.status is Status.ERROR:
-            console.print(f"error: {self.result.error}", style="red", soft_wrap=True)
+            console.print(error_lines(self.result.error or ""), style="red", soft_wrap=True)
         else:
             render_config(console, self.result, verbose=False, quiet=False)
 

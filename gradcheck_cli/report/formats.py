@@ -23,6 +23,7 @@ class Format:
 def _table(run: RunResult, interrupted: bool = False) -> str:
     from rich.console import Console
 
+    from ..errors import error_lines
     from .table import render_config, render_run
 
     buffer = io.StringIO()
@@ -31,7 +32,7 @@ def _table(run: RunResult, interrupted: bool = False) -> str:
     for config in run.configs:
         if config.error is not None:
             # markup off: messages quote config text, where "[/red]" is just text
-            console.print(f"error: {config.error}", soft_wrap=True, markup=False)
+            console.print(error_lines(config.error or ""), soft_wrap=True, markup=False)
         else:
             render_config(console, config)
     render_run(console, run)

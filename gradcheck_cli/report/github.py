@@ -53,7 +53,7 @@ def to_github(run: RunResult) -> str:
 
 def config_commands(config: ConfigResult, strict: bool = False) -> list[str]:
     if config.status is Status.ERROR:
-        return [_error_command(config)]
+        return _error_commands(config)
     out = []
     for row in config.rows:
         # An inherited row is a symptom of the FAIL further on; a notice keeps the diff's error
@@ -66,12 +66,21 @@ def config_commands(config: ConfigResult, strict: bool = False) -> list[str]:
     return out
 
 
-def _error_command(config: ConfigResult) -> str:
-    """A config error message starts with file:line:col when it has a location: reuse it."""
+def _error_commands(config: ConfigResult) -> list[str]:
+    """One annotation per problem of an invalid config (a SpecErrors message holds one per line,
+    each starting with file:line:col: reuse it); a message without a location is one annotation."""
     message = config.error or "error"
-    match = _LOCATED.match(message)
     file = workspace_path(config.path)
-    if match and match["file"] == config.path:
-        return command("error", match["message"], file=file, line=match["line"],
-                       col=match["col"], title=f"gradcheck {config.name}: invalid config")
-    return command("error", message, file=file, title=f"gradcheck {config.name}: invalid config")
+    title = f"gradcheck {config.name}: invalid config"
+    lines = message.split("\n")
+    matches = [_LOCATED.match(line) for line in lines]
+    if len(lines) > 1 and not all(m and m["file"] == config.path for m in matches[:-1]):
+        matches, lines = [_LOCATED.match(message)], [message]  # one message over several lines
+    out = []
+    for line, match in zip(lines, matches):
+        if match and match["file"] == config.path:
+            out.append(command("error", match["message"], file=file, line=match["line"],
+                               col=match["col"], title=title))
+        else:
+            out.append(command("error", line, file=file, title=title))
+    return out

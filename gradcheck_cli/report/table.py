@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..errors import error_lines
 from ..results import Comparison, ConfigResult, RunResult, Status
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
@@ -213,7 +214,7 @@ def details(result: ConfigResult, verbose: bool = False) -> list[Text]:
 
 def summary_line(result: ConfigResult) -> Text:
     if result.status is Status.ERROR:
-        return Text(f"error: {result.error}", style="bold red")
+        return Text(error_lines(result.error or ""), style="bold red")
     counts = result.counts()
     order = [s.value for s in (Status.FAIL, Status.INHERITED, Status.WARN, Status.KINK, Status.PASS,
                                Status.SKIPPED)]

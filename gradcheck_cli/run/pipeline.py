@@ -148,11 +148,23 @@ class _time_limit:
 
 def plan_file(path: Path, options: RunOptions):
     """Parse, load the plugins the config may use, and resolve the network (no numerics)."""
-    from ..config.plan import plan_network
+    from ..config.document import load_document
+    from ..config.models import validate_document
+    from ..config.plan import entry_problems, plan_network
+    from ..errors import SpecError, spec_errors
     from ..layers.plugins import load_plugin
-    from ..config.models import load_spec
 
-    spec = load_spec(path)
+    doc = load_document(path)
+    try:
+        spec = validate_document(doc)
+    except SpecError as exc:
+        # The layer entries' own problems too, so that one run shows all of a file's mistakes;
+        # not when the config names plugins: they are not loaded, and their layer types would
+        # read as unknown.
+        plugins = isinstance(doc.data, dict) and "plugins" in doc.data
+        raise spec_errors([exc, *([] if plugins else entry_problems(doc))]) from None
+    if spec.name is None:
+        spec.name = Path(path).stem
     if spec.plugins:
         targets = config_plugin_paths(spec.doc, path, spec.plugins)
         # Files the user named with --plugin were already allowed on the command line.

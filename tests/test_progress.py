@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gradcheck_cli.progress import ProgressReporter
-from gradcheck_cli.runner import RunOptions, check_file
+from gradcheck_cli.run.progress import ProgressReporter
+from gradcheck_cli.run.pipeline import RunOptions, check_file
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -45,6 +45,15 @@ class Composite(ShapedLayer):
         `activation:` shorthand of inner entry 1, as at the top level."""
         return self.labels[j] if j < len(self.labels) else str(j + 1)
 
+    @property
+    def decay(self) -> tuple[str, ...]:
+        """The weight tensors the network's L2 penalty covers: each child's (under its prefix)
+        and the projections."""
+        names = [f"{self.label(j)}.{name}" for j, child in enumerate(self.inner_layers)
+                 for name in getattr(child, "decay", ())]
+        names += [k for k in self.params if k.startswith("proj") and k.endswith(".W")]
+        return tuple(names)
+
     # -- shapes --------------------------------------------------------------------------------
     def _walk(self, input_shape, visit=None):
         """Shapes through every block; ``visit(j, child, in_shape)`` sees each child in order.

@@ -166,16 +166,19 @@ def _configure(doc: Document, entry: Any, keypath: KeyPath, kind: str,
     if getattr(cls, "kind", "layer") != kind:
         where = "under `loss:`" if kind == "layer" else "in `layers:`"
         raise doc.error(f"`{name}` is a {getattr(cls, 'kind', 'layer')}, so it belongs {where}", type_path)
-    options = {k: v for k, v in entry.items() if k not in ("type", "activation")}
-    activation = entry.get("activation")
+    model = options_model(cls)
+    # a layer with an `activation` option of its own (transformer_block's MLP) takes it; for the
+    # others `activation:` is the shorthand for an activation layer after this one
+    own = "activation" in model.model_fields
+    options = {k: v for k, v in entry.items() if k != "type" and (own or k != "activation")}
+    activation = None if own else entry.get("activation")
     if "activation" in entry and kind == "loss":
         raise doc.error("a loss takes no `activation`: put it on the last layer instead",
                         keypath + ("activation",))
-    model = options_model(cls)
     try:
         validated = model.model_validate(options)
     except ValidationError as exc:
-        keys = ["type", *model.model_fields] + ([] if kind == "loss" else ["activation"])
+        keys = ["type", *model.model_fields] + ([] if kind == "loss" or own else ["activation"])
         raise pydantic_error(doc, exc, model=model, prefix=keypath, valid_keys=keys) from None
     kwargs = {k: getattr(validated, k) for k in model.model_fields}
     kwargs.update(validated.model_extra or {})

@@ -59,13 +59,22 @@ def test_a_kink_entry_with_a_valid_subgradient_is_a_kink_not_a_fail():
     assert out.status is Status.KINK and out.kinks == 1
 
 
-def test_every_entry_may_be_a_kink():
-    # relu after relu: the second one's input is exactly 0 wherever the first one cut
+def test_a_tensor_entirely_at_kinks_warns_that_nothing_was_compared():
+    # relu after relu: the second one's input is exactly 0 wherever the first one cut; where it
+    # cut everything, every entry is a valid subgradient but none was compared where f is smooth
     n = np.full(4, 0.5)
     a = np.zeros(4)                      # relu'(0) = 0, the left slope: a valid subgradient
     d = diffs(n, d_plus=np.ones(4), d_minus=np.zeros(4))
     fine = diffs(n, d_plus=np.ones(4), d_minus=np.zeros(4))
     out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(4))
+    assert out.status is Status.WARN and out.kinks == 4
+    assert out.reason == ("every entry (4) is at a kink: each analytic value lies between its "
+                          "one-sided derivatives, but no entry was left to compare where the function "
+                          "is differentiable; check this tensor with another seed")
+    # one entry left to compare is enough
+    n5, a5 = np.append(n, 2.0), np.append(a, 2.0)
+    d5 = diffs(n5, d_plus=np.append(np.ones(4), 2.0), d_minus=np.append(np.zeros(4), 2.0))
+    out = judge(a5, n5, d5, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(5))
     assert out.status is Status.KINK and out.kinks == 4
 
 

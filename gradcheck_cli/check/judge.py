@@ -182,6 +182,13 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
             f"{out.kinks} entr{'y' if out.kinks == 1 else 'ies'} at a kink (a decision such as "
             f"relu's x > 0 flips within ±h); the analytic value lies between the one-sided "
             f"derivatives, a valid subgradient; the other entries: rel err {rel:.1e}", out.reason]))
+    if out.kinks == n.size > 1 and out.status is Status.KINK:
+        # nothing was compared at a differentiable point: a bracket alone is weak evidence (a
+        # layer whose evaluations disagree with f(θ) would look like this), so say so
+        out.status = Status.WARN
+        out.reason = (f"every entry ({out.kinks}) is at a kink: each analytic value lies between "
+                      f"its one-sided derivatives, but no entry was left to compare where the "
+                      f"function is differentiable; check this tensor with another seed")
     return out
 
 

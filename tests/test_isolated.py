@@ -27,5 +27,6 @@ def test_a_forward_that_writes_into_its_input_fails_its_own_row_only():
         result = check_network(build_network(spec_from_text(SPEC.format(seed=seed))))
         not_pass = {(r.label, r.tensor): (r.status, r.reason) for r in result.rows if r.status is not Status.PASS}
         assert not_pass == {("2", "x"): (Status.FAIL, "forward modifies its input x in place")}
+        assert result.rows[3].isolated.diagnosis == "forward writes into its input"
         # every entry of the layers before it was compared (none excused as a kink)
         assert all(r.network.kinks == 0 for r in result.rows if r.label == "1")

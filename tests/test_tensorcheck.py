@@ -44,6 +44,8 @@ def test_dx_none_for_float_input_fails_the_x_row_with_the_reason():
         "flows into x, which only integer inputs (token indices) may say; the layers before this "
         "one get no gradient. Return an array of x's shape"))
     assert rows[("1", "W")] == (Status.INHERITED, "not computed: layer 2's backward returned dx = None")
+    assert next(r for r in result.rows if (r.label, r.tensor) == ("2", "x")).isolated.diagnosis == \
+        "dx = None for a float input"
     assert {k for k, (s, _) in rows.items() if s is Status.FAIL} == {("2", "x")}
 
 

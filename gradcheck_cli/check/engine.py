@@ -68,6 +68,7 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
         if r.tensor == "x" and r.label in ctx.clean.mutated:
             r.isolated.status = Status.FAIL
             r.isolated.reason = "; ".join(filter(None, [ctx.clean.mutated[r.label], r.isolated.reason]))
+            r.isolated.diagnosis = r.isolated.diagnosis or "forward writes into its input"
     network_check(ctx, rows)
     _settle(rows)
     status = worst(r.status for r in rows)

@@ -313,8 +313,9 @@ def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: str | N
             comparison.reason = "; ".join(filter(None, [failure, comparison.reason]))
         return comparison, n_full
     if tensor not in analytic or analytic[tensor] is None:
-        reason = failure or (dx_none(target.theta) if tensor == "x" and tensor in analytic
-                             else f"backward returned no gradient for {tensor}")
-        return Comparison(Status.FAIL, entries=target.theta.size, reason=reason), None
+        none_dx = failure is None and tensor == "x" and tensor in analytic
+        reason = failure or (dx_none(target.theta) if none_dx else f"backward returned no gradient for {tensor}")
+        return Comparison(Status.FAIL, entries=target.theta.size, reason=reason,
+                          diagnosis="dx = None for a float input" if none_dx else None), None
     return check_tensor(ctx, analytic[tensor], tensor, target)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradcheck_cli.check.engine import CheckSettings, check_network, clean_forward
+from gradcheck_cli.check.engine import CheckSettings, check_network
+from gradcheck_cli.check.forward import clean_forward
 from gradcheck_cli.errors import GradcheckError, SpecError
 from gradcheck_cli.check.network import build_network
 from gradcheck_cli.layers.registry import _REGISTRY, register

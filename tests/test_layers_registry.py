@@ -161,7 +161,7 @@ def test_integer_input_row_is_not_a_pass_or_fail():
 def test_probe_stacks_match_one_copy_at_a_time(name):
     """A stack of perturbed copies on a leading axis, of x or of any one parameter, gives exactly
     the outputs of the copies pushed through one at a time."""
-    from gradcheck_cli.check.engine import with_params
+    from gradcheck_cli.check.evaluators import with_params
 
     net = build_network(spec_from_text(json.dumps({"seed": 5, **EXAMPLES[name][-1]})))
     node = net.nodes[0]

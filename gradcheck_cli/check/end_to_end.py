@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from . import shortcuts
-from .state import CheckContext, as_f64, differentiable
+from .forward import as_f64, differentiable
+from .state import CheckContext
 from ..errors import GradcheckError
 from .network import node_key
 from .differences import EvaluateEntries, EvaluateStack

@@ -6,9 +6,9 @@
 2. Network (end to end): the scalar loss (+ L2) against each parameter tensor and the network
    input, perturbed in place and pushed through the rest of the network.
 
-This module runs the clean forward passes, both checks (isolated.py, endtoend.py; one tensor at a
-time in tensorcheck.py) and settles each row's verdict. The numeric reference always runs in
-float64: float32 parameters and inputs are cast exactly, so the reference is not limited by
+This module runs both checks (isolated.py, end_to_end.py; one tensor at a time in tensor.py) on
+the state that state.py builds (the forward passes are forward.py's) and settles each row's
+verdict. The numeric reference always runs in float64: float32 parameters and inputs are cast exactly, so the reference is not limited by
 float32 rounding. Nothing here mutates the network.
 """
 from __future__ import annotations
@@ -18,22 +18,14 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
-from .state import CheckContext, CheckSettings, Forward, as_f64, full_shape
-from .end_to_end import network_check
-from ..errors import GradcheckError, LayerRuntimeError
-from .isolated import isolated_rows, loss_row
-from .network import Network, rng_for, runtime_error
-from .differences import resolve_step
-from ..config.plan import PlannedLayer
-from .evaluators import verify_probe_axes, with_params
-from ..layers.registry import is_builtin
+from ..errors import LayerRuntimeError
 from ..results import ConfigResult, Row, Status, worst
-from .tensor import STREAM_PROBES
-from .tolerance import tolerance_for
+from .end_to_end import network_check
+from .isolated import isolated_rows, loss_row
+from .network import Network
+from .state import CheckContext, CheckSettings
 
-__all__ = ["CheckSettings", "check_network", "with_params"]
+__all__ = ["CheckSettings", "check_network"]
 
 
 def check_network(net: Network, settings: CheckSettings | None = None) -> ConfigResult:
@@ -41,13 +33,10 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
     started = time.perf_counter()
     spec = net.spec
     settings = settings or CheckSettings.from_spec(spec)
-    ctx = CheckContext(net, settings, tolerance_for(spec.dtype, settings.pass_rtol, settings.warn_rtol),
-                       resolve_step(settings.eps, settings.method),
-                       arrays={} if settings.keep_arrays else None)
     if settings.method == "complex":
         _require_complex_safe(net)
     try:
-        return _check(ctx, started)
+        return _check(CheckContext(net, settings), started)
     except SystemExit as exc:
         # a layer's code called sys.exit while the differences ran: nothing was computed
         raise LayerRuntimeError(f"a layer called sys.exit({exc.code!r}) during the check; "
@@ -56,8 +45,6 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
 
 def _check(ctx: CheckContext, started: float) -> ConfigResult:
     net, spec, settings = ctx.net, ctx.net.spec, ctx.settings
-    ctx.clean = clean_forward(net)
-    reference_forward(ctx)
     rows: list[Row] = []
     for i, node in enumerate(net.nodes):
         rows.extend(isolated_rows(ctx, i, node))
@@ -112,98 +99,6 @@ def _unsafe_inside(layer: Any, name: str, keypath: tuple) -> tuple[str, tuple]:
         if not getattr(type(child), "complex_safe", False):
             return _unsafe_inside(child, getattr(child, "type_name", type(child).__name__), path)
     return name, keypath
-
-
-def clean_forward(net: Network) -> Forward:
-    """The network's own forward in its dtype, checking what every layer returns."""
-    plan, m = net.plan, net.batch
-    acts, caches, mutated, upcast = [net.x], [], {}, {}
-    for node in net.nodes:
-        # each layer gets its own copy, so that one that writes into its input cannot corrupt
-        # the previous layer's output or cache (and so the verdict stays on the right row)
-        given = acts[-1].copy()
-        try:
-            result = node.layer.forward(given)
-        except GradcheckError:  # ours (a time limit, a located error): as it is
-            raise
-        except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
-            raise runtime_error(plan, node, "forward", exc) from None
-        if not np.array_equal(given, acts[-1], equal_nan=True):
-            mutated[node.label] = "forward modifies its input x in place"
-        out = _unpack(plan, node, result, full_shape(net.spec.layout, node.output_shape, m))
-        if net.dtype == np.float32 and given.dtype == np.float32 and out.dtype.itemsize > 4:
-            upcast[node.label] = upcast_note(out.dtype)
-        acts.append(out)
-        caches.append(result[1])
-    loss = net.loss.layer
-    if hasattr(loss, "validate_input"):
-        try:
-            loss.validate_input(acts[-1])
-        except LayerRuntimeError as exc:
-            raise net.spec.doc.error(exc.message, ("loss",)) from None
-    try:
-        value, lcache = loss.forward(acts[-1], net.targets)
-    except GradcheckError:  # ours (a time limit, a located error): as it is
-        raise
-    except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
-        raise runtime_error(plan, net.loss, "forward", exc) from None
-    if np.ndim(value) != 0 or not np.isfinite(value):
-        raise net.spec.doc.error(f"{net.loss.type_name}.forward returned {value!r:.60} for the loss; "
-                                 "expected one finite number", ("loss",))
-    return Forward(acts, caches, float(value), lcache, mutated, upcast)
-
-
-def upcast_note(dtype: np.dtype) -> str:
-    """Why a float32 check of a layer that computes in a wider dtype is not a float32 check."""
-    return (f"the check ran in {dtype}: forward returns {dtype} from a float32 input, so this layer "
-            "(and every layer after it) was not checked in float32; return out.astype(x.dtype) "
-            "if float32 is what you mean to test")
-
-
-def _unpack(plan, node: PlannedLayer, result: Any, expected: tuple[int, ...]) -> np.ndarray:
-    doc = plan.spec.doc
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise doc.error(f"{node.type_name}.forward must return (out, cache), got "
-                        f"{type(result).__name__}", node.keypath)
-    out = result[0]
-    if not isinstance(out, np.ndarray):
-        raise doc.error(f"{node.type_name}.forward returned out of type {type(out).__name__}; "
-                        "expected a numpy array", node.keypath)
-    if out.shape != expected:
-        raise doc.error(f"{node.type_name}.forward returned out of shape {out.shape}; expected "
-                        f"{expected}", node.keypath)
-    if not np.issubdtype(out.dtype, np.inexact):
-        raise doc.error(f"{node.type_name}.forward returned an array of dtype {out.dtype}; expected "
-                        "floating point numbers", node.keypath)
-    if not np.all(np.isfinite(out)):
-        raise doc.error(f"{node.type_name}.forward returned NaN or Inf "
-                        f"({int(np.count_nonzero(~np.isfinite(out)))} entries): the first layer "
-                        "where the forward pass stops being finite", node.keypath)
-    return out
-
-
-def reference_forward(ctx: CheckContext) -> None:
-    """float64 copies of every layer, and the clean float64 forward through them."""
-    net = ctx.net
-    ctx.ref_layers = [with_params(n.layer, {k: as_f64(v) for k, v in n.layer.params.items()})
-                      for n in net.nodes]
-    rng = rng_for(net.spec.seed, STREAM_PROBES, 999)
-    for k, (node, layer) in enumerate(zip(net.nodes, ctx.ref_layers)):
-        if getattr(layer, "probe_axes", False) and not is_builtin(type(layer)) \
-                and not verify_probe_axes(layer, as_f64(ctx.clean.acts[k]), rng):
-            layer.probe_axes = False  # this copy only: evaluate it one perturbed copy at a time
-            ctx.untrusted.append(node.label)
-    ctx.ref_targets = as_f64(np.asarray(net.targets))
-    acts = [as_f64(net.x)]
-    for layer in ctx.ref_layers:
-        acts.append(layer.forward(acts[-1].copy())[0])  # a copy: see clean_forward
-    ctx.ref_acts = acts
-    ctx.ref_loss_value = float(np.real(net.loss.layer.forward(acts[-1], ctx.ref_targets)[0]))
-    ctx.keep("input", net.x)
-    ctx.keep("targets", net.targets)
-    for node in net.nodes:
-        for name, value in node.layer.params.items():
-            ctx.keep(f"params/{node.label}/{name}", value)
 
 
 def _who(row: Row) -> str:

@@ -12,7 +12,7 @@ from ..config.plan import Plan, PlannedLayer, plan_network
 from ..config.models import Spec
 
 # Independent random streams per purpose, so that adding a layer never changes the input data.
-STREAM_PARAMS, STREAM_INPUT, STREAM_TARGETS, STREAM_COTANGENT = range(4)
+STREAM_PARAMS, STREAM_INPUT, STREAM_TARGETS, STREAM_COTANGENT, STREAM_PROBES = range(5)
 
 
 def rng_for(seed: int, stream: int, *key: int) -> np.random.Generator:

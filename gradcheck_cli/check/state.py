@@ -1,4 +1,5 @@
-"""What every part of the check shares: the settings, the forward passes, the float64 reference."""
+"""What every part of the check shares: the frozen settings, and the state built from them (the
+forward passes, the float64 reference, the tolerance and step)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,13 +7,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .differences import resolve_step
+from .forward import Forward, clean_forward, reference_forward
 from .network import Network
-from .tolerance import Tolerance
+from .tolerance import Tolerance, tolerance_for
 
 DEFAULT_MEMORY = 256 * 1024 * 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckSettings:
     """How to check; built from the spec's `check:` and any command-line overrides."""
 
@@ -42,35 +45,28 @@ class CheckSettings:
         return cls(**values)
 
 
-def full_shape(layout: str, shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
-    return (*shape, batch) if layout == "columns" else (batch, *shape)
-
-
-@dataclass
-class Forward:
-    acts: list[np.ndarray]          # input of node i is acts[i]; acts[-1] feeds the loss
-    caches: list[Any]
-    loss_value: float = 0.0
-    loss_cache: Any = None
-    mutated: dict[str, str] = field(default_factory=dict)   # label -> what a layer overwrote
-    #: label -> how a layer of a float32 network computed in a wider dtype
-    upcast: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class CheckContext:
-    net: Network
-    settings: CheckSettings
-    tol: Tolerance
-    eps: float
-    clean: Forward = field(init=False)
-    ref_layers: list[Any] = field(init=False)
-    ref_acts: list[np.ndarray] = field(init=False)
-    ref_loss_value: float = field(init=False)
-    ref_targets: Any = field(init=False)
-    arrays: dict[str, np.ndarray] | None = None
-    untrusted: list[str] = field(default_factory=list)
-    evaluations: int = 0   # plugin layers whose probe_axes claim failed
+    """The state every part of a check shares, complete when built: the settings, the tolerance
+    and step they imply, the clean forward pass and the float64 reference. What grows during the
+    check: the evaluations counted, the arrays kept for --dump."""
+
+    def __init__(self, net: Network, settings: CheckSettings) -> None:
+        self.net, self.settings = net, settings
+        self.tol: Tolerance = tolerance_for(net.spec.dtype, settings.pass_rtol, settings.warn_rtol)
+        self.eps: float = resolve_step(settings.eps, settings.method)
+        self.arrays: dict[str, np.ndarray] | None = {} if settings.keep_arrays else None
+        self.evaluations = 0
+        self.clean: Forward = clean_forward(net)
+        ref = reference_forward(net, self.clean)
+        self.ref_layers, self.ref_acts = ref.layers, ref.acts
+        self.ref_loss_value, self.ref_targets = ref.loss_value, ref.targets
+        #: plugin layers whose probe_axes claim failed
+        self.untrusted: list[str] = ref.untrusted
+        self.keep("input", net.x)
+        self.keep("targets", net.targets)
+        for node in net.nodes:
+            for name, value in node.layer.params.items():
+                self.keep(f"params/{node.label}/{name}", value)
 
     def count(self, evaluations: int, what: str) -> None:
         """Every batch of perturbed copies evaluated: the measured cost of the check."""
@@ -85,12 +81,3 @@ class CheckContext:
     def keep(self, key: str, value: Any) -> None:
         if self.arrays is not None and value is not None:
             self.arrays[key] = np.array(value)
-
-
-def differentiable(x: Any) -> bool:
-    return np.issubdtype(np.asarray(x).dtype, np.inexact)
-
-
-def as_f64(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float64) if differentiable(x) else x
-

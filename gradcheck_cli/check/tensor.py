@@ -16,14 +16,12 @@ from .judge import as_gradient, diagnose_failure, judge, shape_mismatch
 from .state import CheckContext
 from .diagnose import Context
 from ..errors import GradcheckError
-from .network import rng_for
+from .network import STREAM_PROBES, rng_for
 from .differences import (EvaluateEntries, EvaluateStack, chunk_for, direction_differences,
                       entry_differences)
 from .evaluators import with_params
 from ..results import Comparison, Status
 from .ties import check_ties
-
-STREAM_PROBES = 4
 
 
 @dataclass

@@ -5,14 +5,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..check.engine import clean_forward, reference_forward
 from ..check.state import CheckContext, CheckSettings
 from ..check.end_to_end import backward_chain, with_l2
 from ..check.network import STREAM_COTANGENT, Network, node_key, rng_for
-from ..check.differences import EvaluateStack, resolve_step
+from ..check.differences import EvaluateStack
 from ..check.evaluators import probe_capable, stack_evaluator
 from ..check.tensor import run_backward
-from ..check.tolerance import tolerance_for
 
 
 @dataclass
@@ -31,9 +29,7 @@ class TensorFunction:
 def tensor_function(net: Network, label: str, tensor: str, network: bool = True) -> TensorFunction:
     """The function behind row (label, tensor) of a built network: end to end, the loss (+ L2)
     as a function of that tensor; isolated, ⟨layer.forward(x; θ), G⟩."""
-    ctx = CheckContext(net, CheckSettings(), tolerance_for(net.spec.dtype), resolve_step("auto", "central"))
-    ctx.clean = clean_forward(net)
-    reference_forward(ctx)
+    ctx = CheckContext(net, CheckSettings())
     loss, targets = net.loss.layer, ctx.ref_targets
     if label == "loss":
         theta = ctx.ref_acts[-1]

@@ -1,6 +1,7 @@
 """Running checks on files: discovery, plugins, errors turned into results. No printing here."""
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def _check_file(path: Path, options: RunOptions) -> ConfigResult:
     settings, cost = guard(plan, settings, options.max_memory, options.max_evals)
     if options.progress is not None:
         options.progress.start(str(path), cost.evaluations)
-        settings.progress = options.progress.advance
+        settings = dataclasses.replace(settings, progress=options.progress.advance)
     with _time_limit(options.timeout, path):
         result = check_network(build_network(plan), settings)
     result.cost = cost.to_dict()

@@ -22,6 +22,9 @@ class Status(str, Enum):
         return self.value
 
 
+#: The statuses that fail a run (warn too, under --strict); any other verdict is a note.
+FAILING = frozenset({Status.FAIL, Status.INHERITED})
+
 #: Worst first; a config's status is the worst of its rows.
 SEVERITY = [Status.ERROR, Status.FAIL, Status.INHERITED, Status.WARN, Status.KINK, Status.PASS,
             Status.SKIPPED]
@@ -128,7 +131,7 @@ class RunResult:
         statuses = [c.status for c in self.configs]
         if Status.ERROR in statuses:
             return 2
-        if Status.FAIL in statuses or Status.INHERITED in statuses:
+        if any(s in FAILING for s in statuses):
             return 1
         if self.strict and Status.WARN in statuses:
             return 1

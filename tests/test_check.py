@@ -285,8 +285,12 @@ def test_batched_and_one_copy_at_a_time_agree():
     b = check_network(net, CheckSettings(batched=False))
     for ra, rb in zip(a.rows, b.rows):
         assert ra.status == rb.status
-        # both are rounding noise (~1e-11); evaluation order may change the noise, not the verdict
-        assert ra.isolated.rel_error == pytest.approx(rb.isolated.rel_error, abs=1e-9)
+        # both are rounding noise (~1e-11); evaluation order may change the noise, not the
+        # verdict: the two errors differ by less than the finite differences' estimated noise
+        ea, eb = ra.isolated.rel_error, rb.isolated.rel_error
+        assert (ea is None) == (eb is None)
+        if ea is not None:
+            assert abs(ea - eb) <= max(ra.isolated.noise, rb.isolated.noise)
 
 
 # -- plugin defects that must not mislead the verdict -------------------------------------------

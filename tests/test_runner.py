@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 HANGING = '''
 from gradcheck_cli import Layer, register
 
@@ -40,6 +42,28 @@ def test_no_time_limit_with_zero(tmp_path):
     run = subprocess.run([str(gradcheck), "check", str(root / "configs" / "mlp.yaml"), "--timeout", "0", "-q"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+
+
+@pytest.mark.parametrize("given, limit", [(["--timeout", "0"], None), (["--timeout", "2.5"], 2.5), ([], 600.0)])
+def test_the_timeout_option_reaches_the_check(monkeypatch, given, limit):
+    """--timeout 0 means no limit at all (not the 600 s default, not a zero-second limit)."""
+    from typer.testing import CliRunner
+
+    from gradcheck_cli.cli import app
+    from gradcheck_cli.run import parallel
+
+    seen = []
+    real = parallel.check_file
+
+    def recording(path, options=None):
+        seen.append(options.timeout)
+        return real(path, options)
+
+    monkeypatch.setattr(parallel, "check_file", recording)
+    root = Path(__file__).resolve().parent.parent
+    result = CliRunner().invoke(app, ["check", str(root / "configs" / "mlp.yaml"), "-q", *given])
+    assert result.exit_code == 0, result.output
+    assert seen == [limit]
 
 
 def test_verbose_prints_the_estimate_and_the_measured_cost_which_agree():

@@ -14,6 +14,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .tolerance import rel_error
+
 #: a hypothesis explains the analytic gradient when it reproduces it to within this many pass thresholds
 EXPLAIN_FACTOR = 10.0
 
@@ -46,13 +48,8 @@ class Context:
 Hypothesis = Callable[[np.ndarray, np.ndarray, Context], "str | None"]
 
 
-def _rel(a: np.ndarray, n: np.ndarray) -> float:
-    denom = float(np.linalg.norm(a) + np.linalg.norm(n))
-    return 0.0 if denom == 0.0 else float(np.linalg.norm(a - n)) / denom
-
-
 def _fails(a: np.ndarray, n: np.ndarray, ctx: Context) -> bool:
-    return a.shape != n.shape or _rel(a, n) > ctx.pass_rtol
+    return a.shape != n.shape or rel_error(a, n) > ctx.pass_rtol
 
 
 def _arr(value: Any) -> np.ndarray | None:
@@ -91,7 +88,7 @@ def constant_factor(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
                   (-float(m), f"sign flipped and missing 1/m (analytic = −m·numeric, m = {m})"),
                   (-1.0 / m, f"sign flipped and extra 1/m (analytic = −numeric/m, m = {m})")]
     for c, text in named:
-        if _rel(a, c * n) <= ctx.explain_rtol:
+        if rel_error(a, c * n) <= ctx.explain_rtol:
             return text
     return None
 
@@ -114,9 +111,9 @@ def bias_axis(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     # Only a tensor that *is* a bias-like reduction of dZ is in scope: the numeric gradient must be
     # Σ over the batch axis (possibly with kept dims), or this hypothesis has nothing to say.
     right = g.sum(axis=batch_axis)
-    if right.size != n.size or _rel(right.reshape(n.shape), n) > ctx.explain_rtol:
+    if right.size != n.size or rel_error(right.reshape(n.shape), n) > ctx.explain_rtol:
         return None
-    if a.shape != n.shape and a.shape == g.shape and _rel(a, g) <= ctx.explain_rtol:
+    if a.shape != n.shape and a.shape == g.shape and rel_error(a, g) <= ctx.explain_rtol:
         return (f"{_d(ctx)} is dZ itself, shape {a.shape}: not summed over {names[batch_axis]} "
                 f"(it should be Σ over axis {batch_axis}, shape {n.shape})")
     candidates = []
@@ -129,7 +126,7 @@ def bias_axis(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
             s = g.sum(axis=axes, keepdims=keep)
             if s.shape != a.shape and not (s.size == a.size and a.shape == n.shape):
                 continue
-            if _rel(s.reshape(a.shape), a) <= ctx.explain_rtol:
+            if rel_error(s.reshape(a.shape), a) <= ctx.explain_rtol:
                 over = " and ".join(names[k] for k in axes)
                 return (f"bias gradient summed over the wrong axis: {_d(ctx)} = Σ over {over} "
                         f"(axis={axes[0] if len(axes) == 1 else axes}) of dZ; it should be summed "
@@ -164,7 +161,7 @@ def activation_derivative(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | N
         return None
     for h, text in _derivative_candidates(z, y):
         guess = g * h
-        if np.all(np.isfinite(guess)) and _rel(guess, a) <= ctx.explain_rtol:
+        if np.all(np.isfinite(guess)) and rel_error(guess, a) <= ctx.explain_rtol:
             return f"wrong activation derivative: {text}"
     return None
 
@@ -191,11 +188,11 @@ def active_only(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
 
 def _inactive_branch(a: np.ndarray, n: np.ndarray, g: np.ndarray | None, ctx: Context) -> str:
     """What the wrong entries of the inactive branch look like, when that is recognizable."""
-    if _rel(a, -n) <= ctx.explain_rtol:
+    if rel_error(a, -n) <= ctx.explain_rtol:
         return "where analytic = −numeric: the inactive branch's derivative has its sign flipped"
     if not np.any(a):
         return "where the analytic gradient is 0: the inactive branch's derivative (a leaky slope?) is missing"
-    if g is not None and _rel(a, g) <= ctx.explain_rtol:
+    if g is not None and rel_error(a, g) <= ctx.explain_rtol:
         return "where dZ = dA: the derivative is not applied there (relu' missing?)"
     return "so the derivative's inactive branch is wrong (mask taken from the wrong tensor? wrong slope?)"
 
@@ -237,7 +234,7 @@ def neighbour(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     found = ctx.neighbours() if callable(ctx.neighbours) else ctx.neighbours
     for name, candidate in found.items():
         c = _arr(candidate)
-        if c is not None and c.shape == a.shape and np.any(c) and _rel(a, c) <= ctx.explain_rtol:
+        if c is not None and c.shape == a.shape and np.any(c) and rel_error(a, c) <= ctx.explain_rtol:
             return f"{_d(ctx)} equals {name}: a neighbouring layer's gradient, or the wrong cache?"
     return None
 

@@ -8,8 +8,8 @@
 
 This module runs both checks (isolated.py, end_to_end.py; one tensor at a time in tensor.py) on
 the state that state.py builds (the forward passes are forward.py's) and settles each row's
-verdict. The numeric reference always runs in float64: float32 parameters and inputs are cast exactly, so the reference is not limited by
-float32 rounding. Nothing here mutates the network.
+verdict. The numeric reference always runs in float64: float32 parameters and inputs are cast
+exactly, so the reference is not limited by float32 rounding. Nothing here mutates the network.
 """
 from __future__ import annotations
 

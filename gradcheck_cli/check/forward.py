@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config.plan import PlannedLayer
 from ..errors import GradcheckError, LayerRuntimeError
+from ..layers.protocol import full_shape
 from ..layers.registry import is_builtin
 from .evaluators import verify_probe_axes, with_params
 from .network import STREAM_PROBES, Network, rng_for, runtime_error
@@ -21,10 +22,6 @@ def differentiable(x: Any) -> bool:
 
 def as_f64(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float64) if differentiable(x) else x
-
-
-def full_shape(layout: str, shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
-    return (*shape, batch) if layout == "columns" else (batch, *shape)
 
 
 @dataclass

@@ -8,7 +8,8 @@ from typing import Any, Callable
 import numpy as np
 
 from . import shortcuts
-from .forward import as_f64, differentiable, full_shape
+from ..layers.protocol import full_shape
+from .forward import as_f64, differentiable
 from .state import CheckContext
 from .network import STREAM_COTANGENT, node_key, rng_for
 from ..config.plan import PlannedLayer

@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from .tolerance import rel_error  # noqa: F401  (the measure the verdict reads)
 from .diagnose import Context, diagnose
 from .differences import Differences
 from ..results import Comparison, Status
@@ -33,12 +34,6 @@ FAR = 1000.0
 REFINE = 16
 
 Refine = Callable[[np.ndarray], Differences]  # probe positions -> the same probes at h/2
-
-
-def rel_error(a: np.ndarray, n: np.ndarray) -> float:
-    """‖a − n‖₂ / (‖a‖₂ + ‖n‖₂), 0 when both are 0: in [0, 1], 1/3 for a factor 2, 1 for a sign flip."""
-    denom = float(np.linalg.norm(a) + np.linalg.norm(n))
-    return 0.0 if denom == 0.0 else float(np.linalg.norm(a - n)) / denom
 
 
 def fmt_shape(shape) -> str:

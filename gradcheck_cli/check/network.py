@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..layers.protocol import full_shape
 from ..errors import GradcheckError, LayerRuntimeError
 from ..config.plan import Plan, PlannedLayer, plan_network
 from ..config.models import Spec
@@ -59,7 +60,7 @@ def build_network(spec_or_plan: Spec | Plan) -> Network:
         _build_node(plan, node, dtype)
     m = spec.input.batch
     shape = tuple(spec.input.shape)
-    full = (*shape, m) if spec.layout == "columns" else (m, *shape)
+    full = full_shape(spec.layout, shape, m)
     if spec.input.vocab is not None:  # token indices: integer, never cast to the float dtype
         x = rng_for(spec.seed, STREAM_INPUT).integers(0, spec.input.vocab, size=full)
     else:

@@ -3,6 +3,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+
+def rel_error(a: np.ndarray, n: np.ndarray) -> float:
+    """‖a − n‖₂ / (‖a‖₂ + ‖n‖₂), 0 when both are 0: in [0, 1], 1/3 for a factor 2, 1 for a sign flip."""
+    denom = float(np.linalg.norm(a) + np.linalg.norm(n))
+    return 0.0 if denom == 0.0 else float(np.linalg.norm(a - n)) / denom
+
 
 @dataclass(frozen=True)
 class Tolerance:

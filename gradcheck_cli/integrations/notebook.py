@@ -17,10 +17,11 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..layers.protocol import full_shape
 from ..errors import UsageError, error_lines
 from ..layers.protocol import Layer
 from ..layers.catalog import lookup, register, unregister
-from ..results import ConfigResult, Row, Status
+from ..results import FAILING, ConfigResult, Row, Status
 
 
 class Report:
@@ -36,7 +37,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return self.result.status not in (Status.FAIL, Status.INHERITED, Status.ERROR)
+        return self.result.status not in FAILING and self.result.status is not Status.ERROR
 
     @property
     def rows(self) -> list[Row]:
@@ -228,7 +229,7 @@ def _function_layer(forward: Callable, backward: Callable, params: Mapping[str, 
                 else:
                     self.params[n] = np.array(v, dtype=float)
             m = 2
-            x = rng.standard_normal((*input_shape, m) if self.layout == "columns" else (m, *input_shape))
+            x = rng.standard_normal(full_shape(self.layout, input_shape, m))
             out = np.asarray(fwd(x, *(self.params[n] for n in names))[0])
             return tuple(out.shape[:-1] if self.layout == "columns" else out.shape[1:])
 

@@ -9,8 +9,8 @@ import numpy as np
 from annotated_types import Gt
 
 from ..errors import LayerRuntimeError
-from .loss_base import ClassScoresLoss, MeanLoss, batch_axes, full_shape, scale
-from .protocol import ShapeError
+from .loss_base import ClassScoresLoss, MeanLoss, batch_axes, scale
+from .protocol import ShapeError, full_shape
 from .registry import register
 
 
@@ -22,7 +22,7 @@ class BinaryCrossEntropy(MeanLoss):
     per_example = True  # the mean over examples of a per-example term (check/shortcuts.py, PerExampleLoss)
 
     def targets(self, input_shape, batch, rng):
-        return rng.integers(0, 2, size=full_shape(self, batch)).astype(float)
+        return rng.integers(0, 2, size=full_shape(self.layout, self.input_shape, batch)).astype(float)
 
     def validate_input(self, p) -> None:
         lo, hi = float(np.min(p.real)), float(np.max(p.real))
@@ -59,7 +59,7 @@ class BinaryCrossEntropyWithLogits(MeanLoss):
     per_example = True  # the mean over examples of a per-example term (check/shortcuts.py, PerExampleLoss)
 
     def targets(self, input_shape, batch, rng):
-        return rng.integers(0, 2, size=full_shape(self, batch)).astype(float)
+        return rng.integers(0, 2, size=full_shape(self.layout, self.input_shape, batch)).astype(float)
 
     def forward(self, z, y):
         m = self.batch_size(z)

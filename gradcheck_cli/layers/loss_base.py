@@ -24,13 +24,6 @@ def batch_axes(loss: Loss, x) -> tuple[int, ...]:
     return tuple(range(x.ndim - rank, x.ndim))
 
 
-def full_shape(loss: Loss, batch: int) -> tuple[int, ...]:
-    """The targets' shape: the output's per-example shape with the batch axis where the layout puts it."""
-    if loss.layout == "columns":
-        return (*loss.input_shape, batch)
-    return (batch, *loss.input_shape)
-
-
 def scale(loss: Loss, dvalue, grad):
     """Multiply a per-probe cotangent (*probe,) into a gradient (*probe, m, ...)."""
     dvalue = np.asarray(dvalue)

@@ -129,3 +129,9 @@ def overrides(layer: Layer, method: str) -> bool:
     """Whether the layer's class defines ``method`` itself rather than inheriting the protocol's."""
     impl = getattr(type(layer), method, None)
     return impl is not None and impl is not getattr(Layer, method)
+
+
+def full_shape(layout: str, shape: tuple[int, ...], batch: int) -> tuple[int, ...]:
+    """A per-example shape with the batch axis where the layout puts it: last in columns
+    (the course's (n, m)), first in rows ((m, n))."""
+    return (*shape, batch) if layout == "columns" else (batch, *shape)

@@ -6,7 +6,8 @@ from typing import Annotated
 import numpy as np
 from annotated_types import Gt
 
-from .loss_base import MeanLoss, batch_axes, full_shape, scale
+from .loss_base import MeanLoss, batch_axes, scale
+from .protocol import full_shape
 from .registry import register
 
 
@@ -18,7 +19,7 @@ class MSE(MeanLoss):
     per_example = True  # the mean over examples of a per-example term (check/shortcuts.py, PerExampleLoss)
 
     def targets(self, input_shape, batch, rng):
-        return rng.standard_normal(full_shape(self, batch))
+        return rng.standard_normal(full_shape(self.layout, self.input_shape, batch))
 
     def forward(self, x, y):
         m = self.batch_size(x)
@@ -41,7 +42,7 @@ class L1(MeanLoss):
     Targets: standard normal, shaped like the output."""
 
     def targets(self, input_shape, batch, rng):
-        return rng.standard_normal(full_shape(self, batch))
+        return rng.standard_normal(full_shape(self.layout, self.input_shape, batch))
 
     def forward(self, x, y):
         m = self.batch_size(x)
@@ -63,7 +64,7 @@ class Huber(MeanLoss):
         self.delta = delta
 
     def targets(self, input_shape, batch, rng):
-        return rng.standard_normal(full_shape(self, batch))
+        return rng.standard_normal(full_shape(self.layout, self.input_shape, batch))
 
     def forward(self, x, y):
         m, dl = self.batch_size(x), self.delta

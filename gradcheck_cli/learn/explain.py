@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ..layers.protocol import full_shape
 from ..config.plan import Plan, PlannedLayer
 
 Line = Union[str, tuple[str, str]]
@@ -111,7 +112,9 @@ def symbols_for(plan: Plan) -> list[Symbols]:
     out of one without (an activation); the loss reads the last output and gives J."""
     spec = plan.spec
     m, layout = spec.input.batch, spec.layout
-    full = (lambda s: (*s, m)) if layout == "columns" else (lambda s: (m, *s))
+    def full(s):
+        return full_shape(layout, s, m)
+
     prev = "A[0]"
     out: list[Symbols] = []
     for node in plan.nodes:

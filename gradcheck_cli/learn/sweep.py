@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .tensor_function import TensorFunction
-from ..check.judge import rel_error
+from ..check.tolerance import rel_error
 from ..check.differences import METHODS, entry_differences
 
 DEFAULT_STEPS = tuple(10.0 ** -k for k in range(1, 13))

@@ -6,9 +6,7 @@ verdict (kink, or one added later) is a note that does not fail the run.
 """
 from __future__ import annotations
 
-from ..results import Status
-
-FAILING = frozenset({Status.FAIL, Status.INHERITED})
+from ..results import FAILING, Status
 
 
 def category(status: Status, strict: bool = False) -> str:

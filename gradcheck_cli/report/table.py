@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import error_lines
-from ..results import Comparison, ConfigResult, RunResult, Status
+from ..results import FAILING, Comparison, ConfigResult, RunResult, Status
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
          Status.INHERITED: "red", Status.SKIPPED: "dim", Status.ERROR: "bold red",
@@ -278,7 +278,7 @@ def render_config(console: Console, result: ConfigResult, verbose: bool = False,
 def render_run(console: Console, run: RunResult) -> None:
     configs = run.configs
     n_err = sum(c.status is Status.ERROR for c in configs)
-    n_fail = sum(c.status in (Status.FAIL, Status.INHERITED) for c in configs)
+    n_fail = sum(c.status in FAILING for c in configs)
     n_warn = sum(c.status is Status.WARN for c in configs)
     n_pass = len(configs) - n_err - n_fail - n_warn
     style = "bold red" if n_err or n_fail else ("yellow" if n_warn else "bold green")

@@ -58,7 +58,10 @@ class MaxPool2D(_Pool2D):
             for part in parts:
                 out = np.where(part.real > out.real, part, out)
             return out, x
-        out = first.copy()
+        second = next(parts, None)
+        if second is None:
+            return first.copy(), x
+        out = np.maximum(first, second)
         for part in parts:
             np.maximum(out, part, out=out)
         return out, x
@@ -88,7 +91,8 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x):
         parts = offsets(x, self.kernel, self.stride)
-        out = next(parts).copy()
+        first, second = next(parts), next(parts, None)
+        out = first.copy() if second is None else first + second
         for part in parts:
             out += part
         out /= self.kernel[0] * self.kernel[1]

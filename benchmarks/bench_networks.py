@@ -237,9 +237,12 @@ class CallCounter:
             self._orig[cls] = orig
 
             def counted(layer, x, _orig=orig, _cls=cls):
+                # only calls that return count: one the layer refuses at once (a probe axis it
+                # cannot take, tried by the checker) costs nothing
+                result = _orig(layer, x)
                 self.calls[_cls] += 1
                 self.examples[_cls] += int(getattr(x, "shape", (1,))[0])
-                return _orig(layer, x)
+                return result
 
             cls.forward = counted
         return self

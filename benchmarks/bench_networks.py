@@ -36,6 +36,7 @@ within one run of this script, so that a busy machine slows every column alike.
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
 import statistics
@@ -223,12 +224,12 @@ def torch_check(kind: str, net) -> tuple[float, bool]:
 # -- loop plugins: calls made against the fewest a full check needs ----------------------------------
 
 class CallCounter:
-    """Counts forward calls of plugin classes (class-level, so copies the checker makes count too)."""
+    """Counts forward calls of plugin classes (class-level, so copies the checker makes count too),
+    per (class, per-example input shape): two layers of one class are told apart by their input."""
 
     def __init__(self, classes):
-        self.classes = classes
-        self.calls = {c: 0 for c in classes}
-        self.examples = {c: 0 for c in classes}
+        self.classes = set(classes)
+        self.calls, self.examples = collections.Counter(), collections.Counter()
         self._orig = {}
 
     def __enter__(self):
@@ -240,8 +241,9 @@ class CallCounter:
                 # only calls that return count: one the layer refuses at once (a probe axis it
                 # cannot take, tried by the checker) costs nothing
                 result = _orig(layer, x)
-                self.calls[_cls] += 1
-                self.examples[_cls] += int(getattr(x, "shape", (1,))[0])
+                key = (_cls, tuple(x.shape[1:]))
+                self.calls[key] += 1
+                self.examples[key] += int(x.shape[0])
                 return result
 
             cls.forward = counted
@@ -261,7 +263,8 @@ def loop_floor(net, slow_types: set[str]) -> list[dict]:
             m = a.shape[0]
             t, _ = timed(lambda: n.layer.forward(a.copy()), 3)
             minimum = 2 * (n.n_params + a.size // m)
-            out.append({"label": n.label, "type": n.type_name, "cls": type(n.layer), "min_calls": minimum,
+            out.append({"label": n.label, "type": n.type_name, "key": (type(n.layer), tuple(a.shape[1:])),
+                        "min_calls": minimum,
                         "call_s": t, "batch": m})
         a = n.layer.forward(a)[0]
     return out
@@ -324,11 +327,11 @@ def run_workload(name: str, args) -> list[dict]:
         row = {"workload": name, "variant": v, "params": P, **peers}
         if v == "loop plugins":
             floor = loop_floor(net, {"naive_conv", "naive_maxpool"})
-            with CallCounter([f["cls"] for f in floor]) as counter:
+            with CallCounter([f["key"][0] for f in floor]) as counter:
                 t, result = timed(lambda: check_network(net), 1)
             for f in floor:
-                f["calls"] = counter.calls[f["cls"]]
-                f["examples"] = counter.examples[f["cls"]]
+                f["calls"] = counter.calls[f["key"]]
+                f["examples"] = counter.examples[f["key"]]
             row["floor"] = floor
         else:
             t, result = timed(lambda: check_network(net), args.repeat)

@@ -234,3 +234,21 @@ def test_conv_probe_stacks_in_blocks_match_one_copy_at_a_time(monkeypatch, kind,
         single = np.array([[layer.forward(s)[0] for s in row] for row in stack])
         assert batched.shape == single.shape
         np.testing.assert_allclose(batched, single, rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("block", [1, 1 << 30])
+@pytest.mark.parametrize("kind", ["maxpool2d", "avgpool2d"])
+def test_pool_probe_stacks_in_blocks_match_one_copy_at_a_time(monkeypatch, kind, block):
+    """Pooling runs over a stack of inputs a block of copies at a time: the block edges change no
+    output, with two probe axes and overlapping windows."""
+    from gradcheck_cli.layers import pool
+
+    monkeypatch.setattr(pool, "POOL_BLOCK_BYTES", block)
+    net = build_network(spec_from_text(json.dumps({"seed": 4, **L([2, 7, 6], {"type": kind, "kernel": 3,
+                                                                              "stride": 2}, batch=3)})))
+    layer, rng = net.nodes[0].layer, np.random.default_rng(2)
+    stack = net.x + 0.01 * rng.standard_normal((2, 3) + net.x.shape)
+    batched = layer.forward(stack)[0]
+    single = np.array([[layer.forward(s)[0] for s in row] for row in stack])
+    assert batched.shape == single.shape
+    np.testing.assert_array_equal(batched, single)

@@ -49,22 +49,25 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x):
         # One strided slice per kernel offset: a reduction over tiny trailing window axes is slow.
-        # Real inputs: a running np.maximum in place, one pass per offset and no temporaries.
         # Complex inputs (complex step): compare real parts, pass the winning entry on whole.
-        parts = offsets(x, self.kernel, self.stride)
-        first = next(parts)
         if np.iscomplexobj(x):
-            out = first
+            parts = offsets(x, self.kernel, self.stride)
+            out = next(parts)
             for part in parts:
                 out = np.where(part.real > out.real, part, out)
             return out, x
-        second = next(parts, None)
+        return in_blocks(x, self._max, self.kernel, self.stride), x
+
+    def _max(self, x, out):
+        """A running np.maximum over the kernel offsets, written into ``out``."""
+        parts = offsets(x, self.kernel, self.stride)
+        first, second = next(parts), next(parts, None)
         if second is None:
-            return first.copy(), x
-        out = np.maximum(first, second)
+            out[...] = first
+            return
+        np.maximum(first, second, out=out)
         for part in parts:
             np.maximum(out, part, out=out)
-        return out, x
 
     def backward(self, dout, cache):
         cols = windows(cache, *self._geometry())
@@ -73,6 +76,24 @@ class MaxPool2D(_Pool2D):
         onehot = np.arange(flat.shape[-1]) == arg[..., None]
         dcols = (onehot * dout[..., None]).reshape(cols.shape)
         return fold(dcols, self.in_shape[1:], *self._geometry()), {}
+
+
+#: a stack of inputs is pooled this many bytes at a time, so that the kernel offsets' passes
+#: over one block read it from cache, not each from memory
+POOL_BLOCK_BYTES = 1 << 20
+
+
+def in_blocks(x, pool, kernel, stride):
+    """pool(x_block, out_block) over blocks of x's leading example axes (x (..., C, H, W)), into one
+    output: a block's strided passes, one per kernel offset, then hit the cache."""
+    lead = x.shape[:-3]
+    flat = x.reshape((-1,) + x.shape[-3:])
+    first = next(offsets(flat[:1], kernel, stride))
+    out = np.empty(flat.shape[:1] + first.shape[1:], dtype=x.dtype)
+    step = max(1, POOL_BLOCK_BYTES // max(1, flat[0].nbytes))
+    for start in range(0, flat.shape[0], step):
+        pool(flat[start: start + step], out[start: start + step])
+    return out.reshape(lead + out.shape[1:])
 
 
 def offsets(x, kernel, stride):
@@ -90,13 +111,18 @@ class AvgPool2D(_Pool2D):
     x (m, C, H, W) → (m, C, H', W'). dx = fold(dout/(kh·kw) spread over each window)."""
 
     def forward(self, x):
+        return in_blocks(x, self._mean, self.kernel, self.stride), None
+
+    def _mean(self, x, out):
         parts = offsets(x, self.kernel, self.stride)
         first, second = next(parts), next(parts, None)
-        out = first.copy() if second is None else first + second
+        if second is None:
+            out[...] = first
+        else:
+            np.add(first, second, out=out)
         for part in parts:
             out += part
         out /= self.kernel[0] * self.kernel[1]
-        return out, None
 
     def backward(self, dout, cache):
         k = self.kernel[0] * self.kernel[1]

@@ -6,6 +6,7 @@ The middle term is the path through μ, the last the path through σ².
 """
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import numpy as np
@@ -24,7 +25,8 @@ def normalize(x, axes, eps):
 
 
 def normalize_backward(dxhat, xhat, inv, axes):
-    n = np.prod([dxhat.shape[a] for a in axes])
+    # a Python int: a NumPy int64 scalar would upcast a float32 dx to float64
+    n = math.prod(dxhat.shape[a] for a in axes)
     return (inv / n) * (n * dxhat - dxhat.sum(axis=axes, keepdims=True)
                         - xhat * (dxhat * xhat).sum(axis=axes, keepdims=True))
 

@@ -375,6 +375,20 @@ def test_a_float32_layer_that_computes_in_float64_gets_a_warning():
                      "return out.astype(x.dtype) if float32 is what you mean to test")}
 
 
+def test_a_float32_backward_that_returns_float64_gets_a_warning():
+    from gradcheck_cli.layers.plugins import load_plugin
+
+    load_plugin(ROOT / "tests" / "mutants" / "kinks.py")
+    spec = spec_from_text("name: t\nseed: 0\ndtype: float32\ninput: {shape: [4], batch: 3}\nlayers: "
+                          "[{type: dense, units: 4, activation: tanh}, {type: kinks_dense_upcast_backward, "
+                          "units: 4}, {type: dense, units: 3}]\nloss: softmax_cross_entropy\n")
+    result = check_network(build_network(spec))
+    assert {(r.label, r.tensor): (r.status, r.reason) for r in result.rows if r.status is not Status.PASS} == {
+        ("2", "W"): (Status.WARN, "the check ran in float64: backward returns float64 dW from float32 "
+                     "inputs, so its float32 rounding was not checked; return dW.astype(np.float32) "
+                     "if float32 is what you mean to test")}
+
+
 @pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
 def test_built_in_layers_stay_in_float32(config):
     # a NumPy float64 scalar (np.sqrt of a Python number) silently upcasts a float32 array
@@ -382,3 +396,6 @@ def test_built_in_layers_stay_in_float32(config):
                                         if not line.startswith("dtype:"))
     net = build_network(spec_from_text(text))
     assert clean_forward(net).upcast == {}
+    # and their backward too (np.prod of a shape is an int64 scalar, which upcasts as well)
+    result = check_network(net)
+    assert not [r.reason for r in result.rows if "the check ran in" in r.reason]

@@ -76,10 +76,26 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, ca
             comparison.status = Status.FAIL
             comparison.diagnosis = "backward reads state that forward left on self"
             comparison.reason = "; ".join(filter(None, [stateful[tensor], comparison.reason]))
+        # (a forward that upcasts has its own warning, and its cache makes backward follow)
+        wider = None if label in ctx.clean.upcast else _upcast_gradient(ctx, x, analytic.get(tensor), tensor)
+        if wider:
+            comparison.notes = "; ".join(filter(None, [comparison.notes, wider]))
         ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
         ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
         rows.append(make_row(tensor, theta.shape, comparison))
     return rows
+
+
+def _upcast_gradient(ctx: CheckContext, x: np.ndarray, grad: Any, tensor: str) -> str | None:
+    """Why a float32 check of a backward that returns a wider dtype is not a float32 check."""
+    if ctx.net.dtype != np.float32 or np.asarray(x).dtype.itemsize > 4 or grad is None:
+        return None
+    dtype = getattr(grad, "dtype", None)
+    if dtype is None or not np.issubdtype(dtype, np.floating) or dtype.itemsize <= 4:
+        return None
+    return (f"the check ran in {dtype}: backward returns {dtype} d{tensor} from float32 inputs, so "
+            f"its float32 rounding was not checked; return d{tensor}.astype(np.float32) if "
+            "float32 is what you mean to test")
 
 
 def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, label: str,

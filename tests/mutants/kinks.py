@@ -53,7 +53,8 @@ class PoolSplit(PoolFirst):
     def backward(self, dout, x):
         win = _windows(x)
         tied = win == win.max(axis=-1, keepdims=True)
-        return _unwindows(tied / tied.sum(axis=-1, keepdims=True) * dout[..., None], x.shape), {}
+        share = (tied / tied.sum(axis=-1, keepdims=True)).astype(dout.dtype)   # bool / int is float64
+        return _unwindows(share * dout[..., None], x.shape), {}
 
 
 @register("kinks_pool_every_tie")
@@ -113,6 +114,14 @@ class DenseUpcast(Dense):
     def forward(self, x):
         x = np.asarray(x, dtype=np.float64)
         return x @ self.params["W"].astype(np.float64) + self.params["b"], x
+
+
+@register("kinks_dense_upcast_backward")
+class DenseUpcastBackward(Dense):
+    """Right, but backward computes dW in float64 whatever the dtype of its inputs."""
+
+    def backward(self, dout, x):
+        return dout @ self.params["W"].T, {"W": x.astype(np.float64).T @ dout, "b": dout.sum(axis=0)}
 
 
 @register("kinks_embedding_ok")

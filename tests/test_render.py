@@ -55,3 +55,17 @@ def test_annotations_give_the_other_entries_error_of_a_kink_row():
     assert rel_text(kink) == "3.90e-11 (28 entries at a kink left out)"
     assert rel_text(Comparison(Status.PASS, rel_error=1e-11, rel_error_excluding_kinks=1e-11)) == "1.00e-11"
     assert rel_text(None) == "—"
+
+
+def test_a_quiet_line_gives_the_error_the_verdict_read():
+    from gradcheck_cli.report.table import quiet_lines
+    from gradcheck_cli.results import ConfigResult, Row
+
+    iso = Comparison(Status.WARN, rel_error=0.31, kinks=6, rel_error_excluding_kinks=2.0e-6)
+    row = Row(label="2", index=2, layer_type="maxpool2d", line=7, tensor="x", input_shape=(2, 4),
+              output_shape=(2, 2), tensor_shape=(2, 4), isolated=iso, network=None,
+              status=Status.WARN, reason="relative error 2.0e-06 is above 1e-07 (pass) but below 1e-05")
+    result = ConfigResult(path="net.yaml", name="n", status=Status.WARN, rows=[row])
+    assert [t.plain for t in quiet_lines(result)] == [
+        "net.yaml:7: layer 2 maxpool2d x: warn rel 2.0e-06 k6 — relative error 2.0e-06 is above "
+        "1e-07 (pass) but below 1e-05"]

@@ -245,11 +245,11 @@ def quiet_lines(result: ConfigResult) -> list[Text]:
         layer = f"loss {row.layer_type}" if row.label == "loss" else f"layer {row.label} {row.layer_type}"
         # the error behind the status: an inherited row is wrong end to end, not in isolation
         inherited = row.status is Status.INHERITED
-        rel = (row.network.rel_error if row.network else None) if inherited else row.isolated.rel_error
+        comparison = row.network if inherited else row.isolated
         line = Text(f"{where}: {layer} {row.tensor}: ")
         line.append(row.status.value, style=STYLE[row.status])
-        if rel is not None:
-            line.append(f" rel {err_text(rel)}" + (" end to end" if inherited else ""))
+        if comparison is not None and comparison.rel_error is not None:
+            line.append(f" rel {comparison_err(comparison)}" + (" end to end" if inherited else ""))
         if row.reason:
             line.append(f" — {row.reason}")
         out.append(line)

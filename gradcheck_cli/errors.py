@@ -4,6 +4,22 @@ from __future__ import annotations
 import re
 
 
+#: longest quotation of a user's value in a message: a config may hold a megabyte-long string
+QUOTED = 80
+
+
+def shorten(value: object, limit: int = QUOTED) -> str:
+    """A value from a config as a message quotes it: the text of a string, else its repr, cut to
+    ``limit`` characters with "…" so that no message echoes unbounded input."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def quote(value: object, limit: int = QUOTED) -> str:
+    """repr() of a value, cut like ``shorten``."""
+    return shorten(repr(value), limit)
+
+
 class GradcheckError(Exception):
     """Base of every error gradcheck reports to a user (exit code 2)."""
 
@@ -13,7 +29,8 @@ class SpecError(GradcheckError):
 
     def __init__(self, message: str, file: str | None = None, line: int | None = None,
                  col: int | None = None, key: str | None = None) -> None:
-        self.message = message
+        # every quoted value is cut where the message is made; this bounds what one missed
+        self.message = message if len(message) <= 20 * QUOTED else message[:20 * QUOTED - 1] + "…"
         self.file = file
         self.line = line
         self.col = col

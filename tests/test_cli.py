@@ -100,17 +100,17 @@ def test_warnings_pass_unless_strict(run):
         "1 config: 0 passed, 1 with warnings (failures under --strict), 0 failed"
 
 
-def test_missing_path_is_a_usage_error(run):
+def test_missing_path_is_an_error(run):
     result = run("check", "nope.yaml")
     assert result.exit_code == 2
     assert _error(result) == "nope.yaml: no such file or folder"
 
 
-def test_folder_without_configs_is_a_usage_error(run, tmp_path):
+def test_folder_without_configs_is_an_error(run, tmp_path):
     (tmp_path / "empty").mkdir()
     result = run("check", "empty")
     assert result.exit_code == 2
-    assert _error(result) == "no config files (*.yaml, *.yml, *.toml) in empty"
+    assert _error(result) == "empty: no config files (*.yaml, *.yml, *.toml) in this folder"
 
 
 def test_bad_step_option_is_a_usage_error(run):

@@ -47,3 +47,48 @@ def test_missing_paths_and_empty_globs_are_usage_errors(tree):
         discover(["nope.yaml"])
     with pytest.raises(UsageError, match=r"^nets/\*\.json: no file matches this pattern$"):
         discover(["nets/*.json"])
+
+
+# -- on the command line: one rule for every PATH -----------------------------------------------------
+
+def _run(*args, cwd):
+    from ci_helpers import gradcheck
+
+    return gradcheck(*args, cwd=cwd)
+
+
+@pytest.fixture
+def configs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "mlp.yaml").write_text((Path(__file__).resolve().parent.parent / "configs" / "mlp.yaml")
+                                       .read_text())
+    return tmp_path
+
+
+@pytest.mark.parametrize("args, stderr", [
+    (["mlp.yaml", "empty/"], "error: empty/: no config files (*.yaml, *.yml, *.toml) in this folder\n"),
+    (["empty/"], "error: empty/: no config files (*.yaml, *.yml, *.toml) in this folder\n"),
+    (["mlp.yaml", "nosuch.yaml"], "error: nosuch.yaml: no such file or folder\n"),
+    (["nosuch*.yaml", "mlp.yaml"], "error: nosuch*.yaml: no file matches this pattern\n"),
+])
+def test_a_path_naming_no_config_is_an_error_and_the_others_are_checked(configs, args, stderr):
+    run = _run("check", *args, "--quiet", cwd=configs)
+    assert run.returncode == 2
+    assert run.stderr == stderr
+    checked = "mlp.yaml" in args
+    assert ("tiny-mlp: passed" in run.stdout) is checked
+    assert run.stdout.splitlines()[-1] == (
+        f"{len(args)} config{'s' if len(args) > 1 else ''}: {int(checked)} passed, 0 failed, "
+        "1 could not be checked")
+    valid = _run("validate", *args, cwd=configs)
+    assert valid.returncode == 2
+    assert valid.stderr == stderr
+    assert valid.stdout.splitlines() == (["ok  mlp.yaml  (43 parameters)"] if checked else []) + [
+        f"{len(args)} config{'s' if len(args) > 1 else ''}: {int(checked)} valid, 1 invalid"]
+
+
+def test_a_folder_whose_configs_are_all_excluded_names_none(configs):
+    run = _run("validate", "empty", ".", "--exclude", "mlp.yaml", cwd=configs)
+    assert run.returncode == 2
+    assert run.stderr == ("error: empty: no config files (*.yaml, *.yml, *.toml) in this folder\n"
+                          "error: .: no config files (*.yaml, *.yml, *.toml) in this folder\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -150,7 +151,7 @@ def check(
     with _errors(err, debug):
         outputs = _output_formats(output, fmt.value if fmt else None)
         shown = "table" if fmt is None or output else fmt.value
-        files = _discover(paths, exclude, plugin)
+        files, entries = _discover(paths, exclude, plugin)
         options = RunOptions(plugins=plugin, allow_plugins=allow_plugins,
                              method=method.value if method else None, eps=eps,
                              mode=mode.value if mode else None, samples=samples,
@@ -174,7 +175,7 @@ def check(
             reporter = options.progress = ProgressReporter(err)
         try:
             with closing(check_files(files, options, workers, debug)) as stream:
-                for result in stream:
+                for result in _in_place(entries, stream):
                     results.append(result)
                     if reporter is not None:
                         reporter.stop()
@@ -206,7 +207,7 @@ def check(
 
             write_dump(dump, results)
         if interrupted:
-            err.print(f"interrupted: {len(results)} of {len(files)} configs finished", style="red")
+            err.print(f"interrupted: {len(results)} of {len(entries)} configs finished", style="red")
             raise typer.Exit(EXIT_INTERRUPTED)
         raise typer.Exit(run.exit_code())
 
@@ -254,12 +255,12 @@ def validate(
 
     out, err = _consoles()
     with _errors(err, debug):
-        files = _discover(paths, exclude, plugin)
+        _, entries = _discover(paths, exclude, plugin)
         options = RunOptions(plugins=plugin, allow_plugins=allow_plugins)
         bad = done = 0
         try:
-            for path in files:
-                result = validate_file(path, options)
+            for entry in entries:
+                result = entry.result() if not isinstance(entry, Path) else validate_file(entry, options)
                 done += 1
                 if result.status is Status.ERROR:
                     bad += 1
@@ -274,9 +275,9 @@ def validate(
         except KeyboardInterrupt:
             out, err = _consoles()  # as in check: a print cut short leaves rich's buffer full
             out.print(f"{done} config{'s' if done != 1 else ''}: {done - bad} valid, {bad} invalid")
-            err.print(f"interrupted: {done} of {len(files)} configs validated", style="red")
+            err.print(f"interrupted: {done} of {len(entries)} configs validated", style="red")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-        out.print(f"{len(files)} config{'s' if len(files) != 1 else ''}: {len(files) - bad} valid, {bad} invalid")
+        out.print(f"{len(entries)} config{'s' if len(entries) != 1 else ''}: {len(entries) - bad} valid, {bad} invalid")
         raise typer.Exit(EXIT_USAGE if bad else EXIT_OK)
 
 
@@ -483,14 +484,22 @@ def init(
 
 
 def _discover(paths, exclude, plugins):
-    from ..errors import UsageError
-    from ..run.pipeline import discover, load_plugins
+    """(config files, entries): the entries keep, in argument order, a PathProblem for each PATH
+    that names no config; it is reported in its place and the others are still checked."""
+    from ..run.pipeline import discover_entries, load_plugins
 
     load_plugins(plugins)
-    files = discover(paths, exclude)
-    if not files:
-        raise UsageError(f"no config files (*.yaml, *.yml, *.toml) in {', '.join(paths)}")
-    return files
+    entries = discover_entries(paths, exclude)
+    return [e for e in entries if isinstance(e, Path)], entries
+
+
+def _in_place(entries, results):
+    """The results of the config files, with a PathProblem's error result in its place."""
+    from ..run.pipeline import PathProblem
+
+    results = iter(results)
+    for entry in entries:
+        yield entry.result() if isinstance(entry, PathProblem) else next(results)
 
 
 def _show(out, err, result, verbose, quiet, annotate=False, strict=False):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpecError
+from ..errors import SpecError, quote, shorten
 from .guards import MAX_BYTES, MAX_DEPTH, MAX_NODES, check_depth, guard_nesting, guard_numbers
 
 if sys.version_info >= (3, 11):
@@ -56,7 +56,8 @@ class Document:
 def format_keypath(keypath: KeyPath) -> str:
     out = ""
     for part in keypath:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        part = part if isinstance(part, int) else shorten(str(part))   # a key may be huge
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
     return out
 
 
@@ -64,14 +65,12 @@ def load_document(path: str | Path, display: str | None = None) -> Document:
     """Read and parse one config file (format from its suffix)."""
     p = Path(path)
     name = display or str(path)
+    from ..files import FileRefused, read_bounded
+
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError("no such file", file=name) from None
-    except IsADirectoryError:
-        raise SpecError("is a directory, not a config file", file=name) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", file=name) from None
+        raw = read_bounded(p, MAX_BYTES, "config file")
+    except FileRefused as exc:
+        raise SpecError(str(exc), file=name) from None
     fmt = "toml" if p.suffix.lower() in TOML_SUFFIXES else "yaml"
     return parse_bytes(raw, fmt, name)
 
@@ -103,7 +102,7 @@ def parse_text(text: str, fmt: str, path: str = "<config>") -> Document:
     doc = _parse_toml(text, path) if fmt == "toml" else _parse_yaml(text, path)
     if not isinstance(doc.data, dict):
         kind = ("a list" if isinstance(doc.data, list) else "an empty document (null)"
-                if doc.data is None else f"a single value ({doc.data!r:.40})")
+                if doc.data is None else f"a single value ({quote(doc.data)})")
         raise SpecError(f"the top level must be a mapping of keys (name, input, layers, ...), not {kind}",
                         file=path, line=1, col=1)
     return doc
@@ -223,7 +222,7 @@ def _plain(node: Any, keypath: KeyPath, doc: Document, budget: list[int],
         for key in node:
             if not isinstance(key, str):
                 line, col = node.lc.key(key)
-                raise SpecError(f"keys must be plain names such as `input:`, got {key!r}", file=doc.path,
+                raise SpecError(f"keys must be plain names such as `input:`, got {quote(key)}", file=doc.path,
                                 line=line + 1, col=col + 1, key=format_keypath(keypath) or None)
             line, col = node.lc.key(key)
             doc.positions[keypath + (key,)] = (line + 1, col + 1)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError, SpecErrors
+from ..errors import QUOTED, SpecError, SpecErrors, quote, shorten
 from .document import Document, KeyPath
 
 
@@ -89,7 +89,7 @@ def _alternative(err: dict) -> str:
 def _alternatives(errs: list[dict]) -> str:
     value = errs[0].get("input")
     alts = list(dict.fromkeys(_alternative(e) for e in errs))
-    return f"expected {' or '.join(alts)}, got {_kind(value)} ({value!r:.40})"
+    return f"expected {' or '.join(alts)}, got {_kind(value)} ({quote(value)})"
 
 
 _BOUNDS = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<", "less_than_equal": "≤"}
@@ -120,26 +120,26 @@ def describe(err: dict, model: type[BaseModel] | None, valid_keys: list[str] | N
     if kind == "extra_forbidden":
         keys = valid_keys if valid_keys is not None else _fields_at(model, loc[:-1])
         name = str(loc[-1]) if loc else "?"
-        close = difflib.get_close_matches(name, keys, n=1)
+        close = difflib.get_close_matches(name, keys, n=1) if len(name) <= QUOTED else []
         hint = f"did you mean `{close[0]}`? " if close else ""
-        return f"unknown key `{name}`: {hint}valid keys: {', '.join(keys)}"
+        return f"unknown key `{shorten(name)}`: {hint}valid keys: {', '.join(keys)}"
     if kind in _TYPE_NAMES:
         wanted = _TYPE_NAMES[kind]
         if kind == "dict_type" and len(loc) == 2 and loc[0] == "layers":
             wanted = "a mapping with a `type` key, e.g. `{type: dense, units: 10}`"
-        got = _kind(value) if value is None else f"{_kind(value)} ({value!r:.40})"
+        got = _kind(value) if value is None else f"{_kind(value)} ({quote(value)})"
         hint = _MISSING_HINTS.get(str(loc[-1])) if len(loc) == 1 or loc[-1] == "shape" else None
         return f"expected {wanted}, got {got}" + (f": {hint}" if hint else "")
     if kind == "finite_number":
-        return f"expected a finite number, got {value!r}"
+        return f"expected a finite number, got {quote(value)}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         ctx = err.get("ctx", {})
         bound = next(iter(ctx.values()), "?")
         op = {"greater_than": ">", "greater_than_equal": "≥", "less_than": "<",
               "less_than_equal": "≤"}[kind]
-        return f"must be {op} {bound}, got {value!r}"
+        return f"must be {op} {bound}, got {quote(value)}"
     if kind == "literal_error":
-        return f"{err['msg'].replace('Input should be', 'expected')}, got {value!r:.40}"
+        return f"{err['msg'].replace('Input should be', 'expected')}, got {quote(value)}"
     if kind in ("too_short", "too_long"):
         ctx = err.get("ctx", {})
         bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")

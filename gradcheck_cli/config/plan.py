@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import GradcheckError, ShapeError, SpecError, spec_errors
+from ..errors import QUOTED, GradcheckError, ShapeError, SpecError, quote, shorten, spec_errors
 from ..layers.catalog import registered
 from ..layers.options import options_model
 from ..layers.protocol import Layer, infer_output_shape, overrides
@@ -147,21 +147,21 @@ def _configure(doc: Document, entry: Any, keypath: KeyPath, kind: str,
     if isinstance(entry, str) and shorthand:
         entry = {"type": entry}
     if not isinstance(entry, dict):
-        raise doc.error(f"expected a mapping with a `type` key, got {entry!r:.40}", keypath)
+        raise doc.error(f"expected a mapping with a `type` key, got {quote(entry)}", keypath)
     type_path = keypath if shorthand and set(entry) == {"type"} else keypath + ("type",)
     name = entry.get("type")
     if name is None:
         raise doc.error(f"missing `type`: one of {_names(kind)}", keypath)
     if not isinstance(name, str):
         raise doc.error(f"`type` must be a {'loss' if kind == 'loss' else 'layer'} name such as "
-                        f"`{'mse' if kind == 'loss' else 'dense'}`, got {name!r:.40} "
+                        f"`{'mse' if kind == 'loss' else 'dense'}`, got {quote(name)} "
                         "(`gradcheck layers` lists them)", type_path)
     available = registered()
     cls = available.get(name)
     if cls is None:
-        close = difflib.get_close_matches(name, list(registered(kind)), n=1)
+        close = difflib.get_close_matches(name, list(registered(kind)), n=1) if len(name) <= QUOTED else []
         hint = f"did you mean `{close[0]}`? " if close else ""
-        raise doc.error(f"unknown {'loss' if kind == 'loss' else 'layer'} type `{name}`: {hint}"
+        raise doc.error(f"unknown {'loss' if kind == 'loss' else 'layer'} type `{shorten(name)}`: {hint}"
                         f"valid types: {_names(kind)}", type_path)
     if getattr(cls, "kind", "layer") != kind:
         where = "under `loss:`" if kind == "layer" else "in `layers:`"
@@ -187,8 +187,8 @@ def _configure(doc: Document, entry: Any, keypath: KeyPath, kind: str,
     except GradcheckError:
         raise
     except Exception as exc:  # a plugin's constructor refusing its options
-        raise doc.error(f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) raised "
-                        f"{type(exc).__name__}: {exc}", keypath) from None
+        raise doc.error(f"{name}({', '.join(f'{k}={quote(v)}' for k, v in kwargs.items())}) raised "
+                        f"{type(exc).__name__}: {shorten(str(exc), 4 * QUOTED)}", keypath) from None
     if not hasattr(layer, "params"):
         layer.params = {}
     inner_option = getattr(cls, "inner_option", None)

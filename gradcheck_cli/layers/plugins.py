@@ -14,6 +14,9 @@ from pathlib import Path
 from ..errors import GradcheckError, PluginError
 from .catalog import registered
 
+#: a plugin is Python source someone wrote; more than this is not a layer file
+MAX_PLUGIN_BYTES = 10 * 1024 * 1024
+
 _LOADED: dict[Path, list[str]] = {}
 
 
@@ -22,8 +25,13 @@ def load_plugin(path: str | Path, shown: str | None = None) -> list[str]:
     Messages name the file as ``shown`` (as the user wrote it) when given."""
     p = Path(path)
     path = shown or path
-    if not p.is_file():
-        raise PluginError(f"{path}: plugin file not found")
+    from ..files import FileRefused, check_regular
+
+    try:
+        check_regular(p, MAX_PLUGIN_BYTES, "plugin file")
+    except FileRefused as exc:
+        message = "plugin file not found" if str(exc) == "no such file" else str(exc)
+        raise PluginError(f"{path}: {message}") from None
     resolved = p.resolve()
     if resolved in _LOADED:
         return _LOADED[resolved]

@@ -40,34 +40,57 @@ class RunOptions:
     progress: Any = field(default=None, repr=False, compare=False)
 
 
-def discover(paths: list[str], exclude: list[str] | None = None) -> list[Path]:
-    """Config files named by paths: files as given, folders searched recursively for
-    *.yaml, *.yml and *.toml (hidden folders skipped), shell globs expanded. Sorted per argument."""
-    found: list[Path] = []
+@dataclass(frozen=True)
+class PathProblem:
+    """A PATH argument that names no config: nothing there, or a folder or pattern without one."""
+
+    arg: str
+    message: str
+
+    def result(self) -> ConfigResult:
+        return ConfigResult(path=self.arg, name=self.arg, status=Status.ERROR, error=self.message)
+
+
+def discover_entries(paths: list[str], exclude: list[str] | None = None) -> list[Path | PathProblem]:
+    """Config files named by paths, in argument order: files as given, folders searched
+    recursively for *.yaml, *.yml and *.toml (hidden folders skipped), shell globs expanded,
+    sorted per argument, no file twice. A path that names nothing, or a folder or pattern with no
+    config (after --exclude), is a PathProblem in its place, so that the others are still checked."""
+    entries: list[Path | PathProblem] = []
+    seen: set[Path] = set()
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            found.extend(sorted(_walk(p)))
-        elif p.exists():
-            found.append(p)
+            found, problem = sorted(_walk(p)), f"{arg}: no config files (*.yaml, *.yml, *.toml) in this folder"
+        elif p.exists() or p.is_symlink():
+            found, problem = [p], None
         elif glob.has_magic(arg):
-            matches = sorted(Path(m) for m in glob.glob(arg, recursive=True))
-            if not matches:
-                raise UsageError(f"{arg}: no file matches this pattern")
-            for m in matches:
+            found = []
+            for m in sorted(Path(m) for m in glob.glob(arg, recursive=True)):
                 found.extend(sorted(_walk(m)) if m.is_dir() else [m])
+            problem = f"{arg}: no file matches this pattern"
         else:
-            raise UsageError(f"{arg}: no such file or folder")
-    if exclude:
-        found = [f for f in found if not any(f.match(pat) or Path(f.as_posix()).match(pat)
-                                              for pat in exclude)]
-    seen, unique = set(), []
-    for f in found:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
+            found, problem = [], f"{arg}: no such file or folder"
+        if exclude:
+            found = [f for f in found if not any(f.match(pat) or Path(f.as_posix()).match(pat)
+                                                  for pat in exclude)]
+        if not found and problem:
+            entries.append(PathProblem(arg, problem))
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                entries.append(f)
+    return entries
+
+
+def discover(paths: list[str], exclude: list[str] | None = None) -> list[Path]:
+    """The config files of ``discover_entries``; the first path that names none is a UsageError."""
+    entries = discover_entries(paths, exclude)
+    for entry in entries:
+        if isinstance(entry, PathProblem):
+            raise UsageError(entry.message)
+    return entries
 
 
 def _walk(folder: Path) -> Iterator[Path]:

@@ -210,3 +210,27 @@ def test_default_memory_limit_is_a_share_of_ram():
     limit = default_max_memory()
     assert 64 * 1024**2 <= limit
     assert format_bytes(3 * 1024**3) == "3.0 GiB" and format_bytes(10) == "10 B"
+
+
+def test_a_refusal_does_not_import_the_checker(tmp_path):
+    """The guard refuses from the plan alone: the engine, its shortcuts, the isolated and
+    end-to-end checks and the diagnoses are not imported for a check that never runs."""
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "huge.yaml").write_text("input: {shape: [20000], batch: 2}\n"
+                                        "layers:\n  - {type: dense, units: 2000}\nloss: mse\n")
+    code = ("import json, runpy, sys\nsys.argv = ['gradcheck', 'check', 'huge.yaml']\n"
+            "try:\n    runpy.run_module('gradcheck_cli', run_name='__main__')\n"
+            "except SystemExit as exc:\n    code = exc.code\n"
+            "print(json.dumps([code, sorted(sys.modules)]))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    code, modules = json.loads(run.stdout.splitlines()[-1])
+    assert code == 2 and "--max-evals" in run.stderr, run.stderr
+    loaded = {m for m in modules if m.startswith("gradcheck_cli.check.")}
+    assert not loaded & {"gradcheck_cli.check.engine", "gradcheck_cli.check.shortcuts",
+                         "gradcheck_cli.check.isolated", "gradcheck_cli.check.end_to_end",
+                         "gradcheck_cli.check.diagnose", "gradcheck_cli.check.judge",
+                         "gradcheck_cli.check.tensor"}, loaded

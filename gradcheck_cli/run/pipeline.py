@@ -118,8 +118,10 @@ def check_file(path: Path, options: RunOptions | None = None) -> ConfigResult:
 
 
 def _check_file(path: Path, options: RunOptions) -> ConfigResult:
-    from ..check.engine import CheckSettings, check_network
-    from ..check.network import build_network
+    # the engine is imported only once the guard lets the check run: a refusal needs the plan
+    # and the estimate alone, and returns without paying for the rest of the checker's imports
+    from ..check.budget import guard
+    from ..check.state import CheckSettings
 
     plan = plan_file(path, options)
     settings = CheckSettings.from_spec(plan.spec, method=options.method, eps=options.eps,
@@ -127,9 +129,10 @@ def _check_file(path: Path, options: RunOptions) -> ConfigResult:
                                        directions=options.directions,
                                        pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol,
                                        keep_arrays=options.keep_arrays or None)
-    from ..check.budget import guard
-
     settings, cost = guard(plan, settings, options.max_memory, options.max_evals)
+    from ..check.engine import check_network
+    from ..check.network import build_network
+
     if options.progress is not None:
         options.progress.start(str(path), cost.evaluations)
         settings = dataclasses.replace(settings, progress=options.progress.advance)

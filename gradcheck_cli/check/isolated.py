@@ -16,7 +16,8 @@ from ..config.plan import PlannedLayer
 from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with_params
 from ..results import Comparison, Row, Status
 from .tensor import (Target, bytes_per_probe, check_analytic, diagnosis_context,
-                     gradient_scale, integer_input, run_backward, state_on_self, tensor_key,
+                     gradient_scale, integer_input, loss_diagnosis_context, run_backward,
+                     state_on_self, tensor_key,
                      nondeterministic)
 from ..errors import GradcheckError
 
@@ -69,7 +70,7 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, ca
                                                  contraction=g64)
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
-        target.diagnosis = diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64)
+        target.diagnosis = diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64, analytic, layer)
         target.progress_label = f"isolated check, layer {label} {tensor}"
         comparison, n_full = check_analytic(ctx, analytic, failure, tensor, target)
         if tensor in stateful:
@@ -163,6 +164,7 @@ def loss_row(ctx: CheckContext) -> Row:
                      abs(ctx.ref_loss_value), bytes_per_probe(x64, [x64.shape], ctx.settings.method),
                      (0, 9, 0))
     target.progress_label = "isolated check, layer loss x"
+    target.diagnosis = loss_diagnosis_context(ctx, loss, x64)
     comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)
     ctx.keep("isolated/loss/x/analytic", analytic.get("x"))
     ctx.keep("isolated/loss/x/numeric", n_full)

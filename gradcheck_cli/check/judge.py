@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .tolerance import rel_error  # noqa: F401  (the measure the verdict reads)
-from .diagnose import Context, diagnose
+from .diagnose import EXPLAIN_FACTOR, Context, diagnose, shape_hypothesis
 from .differences import Differences
 from ..results import Comparison, Status
 from .ties import TieCheck
@@ -61,10 +61,15 @@ def as_gradient(analytic, tensor: str, shape: tuple[int, ...], tol: Tolerance,
 
 
 def shape_mismatch(a: np.ndarray, tensor: str, shape: tuple[int, ...], tol: Tolerance,
-                   n: np.ndarray | None) -> Comparison:
+                   n: np.ndarray | None, context: Context | None = None) -> Comparison:
     msg = f"d{tensor} has shape {fmt_shape(a.shape)}, but {tensor} is {fmt_shape(shape)}"
     out = Comparison(Status.FAIL, analytic_shape=a.shape)
-    if a.ndim == 2 and a.shape == shape[::-1]:
+    found = None
+    if context is not None and not (a.ndim == 2 and a.shape == shape[::-1]):
+        found = shape_hypothesis(a, shape, n, context, tol.pass_rtol * EXPLAIN_FACTOR)
+    if found:
+        out.reason = out.diagnosis = found
+    elif a.ndim == 2 and a.shape == shape[::-1]:
         if n is not None:
             rel = rel_error(a.T, n)
             out.rel_error, out.max_abs_error = rel, float(np.abs(a.T - n).max())

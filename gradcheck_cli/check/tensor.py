@@ -23,6 +23,9 @@ from .evaluators import with_params
 from ..results import Comparison, Status
 from .ties import check_ties
 
+#: a gradient of the wrong shape gets the numeric gradient (to explain the shape) up to this size
+SHAPE_NUMERIC_LIMIT = 50_000
+
 
 @dataclass
 class Target:
@@ -46,19 +49,52 @@ class Target:
 
 
 def diagnosis_context(ctx: CheckContext, ref_layer: Any, tensor: str, x64: np.ndarray,
-                       out64: np.ndarray, g64: np.ndarray) -> dict[str, Any]:
+                      out64: np.ndarray, g64: np.ndarray, analytic: dict[str, Any] | None = None,
+                      layer: Any = None) -> dict[str, Any]:
     """What the diagnosis of a failing isolated gradient may use; the wrong-cache candidates
-    (gradients at other layers' inputs of the same shape) cost differences, so they are lazy."""
-    from .diagnose import wrong_cache_candidates
+    (gradients at other layers' inputs of the same shape) and the flipped-kernel ones cost
+    differences, so they are lazy."""
+    from .diagnose import transformed_candidates, wrong_cache_candidates
+    from ..layers.reference import shapes_text
+    from .quantities import config_quantities, layer_options, tensor_axes
 
     others = {f"layer input {j}": a for j, a in enumerate(ctx.ref_acts)
               if a.shape == x64.shape and not np.array_equal(a, x64)}
+    float_x = np.issubdtype(x64.dtype, np.floating)
+
+    def forward(xx, pp):
+        return with_params(ref_layer, pp).forward(xx)[0]
 
     def neighbours():
-        return wrong_cache_candidates(lambda xx, pp: with_params(ref_layer, pp).forward(xx)[0],
-                                      ref_layer.params, tensor, g64, others)
+        return wrong_cache_candidates(forward, ref_layer.params, tensor, g64, others) if float_x else {}
 
-    return dict(cotangent=g64, layer_input=x64, layer_output=out64, neighbours=neighbours)
+    def transformed():
+        return transformed_candidates(forward, ref_layer.params, tensor, g64, x64) if float_x else {}
+
+    source = layer if layer is not None else ref_layer
+    options = layer_options(source)
+    text = shapes_text(type(source))
+    layout = ctx.net.spec.layout
+    axes = tuple(tensor_axes(text, x64.shape, layout)) if x64.ndim else ()
+    out_text = text.split("→", 1)[1] if "→" in text else ""
+    out_axes = tuple(tensor_axes(out_text, out64.shape, layout)) if out64.ndim else ()
+    quantities = tuple(config_quantities(options, list(axes), ctx.net.batch, ctx.net.spec.l2))
+    theta = x64 if tensor == "x" else ref_layer.params[tensor]
+    grads = {k: v for k, v in (analytic or {}).items() if k != tensor and v is not None}
+    return dict(cotangent=g64, layer_input=x64 if float_x else None, layer_output=out64,
+                neighbours=neighbours, quantities=quantities, axes=axes, out_axes=out_axes,
+                theta=theta, params=dict(ref_layer.params), others=grads, options=options,
+                layer_input_raw=x64, transformed=transformed)
+
+
+def loss_diagnosis_context(ctx: CheckContext, loss: Any, x64: np.ndarray) -> dict[str, Any]:
+    """What the diagnosis of a failing loss gradient may use: its input, targets and quantities."""
+    from .quantities import config_quantities, layer_options, tensor_axes
+
+    options = layer_options(loss)
+    axes = tuple(tensor_axes("", x64.shape, ctx.net.spec.layout))
+    return dict(layer_input=x64, targets=ctx.ref_targets, options=options, axes=axes, theta=x64,
+                quantities=tuple(config_quantities(options, list(axes), ctx.net.batch, ctx.net.spec.l2)))
 
 
 def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) -> tuple[Comparison, np.ndarray | None]:
@@ -67,20 +103,28 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
     s, tol, theta = ctx.settings, ctx.tol, target.theta
     target = _counted(target, ctx.count if s.progress is None else ctx.count_and_report(s.progress),
                       target.progress_label or tensor)
+    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, tol.pass_rtol, **target.diagnosis)
     a, problem = as_gradient(analytic, tensor, theta.shape, tol)
     if problem is not None:
-        if problem.analytic_shape is not None and len(problem.analytic_shape) == 2 \
-                and tuple(problem.analytic_shape) == theta.shape[::-1]:
+        shape = problem.analytic_shape
+        transposed = shape is not None and len(shape) == 2 and tuple(shape) == theta.shape[::-1]
+        # a wrong shape is explained best with the numeric gradient at hand (a crop, a sum that
+        # matches it); small tensors get it, as transposed ones always did
+        wrong_shape = shape is not None and tuple(shape) != theta.shape and problem.reason.startswith(f"d{tensor} has shape")
+        if transposed or (wrong_shape and theta.size <= SHAPE_NUMERIC_LIMIT):
             n_full = _full_numeric(ctx, target)
-            problem = shape_mismatch(np.asarray(analytic, dtype=np.float64), tensor, theta.shape, tol, n_full)
+            problem = shape_mismatch(np.asarray(analytic, dtype=np.float64), tensor, theta.shape, tol, n_full,
+                                     context)
             problem.entries = theta.size
             return problem, n_full
+        if wrong_shape:
+            problem = shape_mismatch(np.asarray(analytic, dtype=np.float64), tensor, theta.shape, tol, None,
+                                     context)
         problem.entries = theta.size
         return problem, None
     if theta.size == 0:
         return Comparison(Status.SKIPPED, analytic_shape=a.shape, reason="empty tensor"), None
     chunk = chunk_for(target.bytes_per_probe, s.max_memory)
-    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, tol.pass_rtol, **target.diagnosis)
     if s.mode == "directional":
         rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)
         u = rng.standard_normal((s.directions, theta.size))

@@ -3,7 +3,7 @@ family with its correct twin and its planted bugs, and a table per family (tests
 saying where each bug must FAIL and what its diagnosis must name.
 
 Shared by tests/test_mutants.py and the README's corpus table (``python tests/mutant_corpus.py``
-prints it). The format is described in tests/mutants/README.md.
+prints each case). The format is described in tests/mutants/README.md.
 """
 from __future__ import annotations
 
@@ -100,15 +100,15 @@ def load(folder: Path = HERE) -> tuple[list[Network], list[Case]]:
 
 
 def load_plugin_for(net: Network) -> None:
-    from gradcheck_cli.plugins import load_plugin
+    from gradcheck_cli.layers.plugins import load_plugin
     load_plugin(net.plugin)
 
 
 def run_spec(spec: dict[str, Any], plugin: Path):
-    from gradcheck_cli.check import check_network
-    from gradcheck_cli.network import build_network
-    from gradcheck_cli.plugins import load_plugin
-    from gradcheck_cli.spec import spec_from_text
+    from gradcheck_cli.check.engine import check_network
+    from gradcheck_cli.check.network import build_network
+    from gradcheck_cli.layers.plugins import load_plugin
+    from gradcheck_cli.config.models import spec_from_text
 
     load_plugin(plugin)
     return check_network(build_network(spec_from_text(json.dumps(spec))))

@@ -222,7 +222,7 @@ def test_a_correct_plugin_passes():
     ("t_missing_key", "w", "grads has no w"),
     ("t_nan_grad", "w", "analytic dw has 1 NaN/Inf entry"),
     ("t_nan_dx", "x", "analytic dx has 12 NaN/Inf entries"),
-    ("t_not_summed", "w", "dw has shape (4, 3), but w is (3,): not summed over the batch axis?"),
+    ("t_not_summed", "w", "dw has shape (4, 3), but w is (3,): not summed over the batch axis (m = 4) (summed, it matches"),
     ("t_square_transposed", "W", "dW is transposed? its transpose matches"),
 ])
 def test_broken_backward_fails_its_row_with_the_reason(name, tensor, reason):

@@ -235,8 +235,10 @@ def test_silent_on_gradients_no_hypothesis_explains(seed):
     noise = np.random.default_rng(seed).standard_normal(n["W"].shape)
     c = ctx("W", 4, cotangent=g, layer_input=x, layer_output=out)
     assert diagnose(noise, n["W"], c) is None
-    # a factor no hypothesis names, and a gradient that is off by more than the threshold
-    assert diagnose(3.0 * n["W"], n["W"], c) is None
+    # a factor the config has no quantity for is said as it is, and named as nothing else
+    assert diagnose(3.0 * n["W"], n["W"], c) == ("a constant factor: analytic = 3·numeric, and 3 is "
+                                                 "none of the config's quantities")
+    # a gradient that is off by more than the threshold
     assert diagnose(2.0 * n["W"] + 1e-3 * noise, n["W"], c) is None
 
 

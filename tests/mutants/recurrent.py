@@ -31,7 +31,7 @@ class RNN(Recurrent):
     def forward(self, x):
         Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
         m, T, _ = x.shape
-        h = np.zeros((m, T + 1, self.hidden))          # h[:, 0] is h₀
+        h = np.zeros((m, T + 1, self.hidden), dtype=x.dtype)          # h[:, 0] is h₀
         for t in range(T):
             h[:, t + 1] = np.tanh(x[:, t] @ Wx + h[:, t] @ Wh + b)
         return h[:, 1:], (x, h)
@@ -116,8 +116,8 @@ class LSTM(Recurrent):
         Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
         m, T, _ = x.shape
         H = self.hidden
-        h = np.zeros((m, T + 1, H))
-        c = np.zeros((m, T + 1, H))
+        h = np.zeros((m, T + 1, H), dtype=x.dtype)
+        c = np.zeros((m, T + 1, H), dtype=x.dtype)
         acts = []
         for t in range(T):
             a = x[:, t] @ Wx + h[:, t] @ Wh + b
@@ -202,7 +202,7 @@ class GRU(Recurrent):
         Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
         m, T, _ = x.shape
         H = self.hidden
-        h = np.zeros((m, T + 1, H))
+        h = np.zeros((m, T + 1, H), dtype=x.dtype)
         acts = []
         for t in range(T):
             ax = x[:, t] @ Wx + b

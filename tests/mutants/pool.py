@@ -105,7 +105,7 @@ class AvgPool:
 
     def spread(self, dout, shape):
         k = self.kernel
-        dx = np.zeros(shape)
+        dx = np.zeros(shape, dtype=dout.dtype)
         up = np.repeat(np.repeat(dout, k, axis=2), k, axis=3)
         dx[:, :, :up.shape[2], :up.shape[3]] = up
         return dx

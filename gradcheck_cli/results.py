@@ -102,6 +102,9 @@ class ConfigResult:
     #: memory after it (bytes; with --jobs, the worker's)
     evaluations: int | None = None
     peak_memory: int | None = None
+    #: entries probed times the method's offsets: the estimate's evaluations, what a check
+    #: without shortcuts evaluates (shortcuts share one copy between several probes)
+    probes: int | None = None
     #: what the resource guard estimated before the check ran (cost.CostEstimate as a dict)
     cost: dict[str, Any] | None = None
     #: with CheckSettings(keep_arrays=True): every array checked, under documented keys

@@ -74,6 +74,9 @@ def test_verbose_prints_the_estimate_and_the_measured_cost_which_agree():
     assert run.returncode == 0, run.stderr
     import re
     estimated = re.search(r"estimate: .*?([\d,]+) evaluations", run.stderr).group(1)
-    measured = re.search(r"measured: ([\d,]+) evaluations in [\d.]+ s \([\d,]+/s\), peak resident "
-                         r"memory of the process \d+ MiB", run.stderr).group(1)
-    assert estimated == measured
+    found = re.search(r"measured: ([\d,]+) evaluations without shortcuts, made as ([\d,]+) "
+                      r"evaluations in [\d.]+ s \([\d,]+/s\), peak resident memory of the process "
+                      r"\d+ MiB", run.stderr)
+    measured, made = (int(g.replace(",", "")) for g in found.groups())
+    assert int(estimated.replace(",", "")) == measured
+    assert made > 0

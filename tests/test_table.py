@@ -100,7 +100,8 @@ def test_80_columns_leave_out_the_repeating_columns():
     assert "(max abs and in → out left out to fit 80 columns)" in text
     # a gradient of the wrong shape stays visible when the grad column is merged into shape
     text = in_terminal(["check", "examples/broken/missing_transpose.yaml", "--allow-plugins"], 80)
-    assert re.search(r" W +\(3,5\)≠\(5,3\) +1\.3e-11 +— +1\.3e-10 +FAIL", text), text
+    # rounding-level figures (any e-10 or smaller): their last digits depend on evaluation order
+    assert re.search(r" W +\(3,5\)≠\(5,3\) +\d\.\de-1\d +— +\d\.\de-1\d +FAIL", text), text
 
 
 def test_120_columns_keep_in_out_whole():

@@ -57,7 +57,7 @@ class CostEstimate:
 
     def describe(self) -> str:
         return (f"estimate: {self.parameters:,} parameters, {self.tensors} tensors, "
-                f"{self.evaluations:,} evaluations ({self.mode} mode, {self.method}), "
+                f"{self.evaluations:,} evaluations without shortcuts ({self.mode} mode, {self.method}), "
                 f"peak memory ≈ {format_bytes(self.peak_bytes)} "
                 f"(largest batch: {self.largest}, {format_bytes(self.batch_bytes)})")
 

@@ -13,7 +13,10 @@ from .state import CheckContext
 from ..errors import GradcheckError
 from .network import node_key
 from .differences import EvaluateEntries, EvaluateStack
-from .evaluators import entries_from_stack, probe_capable, stack_evaluator
+from .copies import cells_evaluator, copies_evaluator, example_of_entries, grouped_entries, loss_cells
+from .evaluators import entries_from_stack
+from .factored import clean, direct_cost, factored_cost, factored_target, upstream_gradients
+from .structure import Structure
 from ..results import Row
 from .tensor import (Target, bytes_per_probe, check_analytic, gradient_scale, integer_input,
                           run_backward, tensor_key)
@@ -30,19 +33,14 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
     loss_row = by_key[("loss", "x")]
     loss_row.network = loss_row.isolated
     chain = backward_chain(ctx)
-    loss_batched = getattr(type(net.loss.layer), "probe_axes", False)
-
-    def loss_tail(out):
-        return net.loss.layer.forward(out, ctx.ref_targets)[0]
-
     top = chain.get("top")
     per_example = shortcuts.PerExampleLoss.of(net.loss.layer, ctx.ref_targets, ctx.ref_acts[-1],
                                              ctx.ref_loss_value)
+    terms = loss_cells(net.loss.layer, ctx.ref_targets, spec.layout, ctx.ref_acts[-1],
+                       ctx.ref_loss_value) if ctx.settings.batched else None
+    upstream = upstream_gradients(ctx, [i for i, n in enumerate(net.nodes) if n.layer.params])
     for i, node in enumerate(net.nodes):
         grads, failure = chain[i]
-        rest = ctx.ref_layers[i + 1:]
-        batched = ctx.settings.batched and loss_batched and probe_capable([ctx.ref_layers[i], *rest])
-        activations = [ctx.ref_acts[j].shape for j in range(i, len(ctx.ref_acts))]
         for tensor in ["x", *node.layer.params]:
             row = by_key[(node.label, tensor)]
             theta = ctx.ref_acts[i] if tensor == "x" else ctx.ref_layers[i].params[tensor]
@@ -56,37 +54,73 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
                     _flag_scale(row, grads["x"], top)
                 continue
             penalized = tensor != "x" and tensor in getattr(node.layer, "decay", ()) and l2 > 0
-            stack = stack_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i], rest, loss_tail, batched)
-            entries = entries_from_stack(stack, theta)
-            per_probe = bytes_per_probe(theta, activations, ctx.settings.method)
-            if ctx.settings.batched and shortcuts.supports(ctx.ref_layers[i], tensor):
-                entries = shortcuts.entries_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i:], rest,
-                                                     loss_tail, loss_batched, loss=per_example)
-                per_probe -= 8 * theta.size  # no copies of θ are made
-            f0 = ctx.ref_loss_value
+            coef = l2 / (2 * m) if penalized else 0.0
             analytic = dict(grads)
-            if penalized:
-                coef = l2 / (2 * m)
-                stack = with_l2(stack, coef)
-                entries = entries_with_l2(entries, theta, coef)
-                f0 += coef * float((theta * theta).sum())
-                if analytic.get(tensor) is not None:
-                    try:
-                        analytic[tensor] = np.asarray(analytic[tensor]) + (l2 / m) * node.layer.params[tensor]
-                    except ValueError:
-                        pass  # a wrong-shaped gradient is reported as such
-            target = Target(theta, stack, entries, f0, abs(f0), per_probe,
-                             (*node_key(node), 50 + tensor_key(node.layer, tensor)),
-                             gradient_scale(analytic))
-            target.progress_label = f"end to end, layer {node.label} {tensor}"
-            if ("dout", i) in chain:
-                target.diagnosis = dict(cotangent=as_f64(chain[("dout", i)]),
-                                        layer_input=ctx.ref_acts[i], layer_output=ctx.ref_acts[i + 1])
-            row.network, n_full = check_analytic(ctx, analytic, failure, tensor, target)
+            if penalized and analytic.get(tensor) is not None:
+                try:
+                    analytic[tensor] = np.asarray(analytic[tensor]) + (l2 / m) * node.layer.params[tensor]
+                except ValueError:
+                    pass  # a wrong-shaped gradient is reported as such
+            key = (*node_key(node), 50 + tensor_key(node.layer, tensor))
+            diagnosis = dict(cotangent=as_f64(chain[("dout", i)]), layer_input=ctx.ref_acts[i],
+                             layer_output=ctx.ref_acts[i + 1]) if ("dout", i) in chain else {}
+            row.network = None
+            if tensor != "x" and i in upstream and \
+                    factored_cost(ctx, i, tensor) < direct_cost(ctx, i, theta.size):
+                parts = factored_target(ctx, i, tensor, upstream[i].grad)
+                target = _target(theta, *parts, coef, key, gradient_scale(analytic), diagnosis)
+                target.progress_label = f"end to end, layer {node.label} {tensor}"
+                row.network, n_full = check_analytic(ctx, analytic, failure, tensor, target)
+                if not clean(row.network):
+                    row.network = None  # judged the direct way below
+            if row.network is None:
+                parts = _direct(ctx, i, tensor, terms, per_example)
+                target = _target(theta, *parts, coef, key, gradient_scale(analytic), diagnosis)
+                target.progress_label = f"end to end, layer {node.label} {tensor}"
+                row.network, n_full = check_analytic(ctx, analytic, failure, tensor, target)
             ctx.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
             ctx.keep(f"network/{node.label}/{tensor}/numeric", n_full)
             if tensor == "x" and top and analytic.get("x") is not None:
                 _flag_scale(row, analytic["x"], top)
+
+
+def _target(theta, stack, entries, f0, f_scale, per_probe, coef, key, analytic_scale, diagnosis) -> Target:
+    if coef:
+        stack, entries = with_l2(stack, coef), entries_with_l2(entries, theta, coef)
+        f0 += coef * float((theta * theta).sum())
+    return Target(theta, stack, entries, f0, max(abs(f0), f_scale), per_probe, key, analytic_scale,
+                  diagnosis)
+
+
+def _direct(ctx: CheckContext, i: int, tensor: str, terms, per_example):
+    """(stack, entries, f0, f_scale, bytes per probe) of the loss as a function of one tensor
+    of layer i, perturbed in place and pushed through the rest of the network."""
+    net, layout = ctx.net, ctx.net.spec.layout
+    structures = ctx.structures or [Structure.none()] * len(net.nodes)
+    loss_batched = getattr(type(net.loss.layer), "probe_axes", False)
+
+    def loss_tail(out):
+        return net.loss.layer.forward(out, ctx.ref_targets)[0]
+
+    theta = ctx.ref_acts[i] if tensor == "x" else ctx.ref_layers[i].params[tensor]
+    stack = copies_evaluator(ctx.ref_layers[i:], structures[i:], tensor, ctx.ref_acts[i], layout,
+                             loss_tail, loss_batched and ctx.settings.batched)
+    entries = entries_from_stack(stack, theta)
+    per_probe = bytes_per_probe(theta, [a.shape for a in ctx.ref_acts[i:]], ctx.settings.method)
+    if ctx.settings.batched and shortcuts.supports(ctx.ref_layers[i], tensor):
+        entries = shortcuts.entries_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i:],
+                                             ctx.ref_layers[i + 1:], loss_tail, loss_batched,
+                                             loss=per_example)
+        per_probe -= 8 * theta.size  # no copies of θ are made
+    elif tensor == "x" and terms is not None and all(st.separable for st in structures):
+        # every layer keeps examples apart: one perturbed entry per example shares a copy, and
+        # each is read from its own example's loss term
+        cell, color = example_of_entries(theta.shape, layout)
+        evaluate = cells_evaluator(ctx.ref_layers, structures, theta, layout, terms)
+        entries = grouped_entries(theta, cell, color, evaluate, terms(ctx.ref_acts[-1][None])[0],
+                                  ctx.ref_loss_value)
+        per_probe = max(1, per_probe // net.batch)
+    return stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe
 
 
 def backward_chain(ctx: CheckContext) -> dict:

@@ -20,10 +20,15 @@ from .tensor import (Target, bytes_per_probe, check_analytic, diagnosis_context,
                      state_on_self, tensor_key,
                      nondeterministic)
 from ..errors import GradcheckError
+from .copies import (copies_evaluator, example_of_entries, grouped_entries, grouped_input,
+                     grouped_parameter, loss_cells)
+from ..layers.registry import is_builtin
+from .structure import Structure
 
 
 def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
-    rows = _isolated(ctx, node.layer, ctx.ref_layers[i], ctx.ref_acts[i], ctx.clean.caches[i],
+    st = ctx.structures[i] if ctx.structures else Structure.none()
+    rows = _isolated(ctx, node.layer, ctx.ref_layers[i], st, ctx.ref_acts[i], ctx.clean.caches[i],
                      node.label, node_key(node),
                      lambda tensor, shape, comparison: layer_row(ctx, node, tensor, shape, comparison),
                      ctx.clean.acts[i])
@@ -31,7 +36,8 @@ def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
     return rows
 
 
-def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, cache: Any, label: str,
+def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64: np.ndarray,
+              cache: Any, label: str,
               key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row],
               x: np.ndarray) -> list[Row]:
     """Check 1 for one layer: backward(G) against differences of ⟨forward(·), G⟩; ``x`` is the
@@ -55,6 +61,7 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, ca
     f0 = float(tail(out64))
     f_scale = float(np.abs(out64 * g64).sum())
     batched = ctx.settings.batched and probe_capable([ref_layer])
+    layout = ctx.net.spec.layout
     rows = []
     ctx.keep(f"isolated/{label}/cotangent", g64)
     for tensor in ["x", *layer.params]:
@@ -62,12 +69,18 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, x64: np.ndarray, ca
         if tensor == "x" and not differentiable(theta):
             rows.append(make_row(tensor, theta.shape, integer_input(analytic)))
             continue
-        stack = stack_evaluator(ref_layer, tensor, x64, [], tail, batched)
+        stack = copies_evaluator([ref_layer], [st], tensor, x64, layout, tail, True)
         entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
             theta, [x64.shape, out64.shape], ctx.settings.method)
         if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
+        elif ctx.settings.batched:
+            grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0) if tensor == "x" \
+                else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0)
+            if grouped is not None:
+                entries, share = grouped
+                per_probe = max(1, per_probe // share)
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
         target.diagnosis = diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64, analytic, layer)
@@ -123,7 +136,9 @@ def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, l
                        output_shape=tuple(np.shape(sub_out)), tensor_shape=tuple(shape),
                        isolated=comparison, network=None)
 
-        rows.extend(_isolated(ctx, sub, ref_sub, as_f64(np.asarray(sub_x)), sub_cache, sub_label,
+        sub_st = Structure(frozenset(["x", *sub.params])) if ctx.settings.batched and \
+            probe_capable([sub]) and is_builtin(type(sub)) else Structure.none()
+        rows.extend(_isolated(ctx, sub, ref_sub, sub_st, as_f64(np.asarray(sub_x)), sub_cache, sub_label,
                               sub_key, make_row, np.asarray(sub_x)))
         rows.extend(_inner_rows(ctx, node, sub, sub_cache, sub_label, sub_key))
     return rows
@@ -160,9 +175,16 @@ def loss_row(ctx: CheckContext) -> Row:
 
     batched = ctx.settings.batched and probe_capable([_AsLayer()])
     stack = stack_evaluator(_AsLayer(), "x", x64, [], tail, batched)
-    target = Target(x64, stack, entries_from_stack(stack, x64), ctx.ref_loss_value,
-                     abs(ctx.ref_loss_value), bytes_per_probe(x64, [x64.shape], ctx.settings.method),
-                     (0, 9, 0))
+    entries, per_probe = entries_from_stack(stack, x64), bytes_per_probe(x64, [x64.shape],
+                                                                         ctx.settings.method)
+    terms = loss_cells(loss, targets, ctx.net.spec.layout, x64, ctx.ref_loss_value) \
+        if ctx.settings.batched else None
+    if terms is not None:
+        cell, color = example_of_entries(x64.shape, ctx.net.spec.layout)
+        entries = grouped_entries(x64, cell, color, terms, terms(x64[None])[0], ctx.ref_loss_value)
+        per_probe = max(1, per_probe // ctx.net.batch)
+    target = Target(x64, stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe,
+                    (0, 9, 0))
     target.progress_label = "isolated check, layer loss x"
     target.diagnosis = loss_diagnosis_context(ctx, loss, x64)
     comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)

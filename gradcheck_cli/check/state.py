@@ -10,6 +10,7 @@ import numpy as np
 from .differences import resolve_step
 from .forward import Forward, clean_forward, reference_forward
 from .network import Network
+from .structure import Structure, network_structures
 from .tolerance import Tolerance, tolerance_for
 
 DEFAULT_MEMORY = 256 * 1024 * 1024
@@ -62,6 +63,14 @@ class CheckContext:
         self.ref_loss_value, self.ref_targets = ref.loss_value, ref.targets
         #: plugin layers whose probe_axes claim failed
         self.untrusted: list[str] = ref.untrusted
+        #: perturbed copies evaluated (the measured cost), and entries (or directions) probed
+        #: times the method's offsets: what the estimate counts, what a check without shortcuts
+        #: evaluates
+        self.probes = 0
+        #: what each layer lets perturbed copies share, found on the real arrays (structure.py);
+        #: empty when shortcuts are off
+        self.structures: list[Structure] = network_structures(net, self.ref_layers, self.ref_acts) \
+            if settings.batched else []
         self.keep("input", net.x)
         self.keep("targets", net.targets)
         for node in net.nodes:

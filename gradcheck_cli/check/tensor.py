@@ -101,8 +101,7 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
     """Compare one analytic gradient with its numeric reference in the chosen mode.
     Returns the comparison and the numeric gradient when it was computed for every entry."""
     s, tol, theta = ctx.settings, ctx.tol, target.theta
-    target = _counted(target, ctx.count if s.progress is None else ctx.count_and_report(s.progress),
-                      target.progress_label or tensor)
+    target = _counted(target, ctx, target.progress_label or tensor)
     context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, tol.pass_rtol, **target.diagnosis)
     a, problem = as_gradient(analytic, tensor, theta.shape, tol)
     if problem is not None:
@@ -149,18 +148,29 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
     return _entries_check(ctx, a, tensor, target, idx, chunk, context)
 
 
-def _counted(target: Target, progress: Callable[[int, str], None], what: str) -> Target:
-    """The same target, reporting each batch of evaluations."""
+def _counted(target: Target, ctx: CheckContext, what: str) -> Target:
+    """The same target, counting each batch: the copies evaluated (the measured cost) and the
+    entries probed (what the estimate and the progress display count)."""
     from dataclasses import replace
+
+    progress = ctx.settings.progress
 
     def stack(st: np.ndarray) -> np.ndarray:
         out = target.stack(st)
-        progress(st.shape[0], what)
+        ctx.count(st.shape[0], what)
+        ctx.probes += st.shape[0]
+        if progress is not None:
+            progress(st.shape[0], what)
         return out
 
     def entries(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        # an evaluator that perturbs several entries per copy says how many copies it made
+        before = getattr(target.entries, "copies", None)
         out = target.entries(idx, values)
-        progress(idx.size, what)
+        ctx.count(idx.size if before is None else target.entries.copies - before, what)
+        ctx.probes += idx.size
+        if progress is not None:
+            progress(idx.size, what)
         return out
 
     return replace(target, stack=stack, entries=entries)

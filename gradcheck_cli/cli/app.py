@@ -523,7 +523,9 @@ def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
         rate = result.evaluations / result.seconds if result.seconds else 0.0
         memory = (f", peak resident memory of the process {result.peak_memory / 2**20:.0f} MiB"
                   if result.peak_memory else "")
-        err.print(f"measured: {result.evaluations:,} evaluations in {result.seconds:.2f} s "
+        probes = (f"{result.probes:,} evaluations without shortcuts, made as "
+                  if result.probes is not None else "")
+        err.print(f"measured: {probes}{result.evaluations:,} evaluations in {result.seconds:.2f} s "
                   f"({rate:,.0f}/s){memory}", soft_wrap=True)
     render_config(out, result, verbose=verbose, quiet=quiet)
 

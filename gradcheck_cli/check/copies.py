@@ -1,0 +1,278 @@
+"""Perturbed copies through layers, as few and as large calls as each layer's verified structure
+allows (structure.py): a stack in one call, one batch of concatenated copies, or one call per copy.
+
+The evaluators here feed numeric.py: ``copies_evaluator`` gives f of each copy in a stack, and
+``grouped_entries`` perturbs many entries of θ in one copy when their effects land in disjoint
+*cells* of the result (examples of a separable layer, entries of an elementwise one, windows of
+a pooling layer) and reads each entry's f from its own cells. That is column grouping (Curtis,
+Powell and Reid): entry k's f is f0 + Σ over its cells of (new − clean), which is what perturbing
+entry k alone would give, because no other entry of the copy reaches those cells.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from .differences import EvaluateEntries, EvaluateStack
+from .evaluators import with_params
+from ..layers.registry import is_builtin
+from .structure import Structure, merge, split
+
+#: per copy: (B, *out.shape) -> (B, n_cells) contributions of each cell to f
+Cells = Callable[[np.ndarray], np.ndarray]
+
+
+def through(layer: Any, st: Structure, stack: np.ndarray, layout: str,
+            calls: Callable[[int], None] | None = None) -> np.ndarray:
+    """(B, *x.shape) copies -> (B, *out.shape), in one call when the structure allows."""
+    if "x" in st.stacks:
+        out = layer.forward(stack)[0]
+        n = 1
+    elif st.concatenates:
+        out = split(np.asarray(layer.forward(merge(stack, layout))[0]), stack.shape[0], layout)
+        n = 1
+    else:
+        out = np.stack([np.asarray(layer.forward(c)[0]) for c in stack])
+        n = stack.shape[0]
+    if calls is not None:
+        calls(n)
+    return np.asarray(out)
+
+
+def perturbed(layer: Any, st: Structure, tensor: str, x: np.ndarray, stack: np.ndarray, layout: str,
+              calls: Callable[[int], None] | None = None) -> np.ndarray:
+    """The layer's output for each copy of ``tensor`` in the stack (its input when "x")."""
+    if tensor == "x":
+        return through(layer, st, stack, layout, calls)
+    # a plugin's forward gets its own copy of the clean input, which it might write into
+    fresh = (lambda: x) if is_builtin(type(layer)) else (lambda: x.copy())
+    if tensor in st.stacks:
+        out, n = with_params(layer, {tensor: stack}).forward(fresh())[0], 1
+    else:
+        out = np.stack([np.asarray(with_params(layer, {tensor: c}).forward(fresh())[0]) for c in stack])
+        n = stack.shape[0]
+    if calls is not None:
+        calls(n)
+    return np.asarray(out)
+
+
+def copies_evaluator(layers: list[Any], structures: list[Structure], tensor: str, x: np.ndarray,
+                     layout: str, tail: Callable[[np.ndarray], np.ndarray],
+                     tail_batched: bool, counters: list[Callable[[int], None]] | None = None) -> EvaluateStack:
+    """f(stack): perturb ``tensor`` of layers[0] to each copy, run the other layers, reduce each
+    copy with ``tail`` (one call for all copies when ``tail_batched``)."""
+
+    def evaluate(stack: np.ndarray) -> np.ndarray:
+        counter = (counters or [None] * len(layers))
+        out = perturbed(layers[0], structures[0], tensor, x, stack, layout, counter[0])
+        for layer, st, c in zip(layers[1:], structures[1:], counter[1:]):
+            out = through(layer, st, out, layout, c)
+        if tail_batched:
+            return np.asarray(tail(out)).reshape(stack.shape[0])
+        return np.array([np.asarray(tail(one)).reshape(()) for one in out])
+
+    return evaluate
+
+
+def cells_evaluator(layers: list[Any], structures: list[Structure], x: np.ndarray, layout: str,
+                    cells: Cells, counters: list[Callable[[int], None]] | None = None) -> Cells:
+    """Per-cell contributions of each copy of the input x of layers[0], run through all layers."""
+
+    def evaluate(stack: np.ndarray) -> np.ndarray:
+        out = stack
+        for layer, st, c in zip(layers, structures, counters or [None] * len(layers)):
+            out = through(layer, st, out, layout, c)
+        return cells(out)
+
+    return evaluate
+
+
+class grouped_entries:
+    """evaluate_entries from copies that each perturb several entries at once.
+
+    ``cell[k]`` is the cell entry k reaches (−1: none, f does not depend on it); entries of one
+    ``color`` reach distinct cells, so they may share a copy. Probes of the same entry (its +h
+    and −h) always go to different copies. ``copies`` counts the copies evaluated."""
+
+    def __init__(self, theta: np.ndarray, cell: np.ndarray, color: np.ndarray, evaluate_cells: Cells,
+                 clean_cells: np.ndarray, f0: float) -> None:
+        self.shape = np.shape(theta)
+        self.flat = np.asarray(theta).reshape(-1)
+        self.cell = np.asarray(cell).reshape(-1)
+        self.color = np.asarray(color).reshape(-1)
+        self.evaluate_cells, self.clean_cells, self.f0 = evaluate_cells, clean_cells, f0
+        self.copies = 0
+
+    def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        idx = np.asarray(idx, dtype=np.intp)
+        values = np.asarray(values)
+        out = np.full(idx.size, self.f0, dtype=np.result_type(values, np.float64))
+        live = np.nonzero(self.cell[idx] >= 0)[0]
+        if live.size == 0:
+            return out
+        # the n-th probe of an entry goes to the n-th copy of its colour
+        order = live[np.argsort(idx[live], kind="stable")]
+        sorted_idx = idx[order]
+        rank = np.arange(live.size) - np.searchsorted(sorted_idx, sorted_idx, side="left")
+        keys = self.color[sorted_idx] * (int(rank.max()) + 1) + rank
+        slots, copy = np.unique(keys, return_inverse=True)
+        dtype = np.result_type(self.flat.dtype, values.dtype, np.float64)
+        stack = np.repeat(self.flat.astype(dtype)[None], slots.size, axis=0)
+        stack[copy, sorted_idx] = values[order]
+        got = self.evaluate_cells(stack.reshape((slots.size,) + self.shape))
+        self.copies += slots.size
+        c = self.cell[sorted_idx]
+        out[order] = self.f0 + (got[copy, c] - self.clean_cells[c])
+        return out
+
+
+def example_cells(layout: str, weights: np.ndarray | None = None) -> Cells:
+    """Cells = examples: Σ over each example's entries of out (⊙ weights), per copy."""
+
+    def cells(out: np.ndarray) -> np.ndarray:
+        w = out if weights is None else out * weights
+        b = w.shape[0]
+        if layout == "columns":
+            return w.reshape(b, -1, w.shape[-1]).sum(axis=1)
+        return w.reshape(b, w.shape[1], -1).sum(axis=2)
+
+    return cells
+
+
+def entry_cells(weights: np.ndarray) -> Cells:
+    """Cells = output entries: out ⊙ weights, per copy."""
+    return lambda out: (out * weights).reshape(out.shape[0], -1)
+
+
+def example_of_entries(shape: tuple[int, ...], layout: str) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, colour) of every entry of a batch: its example, and its place within the example."""
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    if layout == "columns":
+        example = np.broadcast_to(np.arange(shape[-1]), shape)
+        within = index // shape[-1]
+    else:
+        example = np.broadcast_to(np.arange(shape[0]).reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+        within = index % int(np.prod(shape[1:]))
+    return example.reshape(-1).copy(), within.reshape(-1).copy()
+
+
+def window_of_entries(shape: tuple[int, ...], kernel: tuple[int, int], out_hw: tuple[int, int]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, colour) for non-overlapping pooling windows over (m, C, H, W): the output entry an
+    input entry reaches (−1 outside every window), and its offset within the window."""
+    m, c, h, w = shape
+    kh, kw = kernel
+    oh, ow = out_hw
+    i = np.arange(h)[:, None]
+    j = np.arange(w)[None, :]
+    inside = (i // kh < oh) & (j // kw < ow)
+    pos = np.where(inside, (i // kh) * ow + (j // kw), -1)                       # (H, W)
+    plane = (np.arange(m)[:, None] * c + np.arange(c)[None, :]) * (oh * ow)      # (m, C)
+    cell = np.where(inside[None, None], plane[:, :, None, None] + pos[None, None], -1)
+    color = np.broadcast_to((i % kh) * kw + (j % kw), shape)
+    return cell.reshape(-1), color.reshape(-1).copy()
+
+
+def _pool_windows(layer: Any) -> tuple[int, int] | None:
+    """The kernel of a built-in pooling layer whose windows do not overlap (stride = kernel)."""
+    from ..layers.pool import AvgPool2D, MaxPool2D
+
+    for cls in (MaxPool2D, AvgPool2D):
+        if isinstance(layer, cls) and type(layer).forward is cls.forward \
+                and tuple(layer.stride) == tuple(layer.kernel) and layer.layout == "rows":
+            return tuple(layer.kernel)
+    return None
+
+
+def grouped_input(layer: Any, st: Structure, x: np.ndarray, out: np.ndarray, g: np.ndarray,
+                  layout: str, f0: float) -> tuple[EvaluateEntries, int] | None:
+    """evaluate_entries of f = ⟨layer(x), G⟩ for the layer's input x, grouped by what is known
+    of the layer (built-in pooling windows) or verified (elementwise, separable), and how many
+    probes at most share a copy; None when nothing is known."""
+    kernel = _pool_windows(layer) if x.ndim == 4 and out.ndim == 4 else None
+    if st.elementwise:
+        cell, color, cells, share = np.arange(x.size), np.zeros(x.size, np.intp), entry_cells(g), x.size
+    elif kernel is not None:
+        cell, color = window_of_entries(x.shape, kernel, out.shape[2:])
+        cells, share = entry_cells(g), max(1, x.size // (kernel[0] * kernel[1]))
+    elif st.separable:
+        cell, color = example_of_entries(x.shape, layout)
+        cells, share = example_cells(layout, g), x.shape[-1 if layout == "columns" else 0]
+    else:
+        return None
+    evaluate = cells_evaluator([layer], [st], x, layout, cells)
+    return grouped_entries(x, cell, color, evaluate, cells(out[None])[0], f0), share
+
+
+def slice_cells(axis: int, weights: np.ndarray) -> Cells:
+    """Cells = slices of the output along ``axis``: Σ of out ⊙ weights over every other axis."""
+
+    def cells(out: np.ndarray) -> np.ndarray:
+        w = np.moveaxis(out * weights, axis + 1, 1)
+        return w.reshape(w.shape[0], w.shape[1], -1).sum(axis=2)
+
+    return cells
+
+
+def slice_of_entries(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, colour) of every entry of a parameter: its index along ``axis``, and its place
+    among the other axes."""
+    index = np.indices(shape).reshape(len(shape), -1)
+    cell = index[axis]
+    others = [d for d in range(len(shape)) if d != axis]
+    color = np.ravel_multi_index(tuple(index[d] for d in others), tuple(shape[d] for d in others)) \
+        if others else np.zeros(cell.size, dtype=np.intp)
+    return cell, color
+
+
+def grouped_parameter(layer: Any, st: Structure, tensor: str, x: np.ndarray, out: np.ndarray,
+                      weights: np.ndarray, layout: str, f0: float
+                      ) -> tuple[EvaluateEntries, int] | None:
+    """evaluate_entries of f = ⟨layer(x; θ), weights⟩ for a parameter θ whose slices reach
+    disjoint output slices (verified: Structure.axes), and how many probes share a copy."""
+    axes = st.axes_of(tensor)
+    if axes is None:
+        return None
+    theta = layer.params[tensor]
+    cell, color = slice_of_entries(theta.shape, axes[0])
+    cells = slice_cells(axes[1], weights)
+
+    def evaluate(stack: np.ndarray) -> np.ndarray:
+        return cells(perturbed(layer, st, tensor, x, stack, layout))
+
+    return grouped_entries(theta, cell, color, evaluate, cells(out[None])[0], f0), theta.shape[axes[0]]
+
+
+#: the mean of a loss's per-example terms must give its value to this fraction of Σ|terms|
+TERMS_RTOL = 1e-10
+
+
+def loss_cells(loss: Any, targets: Any, layout: str, x: np.ndarray, value: float) -> Cells | None:
+    """Cells = examples of the loss: each example's term ℓ_s/m, from the loss evaluated on each
+    example as a batch of one (probe axes of a built-in loss). None unless the loss declares
+    itself a mean of per-example terms (``per_example``) and that holds on the real arrays."""
+    if not (getattr(type(loss), "per_example", False) and getattr(type(loss), "probe_axes", False)):
+        return None
+    targets = np.asarray(targets)
+    m = x.shape[-1] if layout == "columns" else x.shape[0]
+    if targets.ndim == 0 or targets.shape[-1 if layout == "columns" else 0] != m:
+        return None
+    per = np.moveaxis(targets, -1, 0) if layout == "columns" else targets
+
+    def cells(out: np.ndarray) -> np.ndarray:
+        b = out.shape[0]
+        rows = np.moveaxis(out, -1, 1) if layout == "columns" else out      # (B, m, *shape)
+        one = rows.reshape(b * m, 1, *rows.shape[2:])
+        t = np.broadcast_to(per[None], (b, *per.shape)).reshape(b * m, 1, *per.shape[1:])
+        if layout == "columns":
+            one, t = np.moveaxis(one, 1, -1), np.moveaxis(t, 1, -1)
+        return np.asarray(loss.forward(one, t)[0]).reshape(b, m) / m
+
+    try:
+        terms = cells(x[None])[0]
+    except (Exception, SystemExit):
+        return None
+    if terms.shape != (m,) or abs(float(terms.sum()) - value) > TERMS_RTOL * max(float(np.abs(terms).sum()), 1e-300):
+        return None
+    return cells

@@ -203,7 +203,27 @@ def test_unknown_loss_type_lists_the_valid_ones(run):
                                                           "loss: zzz\n"})
     assert result.exit_code == 2
     valid = ", ".join(registered("loss"))
-    assert _error(result) == f"bad.yaml:3:1: loss: unknown loss type `zzz`: valid types: {valid}"
+    assert _error(result) == (f"bad.yaml:3:1: loss: unknown loss type `zzz` (a plugin loss? load its "
+                              "file: --plugin FILE, or list it under `plugins:` and pass --allow-plugins); "
+                              f"valid types: {valid}")
+
+
+PLUGIN_NET = "input: {shape: [3]}\nlayers: [{type: my_thing}]\nloss: mse\n"
+
+
+def test_under_pre_commit_the_plugin_hints_name_the_hook_args(run, monkeypatch):
+    monkeypatch.setenv("PRE_COMMIT", "1")
+    result = run("validate", "bad.yaml", files={"bad.yaml": PLUGIN_NET})
+    assert result.exit_code == 2
+    assert _error(result).startswith(
+        "bad.yaml:2:11: layers[0].type: unknown layer type `my_thing` (a plugin layer? load its file: "
+        "add `args: [--plugin, FILE]` to the hook in .pre-commit-config.yaml, or list it under "
+        "`plugins:` and add `args: [--allow-plugins]`); valid types: ")
+    result = run("check", "net.yaml", files={"net.yaml": PLUGIN_NET + "plugins: [my.py]\n", "my.py": ""})
+    assert _error(result) == (
+        "net.yaml:4:1: plugins: this config names plugins, which are Python code; gradcheck runs them "
+        "only with --allow-plugins: add `args: [--allow-plugins]` to the hook in "
+        ".pre-commit-config.yaml (or `args: [--plugin, FILE]`)")
 
 
 def test_plugin_config_runs_with_allow_plugins_or_plugin(run):

@@ -76,3 +76,13 @@ def test_pytest_xdist_spreads_configs_and_strict_fails_warnings(project):
                                           "-p", "no:cacheprovider", "-n", "2", "--gradcheck-strict")
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*gradcheck warning: wrong gradient in 1 dense_bias_off b (warn)*"])
+
+
+def test_an_unknown_layer_type_says_how_to_load_its_plugin(pytester):
+    (pytester.path / "net.gradcheck.yaml").write_text(
+        "input: {shape: [3]}\nlayers: [{type: my_thing}]\nloss: mse\n")
+    result = pytester.runpytest_subprocess("--gradcheck", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    assert ("net.gradcheck.yaml:2:11: layers[0].type: unknown layer type `my_thing` (a plugin layer? "
+            "load its file: --gradcheck-plugin FILE or `gradcheck_plugins` in the ini file, or list it "
+            "under the config's `plugins:`); valid types: ") in result.stdout.str()

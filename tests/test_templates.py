@@ -58,3 +58,24 @@ def test_unknown_template(init):
     assert result.exit_code == 2
     assert result.stderr == ("error: no template named `gan`: choose one of "
                              "mlp, convnet, rnn, custom-layer\n")
+
+
+def test_the_custom_layer_config_lists_its_plugin_and_passes_in_ci(tmp_path, init):
+    """The template's config names its plugin under `plugins:`, so that `--allow-plugins`, the
+    pytest plugin (for configs inside its rootdir) and a pre-commit hook with `args:
+    [--allow-plugins]` all find the layer type without being told the file."""
+    (tmp_path / "nets").mkdir()
+    result = init("--template", "custom-layer", "nets/mine.gradcheck.yaml")
+    assert result.exit_code == 0, result.stderr
+    text = (tmp_path / "nets" / "mine.gradcheck.yaml").read_text()
+    assert "plugins: [my_layers.py]" in text and "{plugin" not in text
+    run = gradcheck("check", "nets/mine.gradcheck.yaml", "--allow-plugins", "-q", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    import subprocess
+    import sys
+
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # the rootdir
+    run = subprocess.run([sys.executable, "-m", "pytest", "--gradcheck", "-q", "-p", "no:cacheprovider"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout

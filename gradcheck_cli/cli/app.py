@@ -16,7 +16,7 @@ import typer
 from .. import __version__
 from ..report.formats import FORMATS
 
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _consoles, _errors, metavars_only
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _consoles, _errors, hook_hints, metavars_only
 from ..errors import error_lines
 
 metavars_only()
@@ -152,7 +152,7 @@ def check(
         outputs = _output_formats(output, fmt.value if fmt else None)
         shown = "table" if fmt is None or output else fmt.value
         files, entries = _discover(paths, exclude, plugin)
-        options = RunOptions(plugins=plugin, allow_plugins=allow_plugins,
+        options = RunOptions(plugins=plugin, allow_plugins=allow_plugins, **hook_hints(),
                              method=method.value if method else None, eps=eps,
                              mode=mode.value if mode else None, samples=samples,
                              directions=directions)
@@ -256,7 +256,7 @@ def validate(
     out, err = _consoles()
     with _errors(err, debug):
         _, entries = _discover(paths, exclude, plugin)
-        options = RunOptions(plugins=plugin, allow_plugins=allow_plugins)
+        options = RunOptions(plugins=plugin, allow_plugins=allow_plugins, **hook_hints())
         bad = done = 0
         try:
             for entry in entries:
@@ -472,7 +472,8 @@ def init(
             raise UsageError(f"{', '.join(existing)} already exists; use --force to overwrite")
         if not config.parent.is_dir():
             raise UsageError(f"folder {config.parent} does not exist")
-        fill = {"{config}": str(config), "{plugin}": str(plugin or "")}
+        fill = {"{config}": str(config), "{plugin}": str(plugin or ""),
+                "{plugin_file}": plugin.name if plugin else ""}
         text = chosen.read(chosen.config)
         for key, value in fill.items():
             text = text.replace(key, value)

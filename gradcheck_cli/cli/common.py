@@ -25,6 +25,16 @@ def metavars_only() -> None:
     TyperArgument._gradcheck_metavars = True
 
 
+def hook_hints() -> dict:
+    """Under a pre-commit hook (which sets PRE_COMMIT=1), messages say how to allow plugins in
+    the hook's `args:`, not on a command line the user never typed."""
+    if os.environ.get("PRE_COMMIT") != "1":
+        return {}
+    from ..run.pipeline import PRE_COMMIT_HINTS
+
+    return dict(PRE_COMMIT_HINTS)
+
+
 def _consoles():
     from rich.console import Console
 

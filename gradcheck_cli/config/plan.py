@@ -56,12 +56,13 @@ class Plan:
         return sum(n.n_params for n in self.nodes)
 
 
-def plan_network(spec: Spec) -> Plan:
+def plan_network(spec: Spec, unknown_hint: str = "") -> Plan:
     """Resolve every layer entry of a spec against the registry and infer all shapes.
 
     Every problem is collected, not only the first: each entry's type and options are checked
     on their own, and shapes as far as the layers before are known (a layer after a broken one
-    has no input shape to check)."""
+    has no input shape to check). ``unknown_hint`` follows an unknown type's name: how the
+    caller's front end loads a plugin file (--plugin for the command line)."""
     doc = spec.doc
     problems: list[SpecError] = []
     shape: tuple[int, ...] | None = tuple(spec.input.shape)
@@ -76,7 +77,8 @@ def plan_network(spec: Spec) -> Plan:
         steps = [(entry, keypath, str(i + 1), False)]
         for item, path, label, shorthand in steps:
             try:
-                layer, activation = _configure(doc, item, path, kind="layer", shorthand=shorthand)
+                layer, activation = _configure(doc, item, path, kind="layer", shorthand=shorthand,
+                                               unknown_hint=unknown_hint)
             except SpecError as exc:
                 problems.append(exc)
                 shape = None
@@ -95,7 +97,8 @@ def plan_network(spec: Spec) -> Plan:
             shape = node.output_shape
     loss_entry = spec.loss if isinstance(spec.loss, dict) else {"type": spec.loss}
     try:
-        loss, _ = _configure(doc, loss_entry, ("loss",), kind="loss", shorthand=isinstance(spec.loss, str))
+        loss, _ = _configure(doc, loss_entry, ("loss",), kind="loss", shorthand=isinstance(spec.loss, str),
+                             unknown_hint=unknown_hint)
     except SpecError as exc:
         problems.append(exc)
         raise spec_errors(problems) from None
@@ -116,7 +119,7 @@ def plan_network(spec: Spec) -> Plan:
     return plan
 
 
-def entry_problems(doc: Document) -> list[SpecError]:
+def entry_problems(doc: Document, unknown_hint: str = "") -> list[SpecError]:
     """The problems of a document's layer and loss entries on their own (types, options), for a
     config whose top-level keys are already wrong: all of a file's mistakes come in one run."""
     data = doc.data if isinstance(doc.data, dict) else {}
@@ -126,23 +129,24 @@ def entry_problems(doc: Document) -> list[SpecError]:
         if not isinstance(entry, dict):
             continue  # the spec's own validation has said what is wrong with it
         try:
-            _, activation = _configure(doc, entry, ("layers", i), kind="layer")
+            _, activation = _configure(doc, entry, ("layers", i), kind="layer", unknown_hint=unknown_hint)
             if activation is not None:
-                _configure(doc, activation, ("layers", i, "activation"), kind="layer", shorthand=True)
+                _configure(doc, activation, ("layers", i, "activation"), kind="layer", shorthand=True,
+                           unknown_hint=unknown_hint)
         except SpecError as exc:
             problems.append(exc)
     loss = data.get("loss")
     if isinstance(loss, (str, dict)):
         try:
             _configure(doc, loss if isinstance(loss, dict) else {"type": loss}, ("loss",),
-                       kind="loss", shorthand=isinstance(loss, str))
+                       kind="loss", shorthand=isinstance(loss, str), unknown_hint=unknown_hint)
         except SpecError as exc:
             problems.append(exc)
     return problems
 
 
 def _configure(doc: Document, entry: Any, keypath: KeyPath, kind: str,
-               shorthand: bool = False) -> tuple[Layer, Any]:
+               shorthand: bool = False, unknown_hint: str = "") -> tuple[Layer, Any]:
     """Instantiate the registered class an entry names, with its validated options."""
     if isinstance(entry, str) and shorthand:
         entry = {"type": entry}
@@ -160,9 +164,13 @@ def _configure(doc: Document, entry: Any, keypath: KeyPath, kind: str,
     cls = available.get(name)
     if cls is None:
         close = difflib.get_close_matches(name, list(registered(kind)), n=1) if len(name) <= QUOTED else []
-        hint = f"did you mean `{close[0]}`? " if close else ""
-        raise doc.error(f"unknown {'loss' if kind == 'loss' else 'layer'} type `{shorten(name)}`: {hint}"
-                        f"valid types: {_names(kind)}", type_path)
+        # no name close to it: most likely a plugin's layer whose file was not loaded
+        what = "loss" if kind == "loss" else "layer"
+        if close or not unknown_hint:
+            hint = f": did you mean `{close[0]}`? " if close else ": "
+        else:
+            hint = f" (a plugin {what}? {unknown_hint}); "
+        raise doc.error(f"unknown {what} type `{shorten(name)}`{hint}valid types: {_names(kind)}", type_path)
     if getattr(cls, "kind", "layer") != kind:
         where = "under `loss:`" if kind == "layer" else "in `layers:`"
         raise doc.error(f"`{name}` is a {getattr(cls, 'kind', 'layer')}, so it belongs {where}", type_path)
@@ -193,22 +201,24 @@ def _configure(doc: Document, entry: Any, keypath: KeyPath, kind: str,
         layer.params = {}
     inner_option = getattr(cls, "inner_option", None)
     if inner_option is not None:
-        _configure_inner(doc, layer, kwargs[inner_option], keypath + (inner_option,))
+        _configure_inner(doc, layer, kwargs[inner_option], keypath + (inner_option,), unknown_hint)
     return layer, activation
 
 
-def _configure_inner(doc: Document, layer: Layer, entries: list, keypath: KeyPath) -> None:
+def _configure_inner(doc: Document, layer: Layer, entries: list, keypath: KeyPath,
+                     unknown_hint: str = "") -> None:
     """A composite's inner layer entries (``inner_option`` names the option that holds them),
     resolved like top-level ones so that their errors are located at e.g. layers[2].layers[0]."""
     children, paths, labels = [], [], []
     for j, entry in enumerate(entries):
-        child, activation = _configure(doc, entry, keypath + (j,), kind="layer")
+        child, activation = _configure(doc, entry, keypath + (j,), kind="layer", unknown_hint=unknown_hint)
         children.append(child)
         paths.append(keypath + (j,))
         labels.append(str(j + 1))
         if activation is not None:
             act_path = keypath + (j, "activation")
-            children.append(_configure(doc, activation, act_path, kind="layer", shorthand=True)[0])
+            children.append(_configure(doc, activation, act_path, kind="layer", shorthand=True,
+                                       unknown_hint=unknown_hint)[0])
             paths.append(act_path)
             labels.append(f"{j + 1}a")
     try:

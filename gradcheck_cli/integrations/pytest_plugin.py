@@ -32,7 +32,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--gradcheck-per-layer", action="store_true", default=False,
                     help="one test per layer instead of one per config")
     group.addoption("--gradcheck-allow-plugins", action="store_true", default=False,
-                    help="load the plugin files configs list under `plugins:` (they are code)")
+                    help="load the plugin files configs outside the rootdir list under `plugins:` "
+                         "(they are code; configs inside the rootdir may always use theirs, as "
+                         "conftest.py may)")
     group.addoption("--gradcheck-strict", action="store_true", default=False,
                     help="treat warnings as failures")
     parser.addini("gradcheck_paths", type="paths", default=[],
@@ -90,12 +92,21 @@ def _load_plugins(config: pytest.Config) -> None:
     load_plugins(paths)
 
 
-def _options(config: pytest.Config):
+def _options(config: pytest.Config, path: Path):
     from ..run.pipeline import RunOptions
 
+    # pytest already imports and runs the Python files under its rootdir (conftest.py, test
+    # modules): refusing a config's own `plugins:` there would protect nothing, so a config
+    # inside the rootdir may use them; one outside it needs --gradcheck-allow-plugins.
+    root = Path(config.rootpath).resolve()
+    inside = root == path.resolve() or root in path.resolve().parents
     return RunOptions(plugins=[*config.getoption("gradcheck_plugin"),
                                *map(str, config.getini("gradcheck_plugins"))],
-                      allow_plugins=config.getoption("gradcheck_allow_plugins"))
+                      allow_plugins=config.getoption("gradcheck_allow_plugins") or inside,
+                      allow_hint="--gradcheck-allow-plugins (the config is outside pytest's rootdir), "
+                                 "or name them with --gradcheck-plugin or `gradcheck_plugins` in the ini file",
+                      load_hint="load its file: --gradcheck-plugin FILE or `gradcheck_plugins` in the "
+                                "ini file, or list it under the config's `plugins:`")
 
 
 class GradcheckFailure(Exception):
@@ -124,7 +135,7 @@ class GradcheckFile(pytest.File):
 
         _load_plugins(self.config)
         try:
-            plan = plan_file(self.config_path(), _options(self.config))
+            plan = plan_file(self.config_path(), _options(self.config, self.path))
         except GradcheckError as exc:
             # An invalid config is one failing test, not a collection error that stops the run.
             yield GradcheckItem.from_parent(self, name="gradcheck", label=None, line=None,
@@ -139,7 +150,7 @@ class GradcheckFile(pytest.File):
             from ..run.parallel import check_one
 
             _load_plugins(self.config)
-            self._result = check_one(self.config_path(), _options(self.config))
+            self._result = check_one(self.config_path(), _options(self.config, self.path))
         return self._result
 
 

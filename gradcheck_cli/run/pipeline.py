@@ -38,6 +38,10 @@ class RunOptions:
     timeout: float | None = None
     #: a progress display (progress.ProgressReporter), serial runs only: not picklable
     progress: Any = field(default=None, repr=False, compare=False)
+    #: how this front end lets a config's `plugins:` run, and loads a plugin file, for the
+    #: messages that need it (the pytest plugin and a pre-commit hook have their own words)
+    allow_hint: str = "--allow-plugins (or name them with --plugin)"
+    load_hint: str = "load its file: --plugin FILE, or list it under `plugins:` and pass --allow-plugins"
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def plan_file(path: Path, options: RunOptions):
         # not when the config names plugins: they are not loaded, and their layer types would
         # read as unknown.
         plugins = isinstance(doc.data, dict) and "plugins" in doc.data
-        raise spec_errors([exc, *([] if plugins else entry_problems(doc))]) from None
+        raise spec_errors([exc, *([] if plugins else entry_problems(doc, options.load_hint))]) from None
     if spec.name is None:
         spec.name = Path(path).stem
     if spec.plugins:
@@ -198,15 +202,23 @@ def plan_file(path: Path, options: RunOptions):
         named = {Path(p).resolve() for p in options.plugins}
         if not options.allow_plugins and not all(t in named for t in targets):
             raise spec.doc.error("this config names plugins, which are Python code; gradcheck runs "
-                                 "them only with --allow-plugins (or name them with --plugin)",
-                                 ("plugins",))
+                                 f"them only with {options.allow_hint}", ("plugins",))
         for i, (entry, target) in enumerate(zip(spec.plugins, targets)):
             try:
                 # named as the config wrote it, relative to the config's folder
                 load_plugin(target, shown=str(Path(path).parent / entry))
             except PluginError as exc:
                 raise spec.doc.error(str(exc), ("plugins", i)) from None
-    return plan_network(spec)
+    return plan_network(spec, options.load_hint)
+
+
+#: The words of the messages above for a command run by a pre-commit hook (pre-commit sets
+#: PRE_COMMIT=1 in a hook's environment): options go into the hook's `args:`.
+PRE_COMMIT_HINTS = dict(
+    allow_hint="--allow-plugins: add `args: [--allow-plugins]` to the hook in .pre-commit-config.yaml "
+               "(or `args: [--plugin, FILE]`)",
+    load_hint="load its file: add `args: [--plugin, FILE]` to the hook in .pre-commit-config.yaml, "
+              "or list it under `plugins:` and add `args: [--allow-plugins]`")
 
 
 def validate_file(path: Path, options: RunOptions | None = None) -> ConfigResult:

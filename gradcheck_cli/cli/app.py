@@ -120,6 +120,9 @@ def check(
                                             "[default: 10,000,000]."),
     timeout: float = typer.Option(600.0, "--timeout", min=0, metavar="SECONDS", help="Seconds one config's check "
                                   "may take; 0 for no limit."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Check again whenever a config or a "
+                               "plugin file changes (clearing the screen; rows whose status "
+                               "changed are marked); Ctrl-C stops."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
 ) -> None:
     """Check the gradients of every network in PATHS.
@@ -136,6 +139,8 @@ def check(
       gradcheck check configs/ --jobs 4 --output report.xml --output summary.md
 
       gradcheck check configs/ --format json > results.json
+
+      gradcheck check my_net.yaml --plugin my_layers.py --watch
     """
     from contextlib import closing
 
@@ -151,7 +156,16 @@ def check(
     with _errors(err, debug):
         outputs = _output_formats(output, fmt.value if fmt else None)
         shown = "table" if fmt is None or output else fmt.value
-        files, entries = _discover(paths, exclude, plugin)
+        if watch:
+            if fmt not in (None, Format.table) or output or dump or jobs != 1 or fail_fast:
+                from ..errors import UsageError
+
+                raise UsageError("--watch shows the table: it goes without --format, --output, "
+                                 "--dump, --jobs and --fail-fast")
+            from ..run.pipeline import discover
+
+            discover(paths, exclude)  # a path that names nothing is an error before watching
+        files, entries = ([], []) if watch else _discover(paths, exclude, plugin)
         options = RunOptions(plugins=plugin, allow_plugins=allow_plugins, **hook_hints(),
                              method=method.value if method else None, eps=eps,
                              mode=mode.value if mode else None, samples=samples,
@@ -164,6 +178,8 @@ def check(
         options.max_evals = max_evals
         options.timeout = timeout or None
         options.keep_arrays = dump is not None
+        if watch:
+            _watch(out, err, paths, exclude, options, verbose, quiet, strict, debug)
         # In a GitHub Actions job the table gains annotations on the failing config lines.
         annotate = shown == "table" and os.environ.get("GITHUB_ACTIONS") == "true"
         results, interrupted = [], False
@@ -503,7 +519,39 @@ def _in_place(entries, results):
         yield entry.result() if isinstance(entry, PathProblem) else next(results)
 
 
-def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
+def _watch(out, err, paths, exclude, options, verbose, quiet, strict, debug) -> None:
+    """Check, then check again after every change, until Ctrl-C (exit 130)."""
+    import time
+
+    from ..report.table import render_run
+    from ..results import RunResult
+    from ..run.watch import runs
+
+    number = 0
+    try:
+        for trigger, results, changes in runs(paths, exclude, options, debug):
+            number += 1
+            if out.is_terminal:
+                out.clear()
+            why = (f" after a change of {', '.join(p.name for p in trigger)}" if trigger else "")
+            out.print(f"── run {number}{why}, {time.strftime('%H:%M:%S')} · watching for changes, "
+                      "Ctrl-C to stop ──", style="dim", soft_wrap=True)
+            for result in results:
+                was = {(label, tensor): status for (path, label, tensor), status in changes.rows.items()
+                       if path == result.path}
+                _show(out, err, result, verbose, quiet, strict=strict, was=was)
+            if number > 1:
+                n = len(changes.rows)
+                out.print(f"{n} row{'s' if n != 1 else ''} changed status since the last run"
+                          if n else "no row changed status since the last run", style="bold" if n else "dim")
+            render_run(out, RunResult(results, strict=strict))
+            out.file.flush()
+    except KeyboardInterrupt:
+        _consoles()[1].print("stopped watching", style="dim")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _show(out, err, result, verbose, quiet, annotate=False, strict=False, was=None):
     from ..report.table import render_config
     from ..results import Status
 
@@ -528,7 +576,7 @@ def _show(out, err, result, verbose, quiet, annotate=False, strict=False):
                   if result.probes is not None else "")
         err.print(f"measured: {probes}{result.evaluations:,} evaluations in {result.seconds:.2f} s "
                   f"({rate:,.0f}/s){memory}", soft_wrap=True)
-    render_config(out, result, verbose=verbose, quiet=quiet)
+    render_config(out, result, verbose=verbose, quiet=quiet, was=was)
 
 
 def _register_learner_commands() -> None:

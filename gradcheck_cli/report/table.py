@@ -91,7 +91,7 @@ FALLBACKS = [(False, (), 2, False), (True, (), 2, False), (True, ("max abs",), 2
              (True, ("max abs", "in → out"), 1, True)]
 
 
-def _cells(result: ConfigResult) -> list[dict[str, Text]]:
+def _cells(result: ConfigResult, was: dict[tuple[str, str], Status] | None = None) -> list[dict[str, Text]]:
     rows, previous = [], None
     for row in result.rows:
         first = row.label != previous
@@ -107,6 +107,9 @@ def _cells(result: ConfigResult) -> list[dict[str, Text]]:
                  "max abs": err_text(row.isolated.max_abs_error), "status": row.status.value}
         out = {k: Text(v) for k, v in cells.items()}
         out["status"].stylize(STYLE[row.status])
+        before = (was or {}).get((row.label, row.tensor))
+        if before is not None:  # --watch: the status of the run before, where it was another
+            out["status"].append(f" (was {before.value})", style="bold")
         if mismatch:
             out["grad"].stylize("bold red")
         out["_merged"] = (Text(f"{cells['shape']}≠{cells['grad']}", style="bold red") if mismatch
@@ -176,9 +179,11 @@ def table(result: ConfigResult, width: int | None = None) -> Table:
     return fitted_table(result, width)[0]
 
 
-def fitted_table(result: ConfigResult, width: int | None = None) -> tuple[Table, list[str]]:
-    """The table and the names of the columns left out to fit ``width``."""
-    cells = _cells(result)
+def fitted_table(result: ConfigResult, width: int | None = None,
+                 was: dict[tuple[str, str], Status] | None = None) -> tuple[Table, list[str]]:
+    """The table and the names of the columns left out to fit ``width``; ``was`` marks the rows
+    whose status changed since a previous run, (label, tensor) → the status then."""
+    cells = _cells(result, was)
     layout = fit(cells, width)
     t = Table(show_edge=False, pad_edge=False, box=None, header_style="bold",
               padding=(0, 1) if layout.gap == 2 else (0, 1, 0, 0))
@@ -256,7 +261,8 @@ def quiet_lines(result: ConfigResult) -> list[Text]:
     return out
 
 
-def render_config(console: Console, result: ConfigResult, verbose: bool = False, quiet: bool = False) -> None:
+def render_config(console: Console, result: ConfigResult, verbose: bool = False, quiet: bool = False,
+                  was: dict[tuple[str, str], Status] | None = None) -> None:
     if quiet:
         for line in quiet_lines(result):
             console.print(line, soft_wrap=True)
@@ -264,7 +270,7 @@ def render_config(console: Console, result: ConfigResult, verbose: bool = False,
         return
     console.print(header(result, console.width))
     if result.status is not Status.ERROR:
-        rows, dropped = fitted_table(result, console.width)
+        rows, dropped = fitted_table(result, console.width, was)
         console.print(rows)
         if dropped:
             console.print(Text(f"({' and '.join(dropped)} left out to fit {console.width} "

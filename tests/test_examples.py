@@ -120,8 +120,8 @@ def test_example_plugin_passes():
 
 
 def test_readme_plugin_example_is_the_tested_file():
-    """The README shows examples/plugins/my_dense.py and its config verbatim, so it runs as shown."""
-    readme = (ROOT / "README.md").read_text()
+    """docs/plugins.md shows examples/plugins/my_dense.py and its config verbatim, so it runs as shown."""
+    readme = (ROOT / "docs" / "plugins.md").read_text()
     start = readme.index("<!-- section: plugins -->")
     end = readme.find("<!-- section:", start + 1)
     section = readme[start:end if end != -1 else None]

@@ -1,4 +1,4 @@
-"""The README's layer reference is exactly what the registry generates, so it cannot drift."""
+"""The layer reference (docs/layers.md) is exactly what the registry generates, so it cannot drift."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +6,12 @@ from pathlib import Path
 from gradcheck_cli.layers.readme_table import generated_block, markdown_reference, readme_block, update_readme
 from gradcheck_cli.layers.catalog import is_builtin, registered
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+LAYERS_DOC = Path(__file__).resolve().parent.parent / "docs" / "layers.md"
 
 
 def test_readme_layer_table_matches_the_registry():
-    block = readme_block(README.read_text(encoding="utf-8"))
-    assert block is not None, "README.md has no generated layer reference"
+    block = readme_block(LAYERS_DOC.read_text(encoding="utf-8"))
+    assert block is not None, "docs/layers.md has no generated layer reference"
     assert block == generated_block(), "run: python benchmarks/layer_reference.py"
 
 

@@ -93,7 +93,7 @@ def test_plugin_layers_join_the_schema(tmp_path):
 
 
 def test_editor_schema_lines_are_plain_comments_to_gradcheck(tmp_path, monkeypatch):
-    """The README's `# yaml-language-server: $schema=` and TOML `#:schema` lines."""
+    """docs/spec.md's `# yaml-language-server: $schema=` and TOML `#:schema` lines."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "net.yaml").write_text("# yaml-language-server: $schema=./gradcheck.schema.json\n"
                                        "input: {shape: [4], batch: 3}\nlayers:\n"

@@ -177,7 +177,7 @@ def test_valid_specs_read_the_same_from_yaml_and_toml(seed, batch, units, l2, dt
 # -- the README's spec reference stays true --------------------------------------------------------
 
 def _readme_section(name: str) -> str:
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    text = (Path(__file__).resolve().parent.parent / "docs" / "spec.md").read_text()
     start = text.index(f"<!-- section: {name} -->")
     end = text.find("<!-- section:", start + 1)
     return text[start:end if end != -1 else None]
@@ -204,7 +204,7 @@ def test_readme_documents_every_spec_key_with_its_default():
             if prefix == "" and name in ("input", "check"):
                 continue  # documented key by key below
             row = next((ln for ln in section.splitlines() if ln.startswith(f"| `{prefix}{name}` |")), None)
-            assert row is not None, f"README spec table has no row for `{prefix}{name}`"
+            assert row is not None, f"docs/spec.md's table has no row for `{prefix}{name}`"
             if not field.is_required() and isinstance(field.default, (int, float, str)):
                 default = field.default
                 shown = f"`{default!r}`".replace("'", "") if not isinstance(default, str) else f"`{default}`"

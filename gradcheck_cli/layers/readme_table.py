@@ -1,7 +1,7 @@
-"""The README's layer reference as Markdown, generated from the registry so that it cannot drift.
+"""The layer reference (docs/layers.md) as Markdown, generated from the registry so that it cannot drift.
 
-``python benchmarks/layer_reference.py`` rewrites the block in README.md; a test checks that the
-README holds exactly what ``markdown_reference()`` generates.
+``python benchmarks/layer_reference.py`` rewrites the block in docs/layers.md; a test checks that
+the file holds exactly what ``markdown_reference()`` generates.
 """
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def test_valid_specs_read_the_same_from_yaml_and_toml(seed, batch, units, l2, dt
     assert a.l2 == l2 and a.seed == seed
 
 
-# -- the README's spec reference stays true --------------------------------------------------------
+# -- the spec reference (docs/spec.md) stays true --------------------------------------------------
 
 def _readme_section(name: str) -> str:
     text = (Path(__file__).resolve().parent.parent / "docs" / "spec.md").read_text()

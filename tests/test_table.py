@@ -54,7 +54,9 @@ def in_terminal(args: list[str], columns: int, rows: int = 50) -> str:
     finally:
         os.close(master)
         proc.wait(timeout=60)
-    return ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+    text = ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+    # a progress bar (a slow machine) redraws its line after "\r": keep what the terminal shows
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
 
 
 def piped(args: list[str], columns: int | None = None) -> str:

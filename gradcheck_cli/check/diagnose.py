@@ -462,6 +462,26 @@ def diagnose(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     return None
 
 
+def _vjp_by_differences(forward: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray],
+                        x: np.ndarray, params: dict[str, np.ndarray], tensor: str, g: np.ndarray,
+                        eps: float) -> np.ndarray:
+    """Central differences of ⟨forward(x, params), g⟩ with respect to ``tensor`` (``x`` or a
+    parameter), entry by entry in float64: the gradient a candidate backward would return."""
+    theta = x if tensor == "x" else params[tensor]
+    grad = np.zeros_like(theta)
+    flat = grad.reshape(-1)
+    for j in range(theta.size):
+        h = eps * max(1.0, abs(float(theta.flat[j])))
+        vals = []
+        for sign in (1.0, -1.0):
+            t = theta.copy()
+            t.flat[j] += sign * h
+            y = forward(t, params) if tensor == "x" else forward(x, {**params, tensor: t})
+            vals.append(float((np.asarray(y, dtype=np.float64) * g).sum()))
+        flat[j] = (vals[0] - vals[1]) / (2 * h)
+    return grad
+
+
 def wrong_cache_candidates(forward: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray],
                            params: dict[str, np.ndarray], tensor: str, cotangent: np.ndarray,
                            inputs: Mapping[str, np.ndarray], eps: float = 1e-6) -> dict[str, np.ndarray]:
@@ -469,27 +489,10 @@ def wrong_cache_candidates(forward: Callable[[np.ndarray, dict[str, np.ndarray]]
     (another layer's input or output of the same shape): what a backward that used the wrong
     cache returns. ``forward(x, params) -> out``; central differences in float64, inputs untouched."""
     g = np.asarray(cotangent, dtype=np.float64)
-    out: dict[str, np.ndarray] = {}
     base = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    for name, x_alt in inputs.items():
-        x_alt = np.asarray(x_alt, dtype=np.float64)
-        theta = x_alt if tensor == "x" else base[tensor]
-        grad = np.zeros_like(theta)
-        flat = grad.reshape(-1)
-        for j in range(theta.size):
-            h = eps * max(1.0, abs(float(theta.flat[j])))
-            vals = []
-            for sign in (1.0, -1.0):
-                t = theta.copy()
-                t.flat[j] += sign * h
-                if tensor == "x":
-                    y = forward(t, base)
-                else:
-                    y = forward(x_alt, {**base, tensor: t})
-                vals.append(float((np.asarray(y, dtype=np.float64) * g).sum()))
-            flat[j] = (vals[0] - vals[1]) / (2 * h)
-        out[f"d{tensor} with {name} as the cache"] = grad
-    return out
+    return {f"d{tensor} with {name} as the cache":
+            _vjp_by_differences(forward, np.asarray(x_alt, dtype=np.float64), base, tensor, g, eps)
+            for name, x_alt in inputs.items()}
 
 
 def transformed_candidates(forward: Callable[[np.ndarray, dict[str, np.ndarray]], np.ndarray],
@@ -498,25 +501,14 @@ def transformed_candidates(forward: Callable[[np.ndarray, dict[str, np.ndarray]]
     """The gradient of ⟨forward(x, params'), G⟩ with respect to ``tensor`` where params' has a
     4-D kernel flipped in its last two axes: what a backward that flips the kernel returns."""
     g = np.asarray(cotangent, dtype=np.float64)
-    out: dict[str, np.ndarray] = {}
+    x = np.asarray(x, dtype=np.float64)
     base = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
+    out: dict[str, np.ndarray] = {}
     for name, value in base.items():
         if value.ndim != 4 or value.shape[-1] < 2 or value.shape[-2] < 2:
             continue
         alt = {**base, name: value[..., ::-1, ::-1].copy()}
-        theta = np.asarray(x, dtype=np.float64) if tensor == "x" else alt[tensor]
-        grad = np.zeros_like(theta)
-        flat = grad.reshape(-1)
-        for j in range(theta.size):
-            h = eps * max(1.0, abs(float(theta.flat[j])))
-            vals = []
-            for sign in (1.0, -1.0):
-                t = theta.copy()
-                t.flat[j] += sign * h
-                y = forward(t, alt) if tensor == "x" else forward(np.asarray(x, dtype=np.float64), {**alt, tensor: t})
-                vals.append(float((np.asarray(y, dtype=np.float64) * g).sum()))
-            flat[j] = (vals[0] - vals[1]) / (2 * h)
-        out[f"{name} flipped in its last two axes"] = grad
+        out[f"{name} flipped in its last two axes"] = _vjp_by_differences(forward, x, alt, tensor, g, eps)
     return out
 
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
 from gradcheck_cli.learn.dump import load_dump, summarize, write_dump
+from gradcheck_cli.check.settings import CheckSettings
 from gradcheck_cli.run.pipeline import RunOptions, check_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +38,7 @@ def family(key: str) -> str:
 
 
 def test_round_trip_equals_the_arrays_checked(tmp_path):
-    results = [check_file(p, RunOptions(keep_arrays=True)) for p in (MLP, COURSE)]
+    results = [check_file(p, RunOptions(settings=CheckSettings(keep_arrays=True))) for p in (MLP, COURSE)]
     assert all(r.arrays for r in results)
     keys = write_dump(tmp_path / "run.npz", results)
     with np.load(tmp_path / "run.npz", allow_pickle=False) as data:
@@ -51,7 +52,7 @@ def test_round_trip_equals_the_arrays_checked(tmp_path):
 
 
 def test_every_row_has_its_arrays_and_they_agree_with_the_row(tmp_path):
-    result = check_file(COURSE, RunOptions(keep_arrays=True))
+    result = check_file(COURSE, RunOptions(settings=CheckSettings(keep_arrays=True)))
     write_dump(tmp_path / "run.npz", [result])
     dump = load_dump(tmp_path / "run.npz")
     name = result.name
@@ -81,7 +82,7 @@ def test_cli_dump_is_repeatable_and_names_stay_unique(tmp_path):
             np.testing.assert_array_equal(a.arrays[key], value)
     from gradcheck_cli.learn.dump import dump_arrays
 
-    result = check_file(MLP, RunOptions(keep_arrays=True))
+    result = check_file(MLP, RunOptions(settings=CheckSettings(keep_arrays=True)))
     twice = dump_arrays([result, result])
     assert {k.split("/")[0] for k in twice} == {"tiny-mlp", "tiny-mlp-2"}
 

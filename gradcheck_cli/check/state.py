@@ -1,8 +1,7 @@
-"""What every part of the check shares: the frozen settings, and the state built from them (the
-forward passes, the float64 reference, the tolerance and step)."""
+"""What every part of the check shares: the state built from the frozen settings (settings.py):
+the forward passes, the float64 reference, the tolerance and step."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -10,40 +9,9 @@ import numpy as np
 from .differences import resolve_step
 from .forward import Forward, clean_forward, reference_forward
 from .network import Network
+from .settings import DEFAULT_MEMORY, CheckSettings  # noqa: F401  (importable from here too)
 from .structure import Structure, network_structures
 from .tolerance import Tolerance, tolerance_for
-
-DEFAULT_MEMORY = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class CheckSettings:
-    """How to check; built from the spec's `check:` and any command-line overrides."""
-
-    method: str = "central"
-    eps: float | str = "auto"
-    mode: str = "full"               # full | sample | directional
-    samples: int = 16                # entries per tensor in sample mode
-    directions: int = 4              # random directions per tensor in directional mode
-    pass_rtol: float | None = None
-    warn_rtol: float | None = None
-    #: bytes one batch of perturbed copies may take; larger tensors are checked in chunks
-    max_memory: int = DEFAULT_MEMORY
-    #: False evaluates one perturbed copy per call, even for layers that accept probe axes
-    batched: bool = True
-    #: keep every array checked in ConfigResult.arrays (for --dump)
-    keep_arrays: bool = False
-    #: called as progress(evaluations, what) after each batch of perturbed copies (for a
-    #: progress display); never part of the results
-    progress: Callable[[int, str], None] | None = field(default=None, repr=False, compare=False)
-
-    @classmethod
-    def from_spec(cls, spec, **overrides: Any) -> "CheckSettings":
-        c = spec.check
-        values = {k: getattr(c, k) for k in ("method", "eps", "mode", "samples", "directions",
-                                             "pass_rtol", "warn_rtol") if hasattr(c, k)}
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
 
 
 class CheckContext:

@@ -166,29 +166,27 @@ def check(
 
             discover(paths, exclude)  # a path that names nothing is an error before watching
         files, entries = ([], []) if watch else _discover(paths, exclude, plugin)
-        options = RunOptions(plugins=plugin, allow_plugins=allow_plugins, **hook_hints(),
-                             method=method.value if method else None, eps=eps,
-                             mode=mode.value if mode else None, samples=samples,
-                             directions=directions)
         from ..check.budget import default_max_memory, parse_size
 
-        # configs checked at once share the default; an explicit limit is per config
-        options.max_memory = (parse_size(max_memory) if max_memory is not None else
-                              default_max_memory() // max(1, jobs or os.cpu_count() or 1))
-        options.max_evals = max_evals
-        options.timeout = timeout or None
-        options.keep_arrays = dump is not None
+        workers = jobs or os.cpu_count() or 1
+        reporter = None
+        if not watch and shown == "table" and err.is_terminal and min(workers, len(files)) == 1:
+            from ..run.progress import ProgressReporter
+
+            reporter = ProgressReporter(err)
+        options = RunOptions.build(
+            check=dict(method=method.value if method else None, eps=eps, mode=mode.value if mode else None,
+                       samples=samples, directions=directions, keep_arrays=dump is not None or None),
+            plugins=plugin, allow_plugins=allow_plugins, **hook_hints(),
+            # configs checked at once share the default; an explicit limit is per config
+            max_memory=(parse_size(max_memory) if max_memory is not None else
+                        default_max_memory() // max(1, jobs or os.cpu_count() or 1)),
+            max_evals=max_evals, timeout=timeout or None, progress=reporter)
         if watch:
             _watch(out, err, paths, exclude, options, verbose, quiet, strict, debug)
         # In a GitHub Actions job the table gains annotations on the failing config lines.
         annotate = shown == "table" and os.environ.get("GITHUB_ACTIONS") == "true"
         results, interrupted = [], False
-        workers = jobs or os.cpu_count() or 1
-        reporter = None
-        if shown == "table" and err.is_terminal and min(workers, len(files)) == 1:
-            from ..run.progress import ProgressReporter
-
-            reporter = options.progress = ProgressReporter(err)
         try:
             with closing(check_files(files, options, workers, debug)) as stream:
                 for result in _in_place(entries, stream):

@@ -163,20 +163,16 @@ def _unlocated(result: ConfigResult, exc: Exception | None, origin: str | None) 
 
 
 def _check_text(text: str, fmt: str, settings: dict) -> tuple[ConfigResult, Exception | None]:
-    from ..check.budget import guard
-    from ..check.engine import CheckSettings, check_network
-    from ..check.network import build_network
     from ..config.models import spec_from_text
     from ..config.plan import plan_network
     from ..errors import GradcheckError
+    from ..run.pipeline import RunOptions, check_plan
 
+    options = RunOptions.build(check=settings)
     try:
-        parsed = spec_from_text(text, fmt, path="<config>")
-        plan = plan_network(parsed)
-        # the same resource guard as the command line: a typo'd size must not fill the kernel's RAM
-        checked, cost = guard(plan, CheckSettings.from_spec(parsed, **settings))
-        result = check_network(build_network(plan), checked)
-        result.cost = cost.to_dict()
+        # the same guard, build and check as the command line: the resource guard too, so that a
+        # typo'd size must not fill the kernel's RAM
+        result = check_plan(plan_network(spec_from_text(text, fmt, path="<config>")), options)
     except GradcheckError as exc:
         return ConfigResult(path="<config>", name="network", status=Status.ERROR, error=str(exc)), exc
     return result, None

@@ -100,13 +100,14 @@ def _options(config: pytest.Config, path: Path):
     # inside the rootdir may use them; one outside it needs --gradcheck-allow-plugins.
     root = Path(config.rootpath).resolve()
     inside = root == path.resolve() or root in path.resolve().parents
-    return RunOptions(plugins=[*config.getoption("gradcheck_plugin"),
-                               *map(str, config.getini("gradcheck_plugins"))],
-                      allow_plugins=config.getoption("gradcheck_allow_plugins") or inside,
-                      allow_hint="--gradcheck-allow-plugins (the config is outside pytest's rootdir), "
-                                 "or name them with --gradcheck-plugin or `gradcheck_plugins` in the ini file",
-                      load_hint="load its file: --gradcheck-plugin FILE or `gradcheck_plugins` in the "
-                                "ini file, or list it under the config's `plugins:`")
+    return RunOptions.build(plugins=[*config.getoption("gradcheck_plugin"),
+                                     *map(str, config.getini("gradcheck_plugins"))],
+                            allow_plugins=config.getoption("gradcheck_allow_plugins") or inside,
+                            allow_hint="--gradcheck-allow-plugins (the config is outside pytest's "
+                                       "rootdir), or name them with --gradcheck-plugin or "
+                                       "`gradcheck_plugins` in the ini file",
+                            load_hint="load its file: --gradcheck-plugin FILE or `gradcheck_plugins` "
+                                      "in the ini file, or list it under the config's `plugins:`")
 
 
 class GradcheckFailure(Exception):

@@ -6,33 +6,30 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Sequence
 
 from ..errors import CheckTimeout, GradcheckError, PluginError, UsageError
 from ..results import ConfigResult, Status
+from ..check.settings import CheckSettings
 from ..config.document import TOML_SUFFIXES, YAML_SUFFIXES, Document
 
 CONFIG_SUFFIXES = YAML_SUFFIXES + TOML_SUFFIXES
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
-    """What the command line (or a caller) chose for every config of a run."""
+    """What a front end (the command line, the notebook API, the pytest plugin) chose for every
+    config of a run: how to check, and how to run the checks."""
 
-    plugins: list[str] = field(default_factory=list)
+    #: how to check; a config's `check:` gives the fields of SPEC_FIELDS that are not in ``chosen``
+    settings: CheckSettings = CheckSettings()
+    #: the settings the caller chose (they win over a config's `check:`)
+    chosen: frozenset[str] = frozenset()
+    plugins: Sequence[str] = ()
     allow_plugins: bool = False
-    method: str | None = None
-    eps: float | str | None = None
-    mode: str | None = None
-    samples: int | None = None
-    directions: int | None = None
-    pass_rtol: float | None = None
-    warn_rtol: float | None = None
     #: resource guard (see check/budget.py): None means the defaults
     max_memory: int | None = None
     max_evals: int | None = None
-    #: keep every array checked in ConfigResult.arrays (for --dump)
-    keep_arrays: bool = False
     #: seconds one config's check may take (None: no limit); a plugin that never returns
     #: must not hang a CI job
     timeout: float | None = None
@@ -42,6 +39,17 @@ class RunOptions:
     #: messages that need it (the pytest plugin and a pre-commit hook have their own words)
     allow_hint: str = "--allow-plugins (or name them with --plugin)"
     load_hint: str = "load its file: --plugin FILE, or list it under `plugins:` and pass --allow-plugins"
+
+    @classmethod
+    def build(cls, check: Mapping[str, Any] | None = None, **run: Any) -> "RunOptions":
+        """The one place a front end's inputs become options: ``check`` holds CheckSettings
+        fields, None meaning "the config's" (an option not given); ``run`` the other fields."""
+        chosen = {k: v for k, v in (check or {}).items() if v is not None}
+        return cls(settings=CheckSettings(**chosen), chosen=frozenset(chosen), **run)
+
+    def settings_for(self, spec: Any) -> CheckSettings:
+        """How to check this config: its `check:` under the caller's choices."""
+        return self.settings.under_spec(spec, keep=self.chosen)
 
 
 @dataclass(frozen=True)
@@ -122,25 +130,25 @@ def check_file(path: Path, options: RunOptions | None = None) -> ConfigResult:
 
 
 def _check_file(path: Path, options: RunOptions) -> ConfigResult:
+    return check_plan(plan_file(path, options), options)
+
+
+def check_plan(plan: Any, options: RunOptions) -> ConfigResult:
+    """Guard, build and check one planned config (a GradcheckError propagates): the steps every
+    front end shares after its own loading (a file, or a notebook's dict or text)."""
     # the engine is imported only once the guard lets the check run: a refusal needs the plan
     # and the estimate alone, and returns without paying for the rest of the checker's imports
     from ..check.budget import guard
-    from ..check.state import CheckSettings
 
-    plan = plan_file(path, options)
-    settings = CheckSettings.from_spec(plan.spec, method=options.method, eps=options.eps,
-                                       mode=options.mode, samples=options.samples,
-                                       directions=options.directions,
-                                       pass_rtol=options.pass_rtol, warn_rtol=options.warn_rtol,
-                                       keep_arrays=options.keep_arrays or None)
-    settings, cost = guard(plan, settings, options.max_memory, options.max_evals)
+    where = plan.spec.doc.path
+    settings, cost = guard(plan, options.settings_for(plan.spec), options.max_memory, options.max_evals)
     from ..check.engine import check_network
     from ..check.network import build_network
 
     if options.progress is not None:
-        options.progress.start(str(path), cost.evaluations)
+        options.progress.start(where, cost.evaluations)
         settings = dataclasses.replace(settings, progress=options.progress.advance)
-    with _time_limit(options.timeout, path):
+    with _time_limit(options.timeout, where):
         result = check_network(build_network(plan), settings)
     result.cost = cost.to_dict()
     return result
@@ -150,7 +158,7 @@ class _time_limit:
     """Raise a located error when the block runs longer than ``seconds`` (main thread only:
     elsewhere, e.g. inside a test runner's worker thread, no limit is set)."""
 
-    def __init__(self, seconds: float | None, path: Path) -> None:
+    def __init__(self, seconds: float | None, path: str) -> None:
         self.seconds, self.path = seconds, path
 
     def __enter__(self):

@@ -86,3 +86,45 @@ def test_an_unknown_layer_type_says_how_to_load_its_plugin(pytester):
     assert ("net.gradcheck.yaml:2:11: layers[0].type: unknown layer type `my_thing` (a plugin layer? "
             "load its file: --gradcheck-plugin FILE or `gradcheck_plugins` in the ini file, or list it "
             "under the config's `plugins:`); valid types: ") in result.stdout.str()
+
+
+def test_a_gradcheck_path_that_names_no_config_fails_in_its_place(project):
+    # the command line's rule for its PATHs: a path that names nothing, or a folder with no
+    # configs, is a located error of its own, and every other config is still checked
+    project.mkdir("empty")
+    (project.path / "nets" / "notes.yaml").unlink()
+    project.makeini("""
+        [pytest]
+        testpaths = tests
+        gradcheck_paths = nets nosuch empty
+        gradcheck_plugins = plugins/forgot_bias.py
+    """)
+    project.mkdir("tests")
+    result = project.runpytest_subprocess("-p", "no:cacheprovider", "-rf")
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.fnmatch_lines([
+        "FAILED nets/bad.gradcheck.yaml::gradcheck - gradcheck failing: wrong*",
+        "FAILED nosuch - nosuch: no such file or folder*",
+        "FAILED empty - empty: no config files*",
+    ])
+    result.stdout.fnmatch_lines(["nosuch: no such file or folder (gradcheck_paths in tox.ini)",
+                                 "empty: no config files (*.yaml, *.yml, *.toml) in this folder "
+                                 "(gradcheck_paths in tox.ini)"])
+    assert "Traceback" not in result.stdout.str() and "ERROR" not in result.stdout.str()
+
+
+def test_gradcheck_paths_without_testpaths_and_only_where_the_run_collects(project):
+    project.makeini("""
+        [pytest]
+        gradcheck_paths = nets missing
+    """)
+    (project.path / "nets" / "notes.yaml").unlink()
+    project.mkdir("tests")
+    (project.path / "tests" / "test_one.py").write_text("def test_one():\n    pass\n")
+    whole = project.runpytest_subprocess("-p", "no:cacheprovider", "-rf",
+                                         "--gradcheck-plugin", "plugins/forgot_bias.py")
+    whole.assert_outcomes(passed=3, failed=2)
+    whole.stdout.fnmatch_lines(["missing: no such file or folder (gradcheck_paths in tox.ini)",
+                                "FAILED missing - missing: no such file or folder*"])
+    one = project.runpytest_subprocess("-p", "no:cacheprovider", "tests/test_one.py")
+    one.assert_outcomes(passed=1)

@@ -52,10 +52,52 @@ def pytest_configure(config: pytest.Config) -> None:
     if not paths:
         return
     # With no paths on the command line pytest walks only `testpaths`: add the config folders,
-    # so that setting gradcheck_paths is enough.
+    # so that setting gradcheck_paths is enough. Only those that exist: pytest stops the whole
+    # run at a missing one, and a path that names no config is one failing test of its own.
     source = getattr(config, "args_source", None)
     if source is not None and source == pytest.Config.ArgsSource.TESTPATHS:
-        config.args.extend(str(p) for p in paths if str(p) not in config.args)
+        config.stash[_ADDED] = True
+        config.args.extend(str(p) for p in paths if Path(p).exists() and str(p) not in config.args)
+
+
+#: set when the gradcheck paths were added to the run's arguments (no paths on the command line)
+_ADDED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect items
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """A gradcheck path that names nothing, or a folder with no configs, is a failing test of its
+    own (the command line's rule for its PATHs): the other configs are still checked."""
+    items.extend(GradcheckPathItem.from_parent(session, name=problem.arg, nodeid=problem.arg,
+                                               message=problem.message)
+                 for problem in _path_problems(config))
+
+
+def _path_problems(config: pytest.Config) -> list:
+    from ..run.pipeline import PathProblem, discover_entries
+
+    here = Path(config.invocation_params.dir)
+    # only the paths this run collects from: `pytest tests/test_x.py` says nothing of them
+    roots = [(here / str(a).split("::")[0]).resolve() for a in config.args]
+    ini = config.inipath.name if config.inipath else "the ini file"
+    problems = []
+    for path in map(Path, config.getini("gradcheck_paths")):
+        target = path.resolve()
+        if not (config.stash.get(_ADDED, False) or any(r == target or r in target.parents for r in roots)):
+            continue
+        shown = _shown(path)
+        problems.extend(dataclasses.replace(e, message=f"{e.message} (gradcheck_paths in {ini})")
+                        for e in discover_entries([shown]) if isinstance(e, PathProblem))
+    return problems
+
+
+def _shown(path: Path) -> str:
+    """Relative to the working folder when inside it, as messages then name it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -153,6 +195,25 @@ class GradcheckFile(pytest.File):
             _load_plugins(self.config)
             self._result = check_one(self.config_path(), _options(self.config, self.path))
         return self._result
+
+
+class GradcheckPathItem(pytest.Item):
+    """A gradcheck path that names no config: it fails with the located message."""
+
+    def __init__(self, *, message: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.message = message
+
+    def runtest(self) -> None:
+        raise GradcheckFailure(self.message)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
+        if isinstance(excinfo.value, GradcheckFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
 
 
 class GradcheckItem(pytest.Item):

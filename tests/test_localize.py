@@ -1,4 +1,4 @@
-"""check/localize.py and the structural hypotheses of check/diagnose.py: each one named on its
+"""check/diagnose/localize.py and the structural hypotheses of check/diagnose/: each one named on its
 planted pattern, silent on a correct gradient (the numeric one plus noise below the pass
 threshold) and on a gradient wrong everywhere, for random arrays (hypothesis)."""
 from __future__ import annotations
@@ -6,7 +6,10 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from gradcheck_cli.check import diagnose as dg, localize as lz
+from gradcheck_cli.check import diagnose as dg
+from gradcheck_cli.check.diagnose import localize as lz
+from gradcheck_cli.check.diagnose.factors import proportional_to_tensor
+from gradcheck_cli.check.diagnose.terms import error_structure, skip_path
 from gradcheck_cli.check.diagnose import Context, diagnose
 from gradcheck_cli.check.quantities import config_quantities
 
@@ -134,6 +137,6 @@ def test_skip_path_l2_and_norm_terms(seed):
     z = (x - x.mean(0)) / x.std(0)
     assert "proportional to x̂" in diagnose(n + z * rng.standard_normal((1, 5)), n, c)
     silent(correct(n, rng), n, c)
-    for h in (dg.skip_path, dg.proportional_to_tensor, dg.error_structure):
+    for h in (skip_path, proportional_to_tensor, error_structure):
         assert h(everywhere(n, rng), n, c) is None
         assert h(everywhere(n, rng), n, cw) is None

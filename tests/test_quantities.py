@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from gradcheck_cli.check.diagnose import Context, constant_factor, diagnose
+from gradcheck_cli.check.diagnose import Context, diagnose
+from gradcheck_cli.check.diagnose.factors import constant_factor
 from gradcheck_cli.check.quantities import config_quantities, example_axes, matching, tensor_axes
 
 PASS = 1e-7

@@ -1,42 +1,19 @@
 """Where the wrong entries of a failing gradient are, when that names the bug: a mask missing
 (nonzero where the function does not depend on the entry), the gradient sent to other entries,
 a kernel flipped, an index or crop shifted, a causal triangle, repeated token ids, entries shared
-by overlapping windows, one gate's block of a recurrent weight, the time steps before the last.
+by overlapping windows, one gate's block of a recurrent weight, the time steps before the last; else one row, column
+or channel, or a handful of entries.
 
 Each hypothesis returns a message only when the pattern explains the failure exactly (the rest
 of the tensor matches the numeric gradient to within the explain threshold), so none speaks for
-a correct gradient. Called by diagnose.diagnose with its Context.
+a correct gradient. Tried in the order of hypotheses.HYPOTHESES.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
-
 import numpy as np
 
-from .quantities import HIDDEN, KERNEL, STRIDE
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .diagnose import Context
-
-
-def _scale(a: np.ndarray, n: np.ndarray) -> float:
-    return max(float(np.abs(n).max(initial=0.0)), float(np.abs(a).max(initial=0.0)), 1e-300)
-
-
-def _ok(a: np.ndarray, n: np.ndarray, ctx: "Context") -> np.ndarray:
-    return np.abs(a - n) <= ctx.explain_rtol * _scale(a, n)
-
-
-def _zero(v: np.ndarray, scale: float, ctx: "Context") -> np.ndarray:
-    return np.abs(v) <= ctx.explain_rtol * scale
-
-
-def _arr64(v) -> np.ndarray | None:
-    return None if v is None else np.asarray(v, dtype=np.float64)
-
-
-def _d(ctx: "Context") -> str:
-    return f"d{ctx.tensor}"
+from ..quantities import HIDDEN, KERNEL, STRIDE
+from .context import Context, as_f64, fails, grad_name, matching_entries, near_zero, scale_of
 
 
 def _plural(k: int, word: str = "entr") -> str:
@@ -59,24 +36,24 @@ def _edges(bad: np.ndarray) -> str:
     return ""
 
 
-def mask_missing(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def mask_missing(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """Wrong only where the numeric gradient is 0 (entries the output does not depend on)."""
-    s = _scale(a, n)
-    bad = ~_ok(a, n, ctx)
-    nz = _zero(n, s, ctx)
+    s = scale_of(a, n)
+    bad = ~matching_entries(a, n, ctx)
+    nz = near_zero(n, s, ctx)
     if not bad.any() or not (bad <= nz).all() or nz.all():
         return None
     k = int(bad.sum())
-    return (f"{_d(ctx)} is nonzero at {_plural(k)} where the numeric gradient is 0{_edges(bad)} "
+    return (f"{grad_name(ctx)} is nonzero at {_plural(k)} where the numeric gradient is 0{_edges(bad)} "
             f"(entries the output does not depend on: dropped by a mask, not the maximum of their "
             f"pool window, outside every window); right everywhere else: a mask is not applied in backward")
 
 
-def misrouted(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def misrouted(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """Wrong exactly where one of the two is 0 and the other is not: the gradient goes elsewhere."""
-    s = _scale(a, n)
-    bad = ~_ok(a, n, ctx)
-    za, zn = _zero(a, s, ctx), _zero(n, s, ctx)
+    s = scale_of(a, n)
+    bad = ~matching_entries(a, n, ctx)
+    za, zn = near_zero(a, s, ctx), near_zero(n, s, ctx)
     xor = za ^ zn
     if not bad.any() or not (bad <= xor).all() or not (bad & zn).any() or not (bad & za).any():
         return None
@@ -86,7 +63,7 @@ def misrouted(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
             f"argmax different from the forward pass's?)")
 
 
-def flipped(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def flipped(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """d is the true gradient flipped along some axes (a kernel flipped in backward)."""
     if a.ndim < 2:
         return None
@@ -95,13 +72,13 @@ def flipped(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
                         ((a.ndim - 2,), f"axis {a.ndim - 2}")):
         if all(a.shape[k] > 1 for k in axes):
             f = np.flip(n, axis=axes)
-            if not np.allclose(f, n) and _ok(a, f, ctx).all():
-                return (f"{_d(ctx)} is the true {_d(ctx)} flipped in {words} (the kernel flipped in "
+            if not np.allclose(f, n) and matching_entries(a, f, ctx).all():
+                return (f"{grad_name(ctx)} is the true {grad_name(ctx)} flipped in {words} (the kernel flipped in "
                         f"backward: convolution where the forward is a cross-correlation?)")
     return None
 
 
-def shifted(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def shifted(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """d is the true gradient shifted by a few entries along one axis, or along the last two
     (an index or a crop off by one)."""
     candidates: list[tuple[int, ...]] = [(k,) for k in range(a.ndim)]
@@ -112,7 +89,7 @@ def shifted(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
             if any(a.shape[k] <= abs(s) + 1 for k in axes):
                 continue
             rolled = np.roll(n, s, axis=axes)
-            if _ok(a, rolled, ctx).all() and not _ok(a, n, ctx).all():
+            if matching_entries(a, rolled, ctx).all() and not matching_entries(a, n, ctx).all():
                 return _shift_text(ctx, axes, s, cyclic=True)
             dst = [slice(None)] * a.ndim
             src = [slice(None)] * a.ndim
@@ -120,37 +97,37 @@ def shifted(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
                 dst[k] = slice(s, None) if s > 0 else slice(None, s)
                 src[k] = slice(None, -s) if s > 0 else slice(-s, None)
             aa, nn = a[tuple(dst)], n[tuple(src)]
-            if np.any(nn) and _ok(aa, nn, ctx).all() and aa.size >= a.size // 2:
+            if np.any(nn) and matching_entries(aa, nn, ctx).all() and aa.size >= a.size // 2:
                 return _shift_text(ctx, axes, s, cyclic=False)
     return None
 
 
-def _shift_text(ctx: "Context", axes: tuple[int, ...], s: int, cyclic: bool) -> str:
+def _shift_text(ctx: Context, axes: tuple[int, ...], s: int, cyclic: bool) -> str:
     where = f"axes {axes[0]} and {axes[1]}" if len(axes) == 2 else f"axis {axes[0]}"
     source = "i − " + str(s) if s > 0 else "i + " + str(-s)
-    return (f"{_d(ctx)} is the true gradient shifted by {abs(s)} along {where} (entry i holds the "
+    return (f"{grad_name(ctx)} is the true gradient shifted by {abs(s)} along {where} (entry i holds the "
             f"gradient of entry {source}{', wrapping around' if cyclic else ''}): an index or a "
             f"crop off by {abs(s)}?")
 
 
-def triangle(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def triangle(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """Wrong only above (or below) the diagonal of the last two axes: a causal mask."""
     if a.ndim < 2 or a.shape[-1] != a.shape[-2] or a.shape[-1] < 3:
         return None
     T = a.shape[-1]
-    bad = ~_ok(a, n, ctx)
+    bad = ~matching_entries(a, n, ctx)
     upper = np.broadcast_to(np.triu(np.ones((T, T), dtype=bool), 1), a.shape)
     for region, words in ((upper, "above the diagonal of the last two axes (j > i: the future positions)"),
                           (np.swapaxes(upper, -1, -2), "below the diagonal of the last two axes (j < i)")):
         # the masked positions are those the output does not depend on: numeric 0 there
         if bad.any() and (bad <= region).all() and bad.sum() >= 0.5 * region.sum() \
-                and _zero(n[region], _scale(a, n), ctx).all():
+                and near_zero(n[region], scale_of(a, n), ctx).all():
             return (f"only entries {words} are wrong, where the numeric gradient is 0: a causal "
                     f"mask not applied in backward")
     return None
 
 
-def repeated_ids(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def repeated_ids(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """Wrong only at the rows of an embedding table whose id occurs more than once in the input."""
     x = ctx.layer_input_raw
     if ctx.tensor == "x" or x is None or not np.issubdtype(np.asarray(x).dtype, np.integer) or a.ndim < 1:
@@ -159,23 +136,23 @@ def repeated_ids(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
     if ids.size == 0 or ids.min() < 0 or ids.max() >= a.shape[0]:
         return None
     counts = np.bincount(ids, minlength=a.shape[0])
-    bad_rows = (~_ok(a, n, ctx)).reshape(a.shape[0], -1).any(axis=1)
+    bad_rows = (~matching_entries(a, n, ctx)).reshape(a.shape[0], -1).any(axis=1)
     repeated = counts >= 2
     if not bad_rows.any() or not (bad_rows <= repeated).all():
         return None
     # each wrong row must hold exactly one occurrence's upstream gradient (what `dW[idx] += g`
     # leaves), so that a bug wrong everywhere is not put down to repeated ids
-    g = _arr64(ctx.cotangent)
+    g = as_f64(ctx.cotangent)
     if g is None or g.shape[:len(np.shape(x))] != np.shape(x):
         return None
     rows = g.reshape(ids.size, -1)
     flat_a = a.reshape(a.shape[0], -1)
-    tol = ctx.explain_rtol * _scale(a, n)
+    tol = ctx.explain_rtol * scale_of(a, n)
     for v in np.flatnonzero(bad_rows):
         if not (np.abs(rows[ids == v] - flat_a[v]).max(axis=1) <= tol).any():
             return None
     listed = ", ".join(str(int(i)) for i in np.flatnonzero(bad_rows)[:6])
-    return (f"only the rows of {_d(ctx)} whose id occurs more than once in the input are wrong "
+    return (f"only the rows of {grad_name(ctx)} whose id occurs more than once in the input are wrong "
             f"(ids {listed}): repeated indices overwrite instead of adding up (`dW[idx] += …` "
             f"keeps one occurrence; use np.add.at)")
 
@@ -188,7 +165,7 @@ def _coverage(length: int, k: int, s: int, p: int) -> np.ndarray:
     return cov[p:p + length]
 
 
-def overlapping_windows(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def overlapping_windows(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """Wrong only at entries that several overlapping windows share (= where += is needed)."""
     opts = ctx.options
     k = next((opts[o] for o in KERNEL if o in opts), None)
@@ -201,7 +178,7 @@ def overlapping_windows(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | N
     ch = _coverage(a.shape[2], int(k), int(s), p)
     cw = _coverage(a.shape[3], int(k), int(s), p)
     shared = np.broadcast_to((ch[:, None] * cw[None, :]) >= 2, a.shape)
-    bad = ~_ok(a, n, ctx)
+    bad = ~matching_entries(a, n, ctx)
     if not bad.any() or not (bad <= shared).all() or (~shared).sum() < 0.25 * shared.size:
         return None
     return (f"only entries shared by overlapping windows (kernel {k:g}, stride {s:g}) are wrong "
@@ -221,10 +198,10 @@ def _block(bad: np.ndarray, axis: int) -> tuple[int, int] | None:
     return lo, hi
 
 
-def block(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def block(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """Every wrong entry in one block along an axis: a gate of a recurrent weight, or the time
     steps before the last (the gradient not carried back through time)."""
-    bad = ~_ok(a, n, ctx)
+    bad = ~matching_entries(a, n, ctx)
     if not bad.any():
         return None
     axes = ctx.axes if ctx.tensor == "x" and ctx.axes and len(ctx.axes) == a.ndim else None
@@ -243,11 +220,11 @@ def block(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
         if hidden and w == hidden and L % w == 0 and lo % w == 0 and L // w in (2, 3, 4) and w > 1:
             what = "entries" if a.ndim == 1 else ("columns" if axis == a.ndim - 1 else f"indices along axis {axis}")
             return (f"only {what} {lo}:{hi} — gate {lo // w + 1} of {L // w} — are wrong: that gate's "
-                    f"block of {_d(ctx)} (a copy-paste or a wrong factor in that gate's term?)")
+                    f"block of {grad_name(ctx)} (a copy-paste or a wrong factor in that gate's term?)")
     return None
 
 
-def target_entries(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
+def target_entries(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
     """A loss's dx wrong exactly at the target class of each example."""
     y = ctx.targets
     if y is None or a.ndim != 2:
@@ -265,14 +242,37 @@ def target_entries(a: np.ndarray, n: np.ndarray, ctx: "Context") -> str | None:
         target[np.arange(m), y] = True
     else:
         target[y, np.arange(m)] = True
-    bad = ~_ok(a, n, ctx)
+    bad = ~matching_entries(a, n, ctx)
     if not np.array_equal(bad, target):
         return None
     return ("only the target class's entry of each example is wrong: the −1 at the target class "
             "(dx = (p − onehot(y))/m) is missing or wrong")
 
 
-HYPOTHESES: list[Callable[[np.ndarray, np.ndarray, "Context"], "str | None"]] = [
-    target_entries, mask_missing, misrouted, flipped, shifted, repeated_ids,
-    overlapping_windows, block,
-]
+def _slice_name(axis: int, k: int, ndim: int) -> str:
+    index = ", ".join(str(k) if i == axis else ":" for i in range(ndim))
+    word = {(2, 0): "row", (2, 1): "column"}.get((ndim, axis))
+    return f"{word} {k} ([{index}])" if word else f"the slice [{index}] (index {k} along axis {axis})"
+
+
+def subset(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
+    """Correct except one row, column or channel (named), or a handful of entries (listed)."""
+    if a.shape != n.shape or a.size < 2 or not fails(a, n, ctx):
+        return None
+    bad = ~matching_entries(a, n, ctx)
+    count = int(bad.sum())
+    if count == 0 or count == bad.size:
+        return None
+    where = np.argwhere(bad)
+    zeros = " (all zeros there)" if not np.any(a[bad]) else ""
+    for axis in range(a.ndim):
+        ks = np.unique(where[:, axis])
+        if len(ks) == 1 and a.ndim > 1 and a.shape[axis] > 1:
+            k = int(ks[0])
+            return (f"correct except {_slice_name(axis, k, a.ndim)}{zeros}: {count} of {a.size} "
+                    f"entries wrong, all in that slice")
+    if count <= max(3, a.size // 10):
+        listed = ", ".join(str(tuple(int(i) for i in w)) for w in where[:5])
+        return (f"correct except {count} of {a.size} entr{'y' if count == 1 else 'ies'}: {listed}"
+                f"{zeros}")
+    return None

@@ -1,0 +1,93 @@
+"""What a diagnosis hypothesis is given (the Context), and the few tests every hypothesis shares:
+does the gradient fail, which entries match, how a tensor's gradient is named."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..tolerance import rel_error
+
+#: a hypothesis explains the analytic gradient when it reproduces it to within this many pass thresholds
+EXPLAIN_FACTOR = 10.0
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the hypotheses may know about the tensor. Arrays default to None (unknown): a
+    hypothesis that needs one is then simply not tried."""
+
+    tensor: str
+    batch: int
+    layout: str
+    pass_rtol: float
+    #: the upstream gradient the backward was given (dZ for a dense layer), of the layer output's shape
+    cotangent: Any = None
+    #: the layer's input and output in the checked forward pass (Z and A for an activation)
+    layer_input: Any = None
+    layer_output: Any = None
+    #: other gradients the analytic one may have been taken from by mistake, by description,
+    #: e.g. {"dW of layer 2": ..., "dW with layer 1's input as the cache": ...}; or a function
+    #: returning them, called only when the earlier hypotheses explain nothing (they may cost
+    #: extra finite differences, see candidates.wrong_cache_candidates)
+    neighbours: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = field(default_factory=dict)
+    #: the config's quantities a constant factor may be (quantities.config_quantities)
+    quantities: tuple = ()
+    #: (word, symbol, length) of each axis of the layer input, batch included (quantities.tensor_axes)
+    axes: tuple = ()
+    #: the same for the layer output (the upstream gradient's axes)
+    out_axes: tuple = ()
+    #: the tensor's own value (x, or the parameter), and the layer's parameters
+    theta: Any = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    #: this layer's analytic gradients of its other tensors, by tensor name
+    others: Mapping[str, Any] = field(default_factory=dict)
+    #: the layer's numeric options (quantities.layer_options)
+    options: Mapping[str, float] = field(default_factory=dict)
+    #: a loss's targets (class indices or arrays)
+    targets: Any = None
+    #: the layer input as given (integer token ids stay integer)
+    layer_input_raw: Any = None
+    #: gradients of the layer with a parameter transformed (a kernel flipped), by description;
+    #: or a function returning them, called only when everything else explains nothing
+    transformed: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def explain_rtol(self) -> float:
+        return self.pass_rtol * EXPLAIN_FACTOR
+
+
+Hypothesis = Callable[[np.ndarray, np.ndarray, Context], "str | None"]
+
+
+def fails(a: np.ndarray, n: np.ndarray, ctx: Context) -> bool:
+    """Whether the analytic gradient fails at all: no hypothesis speaks for one that passes."""
+    return a.shape != n.shape or rel_error(a, n) > ctx.pass_rtol
+
+
+def as_f64(value: Any) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, dtype=np.float64)
+
+
+def scale_of(a: np.ndarray, n: np.ndarray) -> float:
+    """The tensor's scale: what an entry's error is relative to."""
+    return max(float(np.abs(n).max(initial=0.0)), float(np.abs(a).max(initial=0.0)), 1e-300)
+
+
+def matching_entries(a: np.ndarray, n: np.ndarray, ctx: Context) -> np.ndarray:
+    """Per entry: does a equal n to within the explain threshold (relative to the tensor's scale)?"""
+    return np.abs(a - n) <= ctx.explain_rtol * scale_of(a, n)
+
+
+def near_zero(v: np.ndarray, scale: float, ctx: Context) -> np.ndarray:
+    return np.abs(v) <= ctx.explain_rtol * scale
+
+
+def grad_name(ctx: Context) -> str:
+    return f"d{ctx.tensor}"
+
+
+def resolved(found: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
+    """A lazy mapping of candidates, computed now."""
+    return found() if callable(found) else found

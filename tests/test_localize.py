@@ -11,7 +11,7 @@ from gradcheck_cli.check.diagnose import localize as lz
 from gradcheck_cli.check.diagnose.factors import proportional_to_tensor
 from gradcheck_cli.check.diagnose.terms import error_structure, skip_path
 from gradcheck_cli.check.diagnose import Context, diagnose
-from gradcheck_cli.check.quantities import config_quantities
+from gradcheck_cli.check.diagnose.quantities import config_quantities
 
 PASS = 1e-7
 seeds = st.integers(0, 2**31 - 1)

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from gradcheck_cli.check.diagnose import Context, diagnose
 from gradcheck_cli.check.diagnose.factors import constant_factor
-from gradcheck_cli.check.quantities import config_quantities, example_axes, matching, tensor_axes
+from gradcheck_cli.check.diagnose.quantities import config_quantities, example_axes, matching, tensor_axes
 
 PASS = 1e-7
 few = settings(max_examples=30, deadline=None)

@@ -15,10 +15,9 @@ from .network import STREAM_COTANGENT, node_key, rng_for
 from ..config.plan import PlannedLayer
 from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with_params
 from ..results import Comparison, Row, Status
-from .tensor import (Target, bytes_per_probe, check_analytic, diagnosis_context,
-                     gradient_scale, integer_input, loss_diagnosis_context, run_backward,
-                     state_on_self, tensor_key,
-                     nondeterministic)
+from .tensor import (Target, bytes_per_probe, check_analytic, gradient_scale, integer_input,
+                     run_backward, state_on_self, tensor_key, nondeterministic)
+from .diagnose.evidence import layer_evidence, loss_evidence
 from ..errors import GradcheckError
 from .copies import (copies_evaluator, example_of_entries, grouped_entries, grouped_input,
                      grouped_parameter, loss_cells)
@@ -83,7 +82,7 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
                 per_probe = max(1, per_probe // share)
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
-        target.diagnosis = diagnosis_context(ctx, ref_layer, tensor, x64, out64, g64, analytic, layer)
+        target.diagnosis = layer_evidence(ctx, ref_layer, tensor, x64, out64, g64, analytic, layer)
         target.progress_label = f"isolated check, layer {label} {tensor}"
         comparison, n_full = check_analytic(ctx, analytic, failure, tensor, target)
         if tensor in stateful:
@@ -186,7 +185,7 @@ def loss_row(ctx: CheckContext) -> Row:
     target = Target(x64, stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe,
                     (0, 9, 0))
     target.progress_label = "isolated check, layer loss x"
-    target.diagnosis = loss_diagnosis_context(ctx, loss, x64)
+    target.diagnosis = loss_evidence(ctx, loss, x64)
     comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)
     ctx.keep("isolated/loss/x/analytic", analytic.get("x"))
     ctx.keep("isolated/loss/x/numeric", n_full)

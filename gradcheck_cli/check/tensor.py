@@ -19,7 +19,6 @@ from ..errors import GradcheckError
 from .network import STREAM_PROBES, rng_for
 from .differences import (EvaluateEntries, EvaluateStack, chunk_for, direction_differences,
                       entry_differences)
-from .evaluators import with_params
 from ..results import Comparison, Status
 from .ties import check_ties
 
@@ -46,55 +45,6 @@ class Target:
     #: what a progress display says is being checked: the check (isolated, end to end), the
     #: row's layer label and the tensor
     progress_label: str = ""
-
-
-def diagnosis_context(ctx: CheckContext, ref_layer: Any, tensor: str, x64: np.ndarray,
-                      out64: np.ndarray, g64: np.ndarray, analytic: dict[str, Any] | None = None,
-                      layer: Any = None) -> dict[str, Any]:
-    """What the diagnosis of a failing isolated gradient may use; the wrong-cache candidates
-    (gradients at other layers' inputs of the same shape) and the flipped-kernel ones cost
-    differences, so they are lazy."""
-    from .diagnose import transformed_candidates, wrong_cache_candidates
-    from ..layers.reference import shapes_text
-    from .quantities import config_quantities, layer_options, tensor_axes
-
-    others = {f"layer input {j}": a for j, a in enumerate(ctx.ref_acts)
-              if a.shape == x64.shape and not np.array_equal(a, x64)}
-    float_x = np.issubdtype(x64.dtype, np.floating)
-
-    def forward(xx, pp):
-        return with_params(ref_layer, pp).forward(xx)[0]
-
-    def neighbours():
-        return wrong_cache_candidates(forward, ref_layer.params, tensor, g64, others) if float_x else {}
-
-    def transformed():
-        return transformed_candidates(forward, ref_layer.params, tensor, g64, x64) if float_x else {}
-
-    source = layer if layer is not None else ref_layer
-    options = layer_options(source)
-    text = shapes_text(type(source))
-    layout = ctx.net.spec.layout
-    axes = tuple(tensor_axes(text, x64.shape, layout)) if x64.ndim else ()
-    out_text = text.split("→", 1)[1] if "→" in text else ""
-    out_axes = tuple(tensor_axes(out_text, out64.shape, layout)) if out64.ndim else ()
-    quantities = tuple(config_quantities(options, list(axes), ctx.net.batch, ctx.net.spec.l2))
-    theta = x64 if tensor == "x" else ref_layer.params[tensor]
-    grads = {k: v for k, v in (analytic or {}).items() if k != tensor and v is not None}
-    return dict(cotangent=g64, layer_input=x64 if float_x else None, layer_output=out64,
-                neighbours=neighbours, quantities=quantities, axes=axes, out_axes=out_axes,
-                theta=theta, params=dict(ref_layer.params), others=grads, options=options,
-                layer_input_raw=x64, transformed=transformed)
-
-
-def loss_diagnosis_context(ctx: CheckContext, loss: Any, x64: np.ndarray) -> dict[str, Any]:
-    """What the diagnosis of a failing loss gradient may use: its input, targets and quantities."""
-    from .quantities import config_quantities, layer_options, tensor_axes
-
-    options = layer_options(loss)
-    axes = tuple(tensor_axes("", x64.shape, ctx.net.spec.layout))
-    return dict(layer_input=x64, targets=ctx.ref_targets, options=options, axes=axes, theta=x64,
-                quantities=tuple(config_quantities(options, list(axes), ctx.net.batch, ctx.net.spec.l2)))
 
 
 def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) -> tuple[Comparison, np.ndarray | None]:

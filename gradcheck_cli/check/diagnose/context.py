@@ -49,9 +49,13 @@ class Context:
     targets: Any = None
     #: the layer input as given (integer token ids stay integer)
     layer_input_raw: Any = None
-    #: gradients of the layer with a parameter transformed (a kernel flipped), by description;
-    #: or a function returning them, called only when everything else explains nothing
+    #: gradients of the layer transformed (a kernel flipped, stride 1), by what to say when the
+    #: analytic gradient is one of them; or a function returning them, called only when
+    #: everything else explains nothing
     transformed: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = field(default_factory=dict)
+    #: gradients the layer's own backward returns with part of its cache changed (a matrix
+    #: transposed), by what to say when one of them is the right gradient; lazy like the above
+    repairs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def explain_rtol(self) -> float:

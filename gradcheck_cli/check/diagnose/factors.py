@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantities import Quantity, matching
+from .quantities import Quantity, matching
 from ..tolerance import rel_error
 from .context import Context, as_f64, fails, grad_name
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import localize
-from .candidates import neighbour, transformed_parameter
+from .candidates import neighbour, repaired_by_cache, transformed_layer
 from .context import Context, Hypothesis, fails
 from .derivatives import active_only, activation_derivative, softmax_backward
 from .factors import all_zero, constant_factor, per_slice_factor, proportional_to_tensor
@@ -19,7 +19,7 @@ HYPOTHESES: list[Hypothesis] = [
     active_only, proportional_to_tensor, equals_other, per_slice_factor, error_structure,
     localize.target_entries, localize.mask_missing, localize.misrouted, localize.flipped, localize.shifted,
     localize.repeated_ids, localize.overlapping_windows, localize.block,
-    neighbour, transformed_parameter, localize.subset,
+    neighbour, transformed_layer, repaired_by_cache, localize.subset,
 ]
 
 

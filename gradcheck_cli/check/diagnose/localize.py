@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..quantities import HIDDEN, KERNEL, STRIDE
+from .quantities import HIDDEN, KERNEL, STRIDE
 from .context import Context, as_f64, fails, grad_name, matching_entries, near_zero, scale_of
 
 

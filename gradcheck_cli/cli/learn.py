@@ -4,15 +4,11 @@ Kept out of app.py so that the main command file stays small; app.py registers t
 """
 from __future__ import annotations
 
-from enum import Enum
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
-
-class ExplainFormat(str, Enum):
-    text = "text"
-    markdown = "markdown"
+from .options import AllowPlugins, Debug, ExplainFormat, Plugins
 
 
 def explain(
@@ -26,9 +22,9 @@ def explain(
                                          "(x, W, b, ...) [default: the first parameter]."),
     fmt: ExplainFormat = typer.Option(ExplainFormat.text, "--format", "-f", help="text (rich) or "
                                       "markdown (for notes)."),
-    plugin: List[str] = typer.Option([], "--plugin", "-p", metavar="FILE", help="Plugin file to load (repeatable)."),
-    allow_plugins: bool = typer.Option(False, "--allow-plugins", help="Load the config's `plugins:`."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    plugin: Plugins = [],
+    allow_plugins: AllowPlugins = False,
+    debug: Debug = False,
 ) -> None:
     """Print each layer's forward and backward equations with this config's shapes.
 
@@ -38,42 +34,44 @@ def explain(
 
       gradcheck explain configs/course_columns.yaml --layer 3 --jacobian --tensor W
     """
-    from pathlib import Path
-
+    from ..run.pipeline import RunOptions, plan_config
     from .common import EXIT_OK, _consoles, _errors
-    from ..errors import UsageError
-    from ..run.pipeline import RunOptions, load_plugins, plan_file
 
     out, err = _consoles()
     with _errors(err, debug):
-        load_plugins(plugin)
-        if not Path(config).is_file():
-            raise UsageError(f"{config}: no such file")
-        plan = plan_file(Path(config), RunOptions(plugins=plugin, allow_plugins=allow_plugins))
-        if jacobian:
-            if layer is None:
-                raise UsageError("--jacobian needs --layer: the Jacobian of one layer")
-            from ..learn.explain import jacobian_view
-            from ..learn.explain_render import jacobian_markdown, render_jacobian
-            from ..check.network import build_network
-
-            view = jacobian_view(build_network(plan), layer, tensor)
-            if fmt is ExplainFormat.markdown:
-                out.file.write(jacobian_markdown(view))
-            else:
-                render_jacobian(out, view)
-        else:
-            if tensor is not None:
-                raise UsageError("--tensor goes with --jacobian")
-            from ..learn.explain import explain_plan
-            from ..learn.explain_render import explanation_markdown, render_explanation
-
-            ex = explain_plan(plan, layer)
-            if fmt is ExplainFormat.markdown:
-                out.file.write(explanation_markdown(ex))
-            else:
-                render_explanation(out, ex)
+        plan = plan_config(config, RunOptions.build(plugins=plugin, allow_plugins=allow_plugins))
+        _explain(out, plan, layer, jacobian, tensor, markdown=fmt is ExplainFormat.markdown)
         raise typer.Exit(EXIT_OK)
+
+
+def _explain(out, plan, layer: Optional[str], jacobian: bool, tensor: Optional[str], markdown: bool) -> None:
+    """The equations of the plan's layers, or (--jacobian) one layer's Jacobian, as text or
+    Markdown."""
+    from ..errors import UsageError
+
+    if jacobian:
+        if layer is None:
+            raise UsageError("--jacobian needs --layer: the Jacobian of one layer")
+        from ..check.network import build_network
+        from ..learn.explain import jacobian_view
+        from ..learn.explain_render import jacobian_markdown, render_jacobian
+
+        view = jacobian_view(build_network(plan), layer, tensor)
+        if markdown:
+            out.file.write(jacobian_markdown(view))
+        else:
+            render_jacobian(out, view)
+        return
+    if tensor is not None:
+        raise UsageError("--tensor goes with --jacobian")
+    from ..learn.explain import explain_plan
+    from ..learn.explain_render import explanation_markdown, render_explanation
+
+    ex = explain_plan(plan, layer)
+    if markdown:
+        out.file.write(explanation_markdown(ex))
+    else:
+        render_explanation(out, ex)
 
 
 def show(
@@ -83,7 +81,7 @@ def show(
                                         "a list of what the file holds."),
     check_kind: str = typer.Option("isolated", "--check", metavar="CHECK", help="isolated or network."),
     top: int = typer.Option(5, "--top", metavar="N", help="How many of the worst entries to list."),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of internal errors."),
+    debug: Debug = False,
 ) -> None:
     """Show |analytic − numeric| per entry of one gradient in a dump, with the worst entries.
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Union
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..names import DTYPES, LAYOUTS, METHODS, MODES
 from .document import Document, load_document, parse_text
 from .messages import pydantic_error
 
@@ -42,10 +43,10 @@ class CheckSpec(_Model):
     eps: Union[Literal["auto"], Annotated[float, Gt(0), Le(1)]] = Field(
         "auto", description="Step h (scaled per coordinate by max(1, |θ|)), or auto for the "
                             "rounding-optimal step of the method and dtype.")
-    method: Literal["central", "forward", "richardson", "complex"] = Field(
+    method: Literal[METHODS] = Field(
         "central", description="Difference method: central (default), forward, richardson "
                                "(central at h, h/2, h/4 combined), complex (complex step).")
-    mode: Literal["full", "sample", "directional"] = Field(
+    mode: Literal[MODES] = Field(
         "full", description="Check every entry, a seeded sample of entries per tensor, or "
                             "random directions per tensor.")
     samples: Annotated[int, Ge(1), Le(1_000_000)] = Field(
@@ -63,8 +64,8 @@ class Spec(_Model):
 
     name: Union[str, None] = Field(None, description="Defaults to the file stem.")
     seed: Annotated[int, Ge(0), Le(2**63 - 1)] = 0
-    dtype: Literal["float64", "float32"] = "float64"
-    layout: Literal["rows", "columns"] = "rows"
+    dtype: Literal[DTYPES] = "float64"
+    layout: Literal[LAYOUTS] = "rows"
     input: InputSpec
     layers: list[dict[str, Any]] = Field(min_length=1)
     loss: Union[str, dict[str, Any]]

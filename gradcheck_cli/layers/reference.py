@@ -47,6 +47,32 @@ def layer_reference() -> list[LayerDoc]:
     return out
 
 
+def layer_entries(name: str | None = None) -> list[LayerDoc]:
+    """Every registered layer's entry, or the one named ``name`` (a UsageError that names the
+    right ones when there is none)."""
+    entries = layer_reference()
+    if name is None:
+        return entries
+    match = [e for e in entries if e.name == name]
+    if not match:
+        from ..errors import UsageError
+
+        raise UsageError(no_such_layer(name, [e.name for e in entries]))
+    return match
+
+
+def no_such_layer(name: str, names: list[str]) -> str:
+    """Did-you-mean by spelling (`dens`), else by a part of a name (`cross` → the cross-entropies),
+    else every name: a user who typed a wrong name always learns a right one."""
+    import difflib
+
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    close = close or [n for n in names if name.lower() in n][:5]
+    if close:
+        return f"no layer named `{name}`: did you mean {' or '.join(f'`{c}`' for c in close)}?"
+    return f"no layer named `{name}`; the layers and losses are: {', '.join(names)}"
+
+
 def render_layer(console, entries: list[LayerDoc], full: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text

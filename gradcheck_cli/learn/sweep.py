@@ -32,6 +32,26 @@ class SweepResult:
     check: str = "end to end"
 
 
+def sweep_plan(plan, layer: str | None = None, tensor: str | None = None,
+               isolated: bool = False) -> SweepResult:
+    """The sweep of one row of a planned config: by default the first layer with parameters and
+    its first parameter (else x); end to end (the loss), or the isolated check's function."""
+    from ..check.network import build_network
+    from .tensor_function import tensor_function
+
+    net = build_network(plan)
+    if layer is None:
+        layer = next((n for n in net.nodes if n.layer.params), net.nodes[0]).label
+    node = next((n for n in net.nodes if n.label == layer), None)
+    if tensor is None:
+        tensor = next(iter(node.layer.params), "x") if node is not None else "x"
+    fn = tensor_function(net, layer, tensor, network=not isolated)
+    complex_ok = all(getattr(type(n.layer), "complex_safe", False) for n in [*net.nodes, net.loss])
+    result = sweep(fn, np.random.default_rng(net.spec.seed), complex_ok=complex_ok)
+    result.check = "isolated check" if isolated else "end to end"
+    return result
+
+
 def sweep(fn: TensorFunction, rng: np.random.Generator, steps=DEFAULT_STEPS,
           methods=METHODS, complex_ok: bool = True) -> SweepResult:
     """Relative error of each method at each step, and the Taylor test, for one tensor."""

@@ -83,6 +83,30 @@ def format_for_path(path: str) -> str | None:
     return None
 
 
+def output_formats(outputs: list[str], fmt: str | None) -> list[tuple[str, str]]:
+    """(path, format) for each --output, checked before any work is done: the suffix names the
+    format, else ``fmt``."""
+    from ..errors import UsageError
+
+    chosen = []
+    for path in outputs:
+        by_suffix = format_for_path(path)
+        if by_suffix and fmt not in (None, "table", by_suffix):  # stdout is the table anyway
+            raise UsageError(f"--output {path}: the suffix means {by_suffix} but --format says "
+                             f"{fmt}; rename the file or drop --format")
+        name = by_suffix or fmt
+        if name is None:
+            raise UsageError(f"--output {path}: cannot tell the format from the suffix; use .json, "
+                             ".xml, .md or .txt, or give --format")
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise UsageError(f"--output {path}: folder {folder} does not exist")
+        if Path(path).is_dir():
+            raise UsageError(f"--output {path}: is a folder")
+        chosen.append((path, name))
+    return chosen
+
+
 def write_atomic(path: str | Path, text: str) -> None:
     """Write text so that readers see the old file or the whole new one, never a part: a temporary
     file in the same folder, flushed to disk, then renamed over the target."""

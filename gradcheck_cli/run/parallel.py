@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..results import ConfigResult, Status
-from .pipeline import RunOptions, check_file
+from .pipeline import PathProblem, RunOptions, check_file, in_place
 
 #: Environment variables that cap the thread pools of the BLAS builds numpy ships with.
 BLAS_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
@@ -107,6 +107,18 @@ def check_files(files: list[Path], options: RunOptions, jobs: int = 1,
         # On Ctrl-C, an early stop (--fail-fast) or an error: stop the workers now.
         pool.terminate()
         pool.join()
+
+
+def check_entries(entries: list[Path | PathProblem], options: RunOptions, jobs: int = 1,
+                  debug: bool = False) -> Iterator[ConfigResult]:
+    """check_files over the config files among ``entries`` (discover_entries'), with each
+    PathProblem's error result in its place."""
+    files = [e for e in entries if isinstance(e, Path)]
+    stream = check_files(files, options, jobs, debug)
+    try:
+        yield from in_place(entries, stream)
+    finally:
+        stream.close()  # an early stop (--fail-fast, Ctrl-C) terminates the workers now
 
 
 def _start_pool(context, jobs: int, plugins: list[str]):

@@ -6,7 +6,7 @@ import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import CheckTimeout, GradcheckError, PluginError, UsageError
 from ..results import ConfigResult, Status
@@ -113,7 +113,29 @@ def _walk(folder: Path) -> Iterator[Path]:
                 yield Path(root) / name
 
 
-def load_plugins(paths: list[str]) -> None:
+def plan_config(config: str, options: RunOptions):
+    """One named config file planned, with the options' plugin files loaded (sweep, explain)."""
+    load_plugins(options.plugins)
+    if not Path(config).is_file():
+        raise UsageError(f"{config}: no such file")
+    return plan_file(Path(config), options)
+
+
+def validate_entries(entries: list[Path | PathProblem], options: RunOptions) -> Iterator[ConfigResult]:
+    """validate_file's result for each config file, a PathProblem's error result in its place."""
+    for entry in entries:
+        yield entry.result() if isinstance(entry, PathProblem) else validate_file(entry, options)
+
+
+def in_place(entries: list[Path | PathProblem], results: Iterable[ConfigResult]) -> Iterator[ConfigResult]:
+    """The results of the config files among ``entries``, with a PathProblem's error result in
+    its place."""
+    results = iter(results)
+    for entry in entries:
+        yield entry.result() if isinstance(entry, PathProblem) else next(results)
+
+
+def load_plugins(paths: Iterable[str]) -> None:
     from ..layers.plugins import load_plugin
 
     for p in paths:

@@ -10,7 +10,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.learn.explain import explain_plan, jacobian_view
+from gradcheck_cli.learn.explain import explain_plan
+from gradcheck_cli.learn.jacobian import jacobian_view
 from gradcheck_cli.learn.explain_render import explanation_markdown, render_explanation
 from gradcheck_cli.check.network import build_network
 from gradcheck_cli.config.plan import plan_network

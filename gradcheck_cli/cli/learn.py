@@ -53,7 +53,7 @@ def _explain(out, plan, layer: Optional[str], jacobian: bool, tensor: Optional[s
         if layer is None:
             raise UsageError("--jacobian needs --layer: the Jacobian of one layer")
         from ..check.network import build_network
-        from ..learn.explain import jacobian_view
+        from ..learn.jacobian import jacobian_view
         from ..learn.explain_render import jacobian_markdown, render_jacobian
 
         view = jacobian_view(build_network(plan), layer, tensor)

@@ -6,13 +6,12 @@ list of lines), where a line is a string or a pair ``(equation, shapes)`` so tha
 aligned in a column. ``Symbols`` names this layer's tensors in the course's notation (``A[l-1]``,
 ``Z[l]``, ``W[l]``) and formats their shapes. A layer without the method gets its docstring.
 
-Nothing here prints: ``explain_plan`` and ``jacobian_view`` return plain data that
-explain_render.py shows.
+Nothing here prints: ``explain_plan`` returns plain data that explain_render.py shows (and
+jacobian.py, the numbers of one small layer's Jacobian, uses the same symbols).
 """
 from __future__ import annotations
 
 import inspect
-import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -21,8 +20,6 @@ from ..config.plan import Plan, PlannedLayer
 
 Line = Union[str, tuple[str, str]]
 
-#: the largest Jacobian (entries) that ``--jacobian`` prints; beyond it a screen cannot show it
-MAX_JACOBIAN_ENTRIES = 400
 SECTIONS = ("forward", "backward", "notes")
 
 
@@ -50,13 +47,13 @@ class Symbols:
     def dims(self, symbol: str, transpose: bool = False) -> str:
         """A tensor's shape as numbers, ``(5, 16)``, reversed when transposed."""
         shape = self.shapes[symbol.lstrip("d")] if symbol not in self.shapes else self.shapes[symbol]
-        return _fmt(shape[::-1] if transpose else shape)
+        return format_shape(shape[::-1] if transpose else shape)
 
     def shape(self, symbol: str) -> str:
         """A tensor's shape with its batch axis named: ``(7, m=16)``."""
         shape = self.shapes[symbol]
         if symbol not in self.batched:
-            return _fmt(shape)
+            return format_shape(shape)
         parts = [str(d) for d in shape]
         k = len(parts) - 1 if self.layout == "columns" else 0
         parts[k] = f"m={parts[k]}"
@@ -68,7 +65,8 @@ class Symbols:
         return "Σ_columns" if self.layout == "columns" else "Σ_rows"
 
 
-def _fmt(shape) -> str:
+def format_shape(shape) -> str:
+    """``(5, 16)``, and ``(5,)`` for one axis."""
     return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
@@ -193,135 +191,3 @@ def explain_plan(plan: Plan, layer: str | None = None) -> Explanation:
         notes.append(f"L2 (λ = {spec.l2:g}): J += (λ/2m)·Σ_l ‖W[l]‖², so dW[l] += (λ/m)·W[l] "
                      f"for {', '.join(decayed)}")
     return Explanation(spec.name or "", spec.doc.path, spec.layout, spec.input.batch, layers, notes)
-
-
-# -- the Jacobian, for a layer small enough to print --------------------------------------------------
-
-@dataclass
-class JacobianView:
-    label: str
-    layer_type: str
-    tensor: str                       # "x", "W", ...
-    tensor_symbol: str
-    out_symbol: str
-    out_shape: tuple[int, ...]
-    tensor_shape: tuple[int, ...]
-    too_big: str | None = None        # why it is not shown
-    jacobian: Any = None              # (out.size, tensor.size), built by central differences
-    upstream: Any = None              # G, shaped like the output
-    product: Any = None               # Gᵀ·J reshaped to the tensor's shape
-    vjp: Any = None                   # the layer's backward(G)[tensor]
-    vjp_error: str | None = None      # why the VJP could not be shown
-    rel_error: float | None = None
-
-
-def jacobian_view(net, label: str, tensor: str | None = None) -> JacobianView:
-    """J of one layer's output with respect to one of its tensors (central differences on its real
-    input from the network's forward pass), the seeded upstream gradient G of the isolated check,
-    Gᵀ·J, and the layer's own VJP backward(G)."""
-    import numpy as np
-
-    from ..check.network import STREAM_COTANGENT, node_key, rng_for
-
-    plan = net.plan
-    node = select(plan, label)[0]
-    syms = {s.label: s for s in symbols_for(plan)}[node.label]
-    tensors = ["x", *node.layer.params]
-    tensor = tensor or (tensors[1] if len(tensors) > 1 else "x")
-    if tensor not in tensors:
-        from ..errors import UsageError
-
-        raise UsageError(f"layer {node.label} ({node.type_name}) has no tensor {tensor!r}: "
-                         f"choose one of {', '.join(tensors)}")
-    x = net.x
-    for n in plan.nodes:
-        if n is node:
-            break
-        x = n.layer.forward(x)[0]
-    if np.issubdtype(np.asarray(x).dtype, np.floating):
-        x = np.asarray(x, dtype=np.float64)
-    elif tensor == "x":
-        from ..errors import UsageError
-
-        raise UsageError(f"layer {node.label} ({node.type_name}) takes integers (indices) as x, "
-                         f"which have no derivative: choose a parameter with --tensor "
-                         f"({', '.join(tensors[1:]) or 'it has none'})")
-    layer = node.layer
-    params = {k: np.asarray(v, dtype=np.float64) for k, v in layer.params.items()}
-    is_loss = node is plan.loss
-    targets = net.targets
-
-    def forward(xv, pv):
-        import copy
-
-        clone = copy.copy(layer)
-        clone.params = pv
-        return np.asarray(clone.forward(xv, targets)[0] if is_loss else clone.forward(xv)[0],
-                          dtype=np.float64)
-
-    try:
-        out = forward(x, params)
-    except Exception as exc:  # a plugin's forward: a located error, not a crash
-        from ..check.network import runtime_error
-
-        raise runtime_error(plan, node, "forward", exc) from None
-    theta = x if tensor == "x" else params[tensor]
-    view = JacobianView(node.label, node.type_name, tensor,
-                        syms.x if tensor == "x" else syms.params[tensor], syms.y,
-                        tuple(out.shape), tuple(theta.shape))
-    entries = max(out.size, 1) * theta.size
-    if entries > MAX_JACOBIAN_ENTRIES:
-        view.too_big = (f"J would be {max(out.size, 1)} × {theta.size} = {entries:,} entries, more "
-                        f"than the {MAX_JACOBIAN_ENTRIES} that fit on a screen: try a config with "
-                        "batch: 2 and a few units. Backprop never forms J: the VJP Gᵀ·J is computed "
-                        "directly, which is why it only needs tensors of the shapes above.")
-        return view
-    if is_loss:
-        g = np.ones(())
-    else:
-        g = rng_for(plan.spec.seed, STREAM_COTANGENT, *node_key(node)).standard_normal(out.shape)
-    jac = np.zeros((max(out.size, 1), theta.size))
-    for j in range(theta.size):
-        h = 6e-6 * max(1.0, abs(float(theta.flat[j])))
-        cols = []
-        for sign in (1.0, -1.0):
-            t = theta.copy()
-            t.flat[j] += sign * h
-            cols.append(forward(t, params) if tensor == "x" else forward(x, {**params, tensor: t}))
-        jac[:, j] = ((cols[0] - cols[1]) / (2 * h)).reshape(-1)
-    view.jacobian, view.upstream = jac, g
-    view.product = (g.reshape(-1) @ jac).reshape(theta.shape)
-    try:
-        xd = x.astype(net.dtype) if np.issubdtype(x.dtype, np.floating) else x
-        cache = layer.forward(xd, targets)[1] if is_loss else layer.forward(xd)[1]
-        result = layer.backward(1.0 if is_loss else g.astype(net.dtype), cache)
-        vjp = result if is_loss else (result[0] if tensor == "x" else result[1].get(tensor))
-        vjp = None if vjp is None else np.asarray(vjp, dtype=np.float64)
-    except Exception as exc:  # the backward under study may be broken: say so, do not crash
-        vjp, view.vjp_error = None, f"backward raised {type(exc).__name__}: {exc}"
-    if vjp is not None and vjp.shape != view.product.shape:
-        view.vjp_error = (f"backward returned d{tensor} of shape {_fmt(vjp.shape)}, but "
-                          f"{view.tensor_symbol} is {_fmt(theta.shape)}")
-        view.vjp = vjp
-    elif vjp is not None:
-        view.vjp = vjp
-        denom = float(np.linalg.norm(vjp) + np.linalg.norm(view.product))
-        view.rel_error = 0.0 if denom == 0 else float(np.linalg.norm(vjp - view.product)) / denom
-    elif view.vjp_error is None:
-        view.vjp_error = f"backward returned no gradient for {tensor}"
-    return view
-
-
-def entries_label(shape: tuple[int, ...]) -> list[str]:
-    """Row/column names of a flattened tensor: its index tuples in C order."""
-    if not shape:
-        return ["()"]
-    import itertools
-
-    if len(shape) == 1:
-        return [str(i) for i in range(shape[0])]
-    return ["(" + ",".join(str(i) for i in idx) + ")" for idx in itertools.product(*map(range, shape))]
-
-
-def n_entries(shape: tuple[int, ...]) -> int:
-    return math.prod(shape) if shape else 1

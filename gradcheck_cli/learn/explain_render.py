@@ -5,7 +5,8 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .explain import Explanation, JacobianView, LayerExplanation, entries_label
+from .explain import Explanation, LayerExplanation
+from .jacobian import JacobianView, entries_label
 
 
 def _title(e: LayerExplanation) -> str:

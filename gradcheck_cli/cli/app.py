@@ -13,7 +13,7 @@ from typing import List, Optional
 import typer
 
 from .. import __version__
-from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _consoles, _errors, hook_hints, metavars_only
+from .common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, consoles, error_guard, hook_hints, metavars_only
 from .options import (AllowConfigsPlugins, AllowPlugins, CheckAllowPlugins, CheckPlugins, Debug,
                       Exclude, Format, Method, Mode, Plugins, SchemaPlugins, Step)
 
@@ -116,8 +116,8 @@ def check(
 
     limit_blas_threads()  # before numpy loads: the same BLAS threads as --jobs workers
     keep_freed_memory()
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         outputs = output_formats(output, fmt.value if fmt else None)
         shown = "table" if fmt is None or output else fmt.value
         if watch:
@@ -175,8 +175,8 @@ def validate(
     from ..run.pipeline import RunOptions, validate_entries
     from .render import show_validation
 
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         entries = _discover(paths, exclude, plugin)
         options = RunOptions.build(plugins=plugin, allow_plugins=allow_plugins, **hook_hints())
         bad = show_validation(out, err, validate_entries(entries, options), len(entries))
@@ -203,8 +203,8 @@ def layers(
     from ..layers.reference import layer_entries, render_layer
     from ..run.pipeline import load_plugins
 
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         load_plugins(plugin)
         render_layer(out, layer_entries(name), full=name is not None)
 
@@ -226,8 +226,8 @@ def schema(
 
       gradcheck schema --plugin my_layers.py --output gradcheck.schema.json
     """
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         from ..config.schema import schema_text
         from ..run.pipeline import load_plugins
 
@@ -274,8 +274,8 @@ def sweep(
     """
     from ..run.pipeline import RunOptions, plan_config
 
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         from ..learn.sweep import sweep_plan
         from ..learn.sweep_render import render_sweep
 
@@ -327,8 +327,8 @@ def init(
     """
     from .templates import write_template
 
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         targets, command = write_template(template, path, force)
         err.print(f"wrote {', '.join(str(t) for t in targets)}; now run: {command}", soft_wrap=True)
 

@@ -35,7 +35,8 @@ def hook_hints() -> dict:
     return dict(PRE_COMMIT_HINTS)
 
 
-def _consoles():
+def consoles():
+    """The consoles of stdout (results) and stderr (messages)."""
     from rich.console import Console
 
     # not a terminal (a CI log, a file): wide enough that no table column is cut
@@ -45,7 +46,7 @@ def _consoles():
                                                           markup=False)
 
 
-class _errors:
+class error_guard:
     """Turn user-facing errors into one line and exit 2; anything else into a report request."""
 
     def __init__(self, err, debug: bool) -> None:

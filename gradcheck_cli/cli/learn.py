@@ -35,10 +35,10 @@ def explain(
       gradcheck explain configs/course_columns.yaml --layer 3 --jacobian --tensor W
     """
     from ..run.pipeline import RunOptions, plan_config
-    from .common import EXIT_OK, _consoles, _errors
+    from .common import EXIT_OK, consoles, error_guard
 
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         plan = plan_config(config, RunOptions.build(plugins=plugin, allow_plugins=allow_plugins))
         _explain(out, plan, layer, jacobian, tensor, markdown=fmt is ExplainFormat.markdown)
         raise typer.Exit(EXIT_OK)
@@ -87,12 +87,12 @@ def show(
 
     Example: gradcheck show run.npz 2/W
     """
-    from .common import EXIT_OK, _consoles, _errors
+    from .common import EXIT_OK, consoles, error_guard
     from ..learn.dump import load_dump, summarize
     from ..learn.dump_render import render_contents, render_heatmap
 
-    out, err = _consoles()
-    with _errors(err, debug):
+    out, err = consoles()
+    with error_guard(err, debug):
         dumped = load_dump(dump)
         if key is None:
             render_contents(out, dumped)

@@ -12,7 +12,7 @@ import typer
 
 from ..errors import error_lines
 from ..results import ConfigResult, RunResult, Status
-from .common import EXIT_INTERRUPTED, _consoles
+from .common import EXIT_INTERRUPTED, consoles
 
 
 class CheckView:
@@ -53,7 +53,7 @@ class CheckView:
                 self.reporter.stop()
             # Fresh consoles: an interrupt inside a print leaves rich's buffer full, and the old
             # console would print that text a second time.
-            self.out, self.err = _consoles()
+            self.out, self.err = consoles()
             return done, True
         return done, False
 
@@ -97,7 +97,7 @@ def show_validation(out: Any, err: Any, results: Iterator[ConfigResult], total: 
             else:
                 out.print(f"ok  {result.path}  ({result.n_params:,} parameters)", soft_wrap=True)
     except KeyboardInterrupt:
-        out, err = _consoles()  # as in check: a print cut short leaves rich's buffer full
+        out, err = consoles()  # as in check: a print cut short leaves rich's buffer full
         out.print(f"{done} config{'s' if done != 1 else ''}: {done - bad} valid, {bad} invalid")
         err.print(f"interrupted: {done} of {total} configs validated", style="red")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -130,7 +130,7 @@ def watch(out, err, paths, exclude, options, verbose, quiet, strict, debug) -> N
             render_run(out, RunResult(results, strict=strict))
             out.file.flush()
     except KeyboardInterrupt:
-        _consoles()[1].print("stopped watching", style="dim")
+        consoles()[1].print("stopped watching", style="dim")
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 

@@ -113,9 +113,9 @@ def describe(err: dict, model: type[BaseModel] | None, valid_keys: list[str] | N
         hint = _MISSING_HINTS.get(str(loc[-1])) if loc else None
         field = model.model_fields.get(str(loc[-1])) if model is not None and loc else None
         if hint is None and field is not None and len(loc) == 1:
-            from ..layers.options import _type_text  # a layer option: say its type and bounds
+            from ..layers.options import type_text  # a layer option: say its type and bounds
 
-            hint = f"`{loc[-1]}` takes {_type_text(field.annotation, field.metadata)}"
+            hint = f"`{loc[-1]}` takes {type_text(field.annotation, field.metadata)}"
         return "required key is missing" + (f": {hint}" if hint else "")
     if kind == "extra_forbidden":
         keys = valid_keys if valid_keys is not None else _fields_at(model, loc[:-1])

@@ -46,23 +46,24 @@ def option_table(cls: type) -> list[tuple[str, str, str]]:
     rows = []
     for name, field in options_model(cls).model_fields.items():
         ann = field.annotation
-        type_text = _type_text(ann, field.metadata)
+        text = type_text(ann, field.metadata)
         default = "required" if field.is_required() else repr(field.default)
-        rows.append((name, type_text, default))
+        rows.append((name, text, default))
     return rows
 
 
-def _type_text(ann: Any, metadata: list) -> str:
+def type_text(ann: Any, metadata: list) -> str:
+    """An option's type and bounds as a reader writes them (`int ≥ 1`, `'same' | 'valid'`)."""
     origin = typing.get_origin(ann)
     if origin is typing.Literal:
         text = " | ".join(repr(a) for a in typing.get_args(ann))
     elif origin is typing.Annotated:  # nested constraints, e.g. inside `int | list[int > 0]`
         inner, *extra = typing.get_args(ann)
-        text = _type_text(inner, list(extra))
+        text = type_text(inner, list(extra))
     elif origin in (typing.Union, types.UnionType):
-        text = " | ".join("null" if a is type(None) else _type_text(a, []) for a in typing.get_args(ann))
+        text = " | ".join("null" if a is type(None) else type_text(a, []) for a in typing.get_args(ann))
     elif origin is list:
-        text = f"list[{', '.join(_type_text(a, []) for a in typing.get_args(ann))}]"
+        text = f"list[{', '.join(type_text(a, []) for a in typing.get_args(ann))}]"
     elif isinstance(ann, type):
         text = ann.__name__
     else:

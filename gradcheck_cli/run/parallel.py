@@ -80,7 +80,8 @@ def _init_worker(plugins: list[str]) -> None:
     load_plugins(plugins)
 
 
-def _work(args: tuple[Path, RunOptions, bool]) -> ConfigResult:
+def check_task(args: tuple[Path, RunOptions, bool]) -> ConfigResult:
+    """check_one in a pool's worker (Pool.map passes one argument)."""
     return check_one(*args)
 
 
@@ -98,9 +99,9 @@ def check_files(files: list[Path], options: RunOptions, jobs: int = 1,
     # spawn: a fresh interpreter reads the BLAS variables set in the initializer before numpy is
     # imported (a forked child would inherit the parent's already started BLAS threads).
     context = multiprocessing.get_context("spawn")
-    pool = _start_pool(context, jobs, list(options.plugins))
+    pool = start_pool(context, jobs, list(options.plugins))
     try:
-        for result in pool.imap(_work, [(path, options, debug) for path in files], chunksize=1):
+        for result in pool.imap(check_task, [(path, options, debug) for path in files], chunksize=1):
             yield result
         pool.close()
     finally:
@@ -121,7 +122,7 @@ def check_entries(entries: list[Path | PathProblem], options: RunOptions, jobs: 
         stream.close()  # an early stop (--fail-fast, Ctrl-C) terminates the workers now
 
 
-def _start_pool(context, jobs: int, plugins: list[str]):
+def start_pool(context, jobs: int, plugins: list[str]):
     """Workers start with SIGINT ignored (an ignored signal stays ignored across exec), so a
     Ctrl-C while they boot cannot print their tracebacks; the parent's handler is restored."""
     import threading

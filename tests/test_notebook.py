@@ -157,8 +157,9 @@ def test_readme_notebook_snippet_runs():
     assert eval(lines[-1], namespace).ok
 
 
-def test_check_spec_has_the_same_resource_guard_as_the_command_line():
+def test_check_spec_has_the_same_resource_guard_as_the_command_line(monkeypatch):
     from gradcheck_cli import check_spec
+    from gradcheck_cli.check import budget
     from gradcheck_cli.results import Status
 
     huge = {"input": {"shape": [4096], "batch": 8}, "loss": "mse",
@@ -166,7 +167,15 @@ def test_check_spec_has_the_same_resource_guard_as_the_command_line():
     report = check_spec(huge)
     assert report.result.status is Status.ERROR
     assert "function evaluations (limit --max-evals 10,000,000)" in report.result.error
-    assert check_spec(huge, mode="directional").result.status is Status.PASS
+    # a lighter mode passes the same guard: shown under a lower limit on a small network (a
+    # directional check of the 33M parameters above takes half a minute)
+    monkeypatch.setattr(budget, "DEFAULT_MAX_EVALS", 1000)
+    small = {"input": {"shape": [16], "batch": 4}, "loss": "mse",
+             "layers": [{"type": "dense", "units": 16}, {"type": "dense", "units": 16}]}
+    refused = check_spec(small)
+    assert refused.result.status is Status.ERROR
+    assert "function evaluations (limit --max-evals 1,000)" in refused.result.error
+    assert check_spec(small, mode="directional").result.status is Status.PASS
 
 
 def test_a_network_from_a_dict_shows_no_config_lines():

@@ -2,7 +2,7 @@
 family with its correct twin and its planted bugs, and a table per family (tests/mutants/*.toml)
 saying where each bug must FAIL and what its diagnosis must name.
 
-Shared by tests/test_mutants.py and the README's corpus table (``python tests/mutant_corpus.py``
+Shared by tests/test_check_mutant_corpus.py and the README's corpus table (``python tests/mutant_corpus.py``
 prints each case). The format is described in tests/mutants/README.md.
 """
 from __future__ import annotations
@@ -162,7 +162,7 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
 
 
 def table(cases: list[Case]) -> str:
-    """The README's corpus table, from the cases as declared (tests/test_mutants.py checks each
+    """The README's corpus table, from the cases as declared (tests/test_check_mutant_corpus.py checks each
     declaration against a run): per family, bugs planted, named, generic."""
     fams: dict[str, list[Case]] = {}
     for c in cases:

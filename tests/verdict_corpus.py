@@ -1,6 +1,6 @@
 """The verdict-quality corpus: planted-bug layers (each must FAIL at exactly its row) and correct
 networks that are hard on a checker (kinks, pool ties, float32, gradients that are exactly zero),
-which must never FAIL. Shared by tests/test_verdicts.py and benchmarks/verdict_quality.py."""
+which must never FAIL. Shared by tests/test_check_verdict_corpus.py and benchmarks/verdict_quality.py."""
 from __future__ import annotations
 
 from dataclasses import dataclass

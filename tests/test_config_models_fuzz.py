@@ -3,7 +3,7 @@ correct); random invalid ones give exit 2 and one located message, never an exce
 
 The normal suite runs a short, derandomized profile. For a long, random run:
 
-    GRADCHECK_FUZZ_EXAMPLES=2000 python -m pytest tests/test_fuzz.py
+    GRADCHECK_FUZZ_EXAMPLES=2000 python -m pytest tests/test_config_models_fuzz.py
 
 A failing example found that way belongs in tests/fuzz_regressions/ (one file each; a first
 line `# expect: N` gives the exit code, 2 when absent; a `# xfail: reason` line marks a known bug

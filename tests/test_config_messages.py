@@ -20,6 +20,8 @@ from gradcheck_cli.cli import app
 from gradcheck_cli.layers.catalog import registered
 from gradcheck_cli.run.pipeline import CONFIG_SUFFIXES
 
+from conftest import plugin_layers_hidden
+
 CORPUS = Path(__file__).resolve().parent / "bad_configs"
 UPDATE = os.environ.get("GRADCHECK_UPDATE_CORPUS") == "1"
 
@@ -29,6 +31,13 @@ RUNTIME_ONLY = {
     "plugin_forward_not_a_pair.yaml", "plugin_forward_nan.yaml", "plugin_forward_wrong_shape.yaml",
     "plugin_forward_exits.yaml", "plugin_forward_objects.yaml",
 }
+
+
+@pytest.fixture(autouse=True)
+def _corpus_layers_only():
+    # the messages list and suggest layer types: only the built-ins and the corpus's own plugins
+    with plugin_layers_hidden(keep_from=CORPUS):
+        yield
 
 
 def _configs() -> list[str]:

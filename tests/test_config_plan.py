@@ -5,8 +5,6 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.layers.catalog import registered
-from gradcheck_cli.layers.registry import is_builtin, register, unregister
 
 CASES = {
     "conv_on_flat_input": (
@@ -47,18 +45,6 @@ CASES = {
         "net.yaml:4:1: loss: temporal_softmax_cross_entropy needs scores of shape (T, V) with V ≥ 2, "
         "got (3,): end the network with a linear layer (the last layer outputs (3,) per example)"),
 }
-
-
-@pytest.fixture
-def builtins_only():
-    """Plugin layers that other tests of this process registered would change the suggestions
-    and the list of valid types: these messages are those of the built-ins alone."""
-    plugins = {n: c for n, c in registered().items() if not is_builtin(c)}
-    for name in plugins:
-        unregister(name)
-    yield
-    for name, cls in plugins.items():
-        register(name)(cls)
 
 
 @pytest.mark.parametrize("name", list(CASES))

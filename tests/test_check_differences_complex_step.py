@@ -25,7 +25,7 @@ from gradcheck_cli.results import Status
 from gradcheck_cli.config.models import spec_from_text
 
 import test_layers_mutations
-from test_layers_registry import EXAMPLES
+from test_layers_catalog import EXAMPLES
 from verdict_corpus import HARD, MUTANTS, hard_spec, mutant_spec
 
 COMPLEX = CheckSettings(method="complex")
@@ -47,7 +47,7 @@ def not_passing(result, allowed=(Status.PASS, Status.SKIPPED)):
 @pytest.mark.parametrize("name", BUILTINS)
 def test_every_builtin_declares_complex_safe_and_has_an_example(name):
     assert registered()[name].complex_safe is True
-    assert EXAMPLES.get(name), f"{name}: no example spec in tests/test_layers_registry.py"
+    assert EXAMPLES.get(name), f"{name}: no example spec in tests/test_layers_catalog.py"
 
 
 @pytest.mark.parametrize("name,k", CASES, ids=[f"{n}-{k}" for n, k in CASES])

@@ -29,7 +29,7 @@ CASES: dict[str, dict] = {
     "binary_cross_entropy": {"before": [{"type": "sigmoid"}]},
 }
 
-_OWN_TEST = "covered with suitable inputs by tests/test_layers_registry.py"
+_OWN_TEST = "covered with suitable inputs by tests/test_layers_catalog.py"
 
 #: type -> why this generic test (1-D feature inputs) cannot check it. Only these are skipped.
 SKIP: dict[str, str] = {
@@ -114,12 +114,12 @@ def test_every_builtin_layer_and_loss_is_covered():
         required = [k for k, f in _options(cls).items() if f.is_required()]
         missing = [k for k in required if k not in CASES.get(name, {}).get("options", {})]
         assert name in SKIP or not missing, (
-            f"layer {name!r} requires options {missing}: add them to CASES in tests/test_registry.py")
+            f"layer {name!r} requires options {missing}: add them to CASES in tests/test_layers_catalog_probes.py")
 
 
 def test_skipped_types_are_covered_elsewhere():
     """SKIP says where a skipped type is tested; keep that true."""
-    other = Path(__file__).with_name("test_layers_registry.py")
+    other = Path(__file__).with_name("test_layers_catalog.py")
     text = other.read_text() if other.exists() else ""
     for name in SKIP:
         if name in registered():

@@ -18,7 +18,7 @@ from gradcheck_cli.layers.plugins import load_plugin
 from gradcheck_cli.layers.registry import lookup
 from gradcheck_cli.results import Status
 
-from test_fastpath import assert_agree_within_noise
+from test_check_shortcuts import assert_agree_within_noise
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAIN = ROOT / "tests" / "fixtures" / "plain" / "plain_layers.py"

@@ -188,7 +188,7 @@ def test_bad_spec_gives_exact_located_error_and_exit_2(run, case):
     assert "Traceback" not in result.output + result.stderr
 
 
-def test_unknown_layer_type_lists_the_valid_ones(run):
+def test_unknown_layer_type_lists_the_valid_ones(run, builtins_only):
     result = run("check", "bad.yaml", files={"bad.yaml": "input: {shape: [3]}\nlayers:\n"
                                                           "  - {type: dense, units: 2}\n  - {type: rellu}\nloss: mse\n"})
     assert result.exit_code == 2
@@ -198,7 +198,7 @@ def test_unknown_layer_type_lists_the_valid_ones(run):
     assert {"dense", "relu", "sigmoid", "tanh", "softmax"} <= set(valid.split(", "))
 
 
-def test_unknown_loss_type_lists_the_valid_ones(run):
+def test_unknown_loss_type_lists_the_valid_ones(run, builtins_only):
     result = run("check", "bad.yaml", files={"bad.yaml": "input: {shape: [3]}\nlayers: [{type: relu}]\n"
                                                           "loss: zzz\n"})
     assert result.exit_code == 2

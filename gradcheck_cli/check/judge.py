@@ -13,6 +13,7 @@ The verdict rule (see README, "Verdicts"):
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -189,14 +190,21 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
         out.reason = (f"every entry ({out.kinks}) is at a kink: each analytic value lies between "
                       f"its one-sided derivatives, but no entry was left to compare where the "
                       f"function is differentiable; check this tensor with another seed")
+    if full_shape is not None and index is not None and index.size == int(np.prod(full_shape)):
+        # every entry was probed, in order: name the bug, with the noise each entry carries
+        diagnose_failure(out, a.reshape(full_shape), n.reshape(full_shape), tol, context,
+                         (SAFETY * noise).reshape(full_shape))
     return out
 
 
 def diagnose_failure(out: Comparison, a_full: np.ndarray, n_full: np.ndarray, tol: Tolerance,
-                     context: Context | None) -> None:
-    """Name the common bug behind a FAIL (transpose, a factor, zeros, ...) when one explains it."""
+                     context: Context | None, noise: np.ndarray | None = None) -> None:
+    """Name the common bug behind a FAIL (transpose, a factor, zeros, ...) when one explains it;
+    ``noise``: per entry, the error the finite differences' noise explains."""
     if out.status is not Status.FAIL or context is None or out.diagnosis:
         return
+    if noise is not None:
+        context = replace(context, noise=noise)
     a, n = a_full, n_full
     if a.ndim == 2 and a.shape[0] == a.shape[1] and a.shape[0] > 1 and rel_error(a.T, n) <= tol.pass_rtol:
         out.diagnosis = "transposed"

@@ -56,6 +56,10 @@ class Context:
     #: gradients the layer's own backward returns with part of its cache changed (a matrix
     #: transposed), by what to say when one of them is the right gradient; lazy like the above
     repairs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] = field(default_factory=dict)
+    #: per entry (the tensor's shape), the largest error (analytic − numeric) the finite
+    #: differences' noise explains: the verdict's own estimate (rounding, truncation, the
+    #: analytic side's rounding) times its safety factor; None when unknown
+    noise: Any = None
 
     @property
     def explain_rtol(self) -> float:
@@ -82,6 +86,16 @@ def scale_of(a: np.ndarray, n: np.ndarray) -> float:
 def matching_entries(a: np.ndarray, n: np.ndarray, ctx: Context) -> np.ndarray:
     """Per entry: does a equal n to within the explain threshold (relative to the tensor's scale)?"""
     return np.abs(a - n) <= ctx.explain_rtol * scale_of(a, n)
+
+
+def explained(a: np.ndarray, guess: np.ndarray, ctx: Context, gain: float = 1.0) -> bool:
+    """Whether ``guess`` reproduces ``a`` up to the noise: every entry within ``gain`` times the
+    check's per-entry noise where it is known (a fit is then claimed only where its residual is
+    at noise level, in float32 as in float64), else within the explain threshold overall."""
+    noise = as_f64(ctx.noise)
+    if noise is None or noise.shape != a.shape:
+        return rel_error(a, guess) <= ctx.explain_rtol
+    return bool(np.all(np.abs(a - guess) <= gain * noise))
 
 
 def near_zero(v: np.ndarray, scale: float, ctx: Context) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 
 from .quantities import Quantity, matching
 from ..tolerance import rel_error
-from .context import Context, as_f64, fails, grad_name
+from .context import Context, as_f64, explained, fails, grad_name
 
 
 def all_zero(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
@@ -22,12 +22,13 @@ def _fit(a: np.ndarray, n: np.ndarray) -> float:
 
 
 def constant_factor(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
-    """analytic = c · numeric for a constant c (fitted by least squares, the residual within the
-    explain threshold), said together with every quantity of the config it equals, or none."""
+    """analytic = c · numeric for a constant c (fitted by least squares, the residual at the
+    noise level of every entry: c·numeric carries c times the numeric side's noise), said
+    together with every quantity of the config it equals, or none."""
     if a.shape != n.shape or not fails(a, n, ctx) or not np.any(n) or not np.any(a):
         return None
     c = _fit(a, n)
-    if not np.isfinite(c) or c == 0.0 or rel_error(a, c * n) > ctx.explain_rtol:
+    if not np.isfinite(c) or c == 0.0 or not explained(a, c * n, ctx, max(1.0, abs(c))):
         return None
     m = ctx.batch
     # the plain cases keep their familiar wording when nothing else coincides with them

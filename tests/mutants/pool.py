@@ -135,3 +135,57 @@ class AvgPoolSpillsOverBorder(AvgPool):
         # the uncovered last rows/columns padded with copies of their neighbours
         dx = np.pad(up, ((0, 0), (0, 0), (0, H - up.shape[2]), (0, W - up.shape[3])), mode="edge")
         return dx, {}
+
+
+@register("avgpool_first_entry_only")
+class AvgPoolFirstEntryOnly(AvgPool):
+    def backward(self, dout, cache):
+        k = self.kernel
+        dx = np.zeros(cache, dtype=dout.dtype)
+        dx[:, :, :k * dout.shape[2]:k, :k * dout.shape[3]:k] = dout / k ** 2   # only each window's first entry
+        return dx, {}
+
+
+@register("avgpool_padded_ok")
+class AvgPoolPadded:
+    """out = mean of the real entries of each k×k window at stride 1 over x zero-padded by p
+    (the padding not counted: a border window averages fewer entries); dx spreads
+    dout/count over each window's real entries."""
+
+    def __init__(self, kernel: int = 3, padding: int = 1):
+        self.kernel, self.padding = kernel, padding
+
+    def build(self, input_shape, rng):
+        C, H, W = input_shape
+        self.params = {}
+        k, p = self.kernel, self.padding
+        return (C, H + 2 * p - k + 1, W + 2 * p - k + 1)
+
+    def counts(self, shape):
+        """(H', W'): how many real entries each window holds."""
+        p = self.padding
+        ones = np.pad(np.ones((1, 1) + tuple(shape[2:])), ((0, 0), (0, 0), (p, p), (p, p)))
+        return windows(ones, self.kernel, 1).sum(axis=(-2, -1))[0, 0]
+
+    def forward(self, x):
+        p = self.padding
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        return windows(xp, self.kernel, 1).sum(axis=(-2, -1)) / self.counts(x.shape).astype(x.dtype), x.shape
+
+    def spread(self, g, shape):
+        k, p = self.kernel, self.padding
+        m, C, H, W = shape
+        dxp = np.zeros((m, C, H + 2 * p, W + 2 * p), dtype=g.dtype)
+        for a in range(k):
+            for b in range(k):
+                dxp[:, :, a:a + g.shape[2], b:b + g.shape[3]] += g
+        return dxp[:, :, p:p + H, p:p + W]
+
+    def backward(self, dout, cache):
+        return self.spread(dout / self.counts(cache).astype(dout.dtype), cache), {}
+
+
+@register("avgpool_padded_divides_by_k2")
+class AvgPoolPaddedDividesByK2(AvgPoolPadded):
+    def backward(self, dout, cache):
+        return self.spread(dout / self.kernel ** 2, cache), {}     # the padding counted after all

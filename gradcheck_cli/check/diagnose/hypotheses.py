@@ -18,8 +18,10 @@ HYPOTHESES: list[Hypothesis] = [
     all_zero, constant_factor, bias_axis, skip_path, softmax_backward, localize.triangle, activation_derivative,
     active_only, proportional_to_tensor, equals_other, per_slice_factor, error_structure,
     localize.target_entries, localize.mask_missing, localize.misrouted, localize.flipped, localize.shifted,
-    localize.repeated_ids, localize.overlapping_windows, localize.block,
-    neighbour, transformed_layer, repaired_by_cache, localize.subset,
+    localize.repeated_ids, localize.overlapping_windows, localize.block, localize.border,
+    localize.stride_lattice,
+    neighbour, transformed_layer, repaired_by_cache, localize.overlapping_windows_with_parameters,
+    localize.stride_lattice_with_parameters, localize.subset,
 ]
 
 

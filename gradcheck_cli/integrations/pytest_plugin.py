@@ -197,7 +197,16 @@ class GradcheckFile(pytest.File):
         return self._result
 
 
-class GradcheckPathItem(pytest.Item):
+class _Reported(pytest.Item):
+    """An item whose GradcheckFailure shows as its message alone (no traceback)."""
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
+        if isinstance(excinfo.value, GradcheckFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+class GradcheckPathItem(_Reported):
     """A gradcheck path that names no config: it fails with the located message."""
 
     def __init__(self, *, message: str, **kwargs: Any) -> None:
@@ -207,16 +216,11 @@ class GradcheckPathItem(pytest.Item):
     def runtest(self) -> None:
         raise GradcheckFailure(self.message)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
-        if isinstance(excinfo.value, GradcheckFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
 
 
-class GradcheckItem(pytest.Item):
+class GradcheckItem(_Reported):
     def __init__(self, *, label: str | None, line: int | None, error: str | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -238,11 +242,6 @@ class GradcheckItem(pytest.Item):
         skipped = [r for r in rows if r.status is Status.SKIPPED]
         if rows and len(skipped) == len(rows):
             pytest.skip(skipped[0].reason or "skipped")
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> Any:
-        if isinstance(excinfo.value, GradcheckFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         # pytest turns dots of the domain into "::" in -v output: the item name has none.

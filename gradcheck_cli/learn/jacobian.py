@@ -38,6 +38,7 @@ def jacobian_view(net, label: str, tensor: str | None = None) -> JacobianView:
     input from the network's forward pass), the seeded upstream gradient G of the isolated check,
     Gᵀ·J, and the layer's own VJP backward(G)."""
     from ..check.network import STREAM_COTANGENT, node_key, rng_for
+    from ..check.tolerance import rel_error
 
     plan = net.plan
     node = select(plan, label)[0]
@@ -114,8 +115,7 @@ def jacobian_view(net, label: str, tensor: str | None = None) -> JacobianView:
         view.vjp = vjp
     elif vjp is not None:
         view.vjp = vjp
-        denom = float(np.linalg.norm(vjp) + np.linalg.norm(view.product))
-        view.rel_error = 0.0 if denom == 0 else float(np.linalg.norm(vjp - view.product)) / denom
+        view.rel_error = rel_error(vjp, view.product)
     elif view.vjp_error is None:
         view.vjp_error = f"backward returned no gradient for {tensor}"
     return view

@@ -109,3 +109,8 @@ def grad_name(ctx: Context) -> str:
 def resolved(found: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> Mapping[str, Any]:
     """A lazy mapping of candidates, computed now."""
     return found() if callable(found) else found
+
+
+def plural(k: int, word: str = "entr") -> str:
+    """'1 entry', '3 entries'; '2 columns' for another word."""
+    return f"{k} {word}{'y' if k == 1 else 'ies'}" if word == "entr" else f"{k} {word}{'' if k == 1 else 's'}"

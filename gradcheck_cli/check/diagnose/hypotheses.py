@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import localize
+from . import localize, windows
 from .candidates import neighbour, repaired_by_cache, transformed_layer
 from .context import Context, Hypothesis, fails
 from .derivatives import active_only, activation_derivative, softmax_backward
@@ -18,10 +18,9 @@ HYPOTHESES: list[Hypothesis] = [
     all_zero, constant_factor, bias_axis, skip_path, softmax_backward, localize.triangle, activation_derivative,
     active_only, proportional_to_tensor, equals_other, per_slice_factor, error_structure,
     localize.target_entries, localize.mask_missing, localize.misrouted, localize.flipped, localize.shifted,
-    localize.repeated_ids, localize.overlapping_windows, localize.block, localize.border,
-    localize.stride_lattice,
-    neighbour, transformed_layer, repaired_by_cache, localize.overlapping_windows_with_parameters,
-    localize.stride_lattice_with_parameters, localize.subset,
+    localize.repeated_ids, windows.overlapping_windows, localize.block, windows.border,
+    windows.stride_lattice, neighbour, transformed_layer, repaired_by_cache, windows.overlapping_windows_with_parameters,
+    windows.stride_lattice_with_parameters, localize.subset,
 ]
 
 

@@ -16,7 +16,7 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from ..errors import SpecError, UsageError
 
@@ -73,7 +73,6 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     spec = plan.spec
     m = spec.input.batch
     item = 4 if spec.dtype == "float32" else 8
-    ref_item = 16 if settings.method == "complex" else 8
     per_probe = evaluations_per_probe(settings.method)
     acts = [math.prod(spec.input.shape) * m] + [math.prod(n.output_shape) * m for n in plan.nodes]
     params = sum(math.prod(s) for n in plan.nodes for s in n.param_shapes.values())
@@ -86,13 +85,13 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     def account(size: int, activation_sizes: list[int], label: str) -> None:
         nonlocal probes, evals, batch, largest
         n = _probes(settings, size)
-        bytes_per_probe = ref_item * (size + 3 * sum(activation_sizes) + 16)
-        per_batch = max(1, chunk_for(bytes_per_probe, settings.max_memory) // per_probe) * per_probe
+        per_copy = bytes_per_probe(size, activation_sizes, settings.method)
+        per_batch = max(1, chunk_for(per_copy, settings.max_memory) // per_probe) * per_probe
         copies = min(per_batch, n * per_probe)
         probes += n
         evals += n * per_probe
-        if copies * bytes_per_probe > batch:
-            batch, largest = copies * bytes_per_probe, label
+        if copies * per_copy > batch:
+            batch, largest = copies * per_copy, label
 
     for i, node in enumerate(plan.nodes):
         sizes = {"x": acts[i], **{k: math.prod(s) for k, s in node.param_shapes.items()}}
@@ -111,6 +110,15 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     return CostEstimate(parameters=params, tensors=tensors, probes=probes, evaluations=evals,
                         peak_bytes=peak, batch_bytes=batch, largest=largest,
                         mode=settings.mode, method=settings.method)
+
+
+def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str) -> int:
+    """Bytes one perturbed copy of a tensor of ``size`` entries takes while it is evaluated: the
+    copy itself in the reference dtype (complex for the complex step), about three arrays per
+    activation it passes through (output, cache, a temporary), and a little bookkeeping. The
+    check sizes its batches with it, and the estimate above models the peak with it."""
+    item = 16 if method == "complex" else 8
+    return item * (size + 3 * sum(activation_sizes) + 16)
 
 
 def _probes(settings: Any, size: int) -> int:

@@ -18,17 +18,19 @@ from .evaluators import entries_from_stack
 from .factored import clean, direct_cost, factored_cost, factored_target, upstream_gradients
 from .structure import Structure
 from ..results import Row
-from .tensor import (Target, bytes_per_probe, check_analytic, gradient_scale, integer_input,
-                          run_backward, tensor_key)
+from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
+from .backward import BackwardFailure, Defect, run_backward
+from .budget import bytes_per_probe
 
 #: a layer-input gradient this much smaller (larger) than the loss gradient is flagged
 VANISHING, EXPLODING = 1e-8, 1e8
 
 
-def network_check(ctx: CheckContext, rows: list[Row]) -> None:
-    """Backpropagate the loss through every layer's backward and check each tensor end to end."""
+def network_check(ctx: CheckContext, rows: list[Row]) -> set[tuple[str, str]]:
+    """Backpropagate the loss through every layer's backward and check each tensor end to end.
+    Returns the (label, tensor) rows whose end-to-end gradient could not be computed: a backward
+    after their layer broke the chain."""
     net, spec = ctx.net, ctx.net.spec
-    m, l2 = net.batch, spec.l2
     by_key = {(r.label, r.tensor): r for r in rows}
     loss_row = by_key[("loss", "x")]
     loss_row.network = loss_row.isolated
@@ -38,6 +40,7 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
                                              ctx.ref_loss_value)
     terms = loss_cells(net.loss.layer, ctx.ref_targets, spec.layout, ctx.ref_acts[-1],
                        ctx.ref_loss_value) if ctx.settings.batched else None
+    not_computed: set[tuple[str, str]] = set()
     upstream = upstream_gradients(ctx, [i for i, n in enumerate(net.nodes) if n.layer.params])
     for i, node in enumerate(net.nodes):
         grads, failure = chain[i]
@@ -53,14 +56,15 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
                 if top and grads.get("x") is not None:
                     _flag_scale(row, grads["x"], top)
                 continue
-            penalized = tensor != "x" and tensor in getattr(node.layer, "decay", ()) and l2 > 0
-            coef = l2 / (2 * m) if penalized else 0.0
+            coef = l2_coefficient(node.layer, tensor, spec.l2, net.batch)
             analytic = dict(grads)
-            if penalized and analytic.get(tensor) is not None:
+            if coef and analytic.get(tensor) is not None:
                 try:
-                    analytic[tensor] = np.asarray(analytic[tensor]) + (l2 / m) * node.layer.params[tensor]
+                    analytic[tensor] = with_l2_gradient(analytic[tensor], node.layer.params[tensor], coef)
                 except ValueError:
                     pass  # a wrong-shaped gradient is reported as such
+            if failure is not None and failure.has(Defect.NOT_COMPUTED):
+                not_computed.add((node.label, tensor))
             key = (*node_key(node), 50 + tensor_key(node.layer, tensor))
             diagnosis = dict(cotangent=as_f64(chain[("dout", i)]), layer_input=ctx.ref_acts[i],
                              layer_output=ctx.ref_acts[i + 1]) if ("dout", i) in chain else {}
@@ -82,12 +86,13 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> None:
             ctx.keep(f"network/{node.label}/{tensor}/numeric", n_full)
             if tensor == "x" and top and analytic.get("x") is not None:
                 _flag_scale(row, analytic["x"], top)
+    return not_computed
 
 
 def _target(theta, stack, entries, f0, f_scale, per_probe, coef, key, analytic_scale, diagnosis) -> Target:
     if coef:
         stack, entries = with_l2(stack, coef), entries_with_l2(entries, theta, coef)
-        f0 += coef * float((theta * theta).sum())
+        f0 += l2_term(theta, coef)
     return Target(theta, stack, entries, f0, max(abs(f0), f_scale), per_probe, key, analytic_scale,
                   diagnosis)
 
@@ -106,7 +111,7 @@ def _direct(ctx: CheckContext, i: int, tensor: str, terms, per_example):
     stack = copies_evaluator(ctx.ref_layers[i:], structures[i:], tensor, ctx.ref_acts[i], layout,
                              loss_tail, loss_batched and ctx.settings.batched)
     entries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta, [a.shape for a in ctx.ref_acts[i:]], ctx.settings.method)
+    per_probe = bytes_per_probe(theta.size, [a.size for a in ctx.ref_acts[i:]], ctx.settings.method)
     if ctx.settings.batched and shortcuts.supports(ctx.ref_layers[i], tensor):
         entries = shortcuts.entries_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i:],
                                              ctx.ref_layers[i + 1:], loss_tail, loss_batched,
@@ -134,7 +139,7 @@ def backward_chain(ctx: CheckContext) -> dict:
     except GradcheckError:  # ours (a time limit, a located error): as it is
         raise
     except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
-        d, broken = None, f"not computed: the loss's backward raised {type(exc).__name__}"
+        d, broken = None, _not_computed(f"the loss's backward raised {type(exc).__name__}")
     for i in reversed(range(len(net.nodes))):
         if d is None:
             chain[i] = ({}, broken)
@@ -146,10 +151,14 @@ def backward_chain(ctx: CheckContext) -> dict:
         if d is not None:
             # a copy, so that a backward writing into its dout cannot alter the row it came from
             d = np.array(d, copy=True)
-        if d is None or (failure and "raised" in failure):
+        if d is None or (failure is not None and failure.has(Defect.RAISED)):
             what = "returned dx = None" if d is None and "x" in grads else "failed"
-            d, broken = None, f"not computed: layer {net.nodes[i].label}'s backward {what}"
+            d, broken = None, _not_computed(f"layer {net.nodes[i].label}'s backward {what}")
     return chain
+
+
+def _not_computed(why: str) -> BackwardFailure:
+    return BackwardFailure.of(f"not computed: {why}", Defect.NOT_COMPUTED)
 
 
 def _flag_scale(row: Row, dx: Any, top: float) -> None:
@@ -161,6 +170,23 @@ def _flag_scale(row: Row, dx: Any, top: float) -> None:
     if ratio < VANISHING or ratio > EXPLODING:
         word = "vanishing" if ratio < VANISHING else "exploding"
         (row.network or row.isolated).notes = f"{word} gradient: ‖dL/dx‖ is {ratio:.1e} × ‖dL/d(output)‖"
+
+
+def l2_coefficient(layer: Any, tensor: str, l2: float, batch: int) -> float:
+    """The factor c of the L2 term c·‖θ‖² the loss carries for one tensor: λ/2m for the tensors
+    a layer decays (its ``decay``), 0 for the rest and for the input."""
+    decayed = tensor != "x" and tensor in getattr(layer, "decay", ()) and l2 > 0
+    return l2 / (2 * batch) if decayed else 0.0
+
+
+def l2_term(theta: np.ndarray, coef: float) -> float:
+    """c·‖θ‖²: what the L2 term adds to the loss at θ."""
+    return coef * float((theta * theta).sum())
+
+
+def with_l2_gradient(grad: Any, theta: np.ndarray, coef: float) -> np.ndarray:
+    """A backward's gradient with the L2 term's, 2c·θ (λ/m·θ), added."""
+    return np.asarray(grad) + 2 * coef * theta
 
 
 def entries_with_l2(evaluate: EvaluateEntries, theta: np.ndarray, coef: float) -> EvaluateEntries:

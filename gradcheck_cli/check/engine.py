@@ -56,8 +56,8 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
             r.isolated.status = Status.FAIL
             r.isolated.reason = "; ".join(filter(None, [ctx.clean.mutated[r.label], r.isolated.reason]))
             r.isolated.diagnosis = r.isolated.diagnosis or "forward writes into its input"
-    network_check(ctx, rows)
-    _settle(rows)
+    not_computed = network_check(ctx, rows)
+    _settle(rows, not_computed)
     status = worst(r.status for r in rows)
     return ConfigResult(
         path=spec.doc.path, name=spec.name or "", status=status, seed=spec.seed, dtype=spec.dtype,
@@ -106,8 +106,9 @@ def _who(row: Row) -> str:
     return f"the loss ({row.layer_type})" if row.label == "loss" else f"layer {row.label} ({row.layer_type})"
 
 
-def _settle(rows: list[Row]) -> None:
-    """A row's status from both checks; a network-only failure is blamed on a later layer's dx."""
+def _settle(rows: list[Row], not_computed: set[tuple[str, str]]) -> None:
+    """A row's status from both checks; a network-only failure is blamed on a later layer's dx
+    (``not_computed``: the rows whose end-to-end gradient a broken backward left uncomputed)."""
     order = {r.label: k for k, r in enumerate(rows)}
     bad_dx = [r for r in rows if r.tensor == "x" and r.isolated.status is Status.FAIL]
     for r in rows:
@@ -117,7 +118,7 @@ def _settle(rows: list[Row]) -> None:
             r.status, r.reason = Status.FAIL, iso.reason
         elif net is not None and net.status is Status.FAIL:
             culprit = next((b for b in bad_dx if order[b.label] > order[r.label]), None)
-            if net.reason.startswith("not computed"):
+            if (r.label, r.tensor) in not_computed:
                 r.status, r.reason = Status.INHERITED, net.reason
             elif culprit is not None:
                 r.status = Status.INHERITED

@@ -22,7 +22,7 @@ from .copies import (cells_evaluator, copies_evaluator, example_of_entries, grou
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
-from .tensor import bytes_per_probe
+from .budget import bytes_per_probe
 
 
 @dataclass
@@ -58,7 +58,7 @@ def upstream_gradients(ctx: CheckContext, wanted: list[int]) -> dict[int, Upstre
         cell, color = example_of_entries(a.shape, layout)
         entries = grouped_entries(a, cell, color, cells_evaluator(rest, structures, a, layout, terms),
                                   clean_terms, ctx.ref_loss_value)
-        per_copy = bytes_per_probe(a, [x.shape for x in ctx.ref_acts[i + 1:]], ctx.settings.method)
+        per_copy = bytes_per_probe(a.size, [x.size for x in ctx.ref_acts[i + 1:]], ctx.settings.method)
         chunk = chunk_for(max(1, per_copy // net.batch), ctx.settings.max_memory)
         diffs = entry_differences(entries, a, np.arange(a.size), ctx.eps, ctx.settings.method,
                                   ctx.ref_loss_value, chunk, abs(ctx.ref_loss_value))
@@ -103,7 +103,7 @@ def factored_target(ctx: CheckContext, i: int, tensor: str, g: np.ndarray
     f0 = float(tail(out))
     stack = copies_evaluator([layer], [st], tensor, x, layout, tail, True)
     entries: EvaluateEntries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta, [x.shape, out.shape], ctx.settings.method)
+    per_probe = bytes_per_probe(theta.size, [x.size, out.size], ctx.settings.method)
     if shortcuts.supports(layer, tensor, isolated=True):
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:

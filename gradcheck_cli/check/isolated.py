@@ -15,8 +15,9 @@ from .network import STREAM_COTANGENT, node_key, rng_for
 from ..config.plan import PlannedLayer
 from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with_params
 from ..results import Comparison, Row, Status
-from .tensor import (Target, bytes_per_probe, check_analytic, gradient_scale, integer_input,
-                     run_backward, state_on_self, tensor_key, nondeterministic)
+from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
+from .backward import BackwardFailure, Defect, nondeterministic, run_backward, state_on_self
+from .budget import bytes_per_probe
 from .diagnose.evidence import layer_evidence, loss_evidence
 from ..errors import GradcheckError
 from .copies import (copies_evaluator, example_of_entries, grouped_entries, grouped_input,
@@ -70,7 +71,7 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
             continue
         stack = copies_evaluator([ref_layer], [st], tensor, x64, layout, tail, True)
         entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
-            theta, [x64.shape, out64.shape], ctx.settings.method)
+            theta.size, [x64.size, out64.size], ctx.settings.method)
         if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
@@ -159,7 +160,8 @@ def loss_row(ctx: CheckContext) -> Row:
     except GradcheckError:  # ours (a time limit, a located error): as it is
         raise
     except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
-        analytic, failure = {}, f"backward raised {type(exc).__name__}: {exc}"
+        analytic, failure = {}, BackwardFailure.of(f"backward raised {type(exc).__name__}: {exc}",
+                                                   Defect.RAISED)
     x64 = ctx.ref_acts[-1]
     targets = ctx.ref_targets
 
@@ -174,7 +176,7 @@ def loss_row(ctx: CheckContext) -> Row:
 
     batched = ctx.settings.batched and probe_capable([_AsLayer()])
     stack = stack_evaluator(_AsLayer(), "x", x64, [], tail, batched)
-    entries, per_probe = entries_from_stack(stack, x64), bytes_per_probe(x64, [x64.shape],
+    entries, per_probe = entries_from_stack(stack, x64), bytes_per_probe(x64.size, [x64.size],
                                                                          ctx.settings.method)
     terms = loss_cells(loss, targets, ctx.net.spec.layout, x64, ctx.ref_loss_value) \
         if ctx.settings.batched else None

@@ -1,12 +1,7 @@
-"""One tensor: an analytic gradient against its numeric reference, in the chosen mode.
-
-Also the layer's backward, called and validated once (missing or extra keys, exceptions, writing
-into dout, nondeterminism), since every row of a layer depends on it.
-"""
+"""One tensor: an analytic gradient against its numeric reference, in the chosen mode (the
+layer's backward is called and validated in backward.py)."""
 from __future__ import annotations
 
-import math
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -15,7 +10,7 @@ import numpy as np
 from .judge import as_gradient, judge, shape_mismatch
 from .state import CheckContext
 from .diagnose import Context
-from ..errors import GradcheckError
+from .backward import BackwardFailure, Defect, dx_none
 from .network import STREAM_PROBES, rng_for
 from .differences import (EvaluateEntries, EvaluateStack, chunk_for, direction_differences,
                       entry_differences)
@@ -171,11 +166,6 @@ def _full_numeric(ctx: CheckContext, target: Target) -> np.ndarray:
     return d.grad.reshape(target.theta.shape)
 
 
-def bytes_per_probe(theta: np.ndarray, activations: list[tuple[int, ...]], method: str) -> int:
-    item = 16 if method == "complex" else 8
-    return item * (theta.size + 3 * sum(math.prod(s) for s in activations) + 16)
-
-
 def gradient_scale(analytic: dict[str, Any]) -> float:
     """The largest entry of a layer's gradients (x and parameters), ignoring unusable ones."""
     scale = 0.0
@@ -202,121 +192,28 @@ def integer_input(analytic: dict[str, Any]) -> Comparison:
     return Comparison(Status.SKIPPED, analytic_shape=tuple(np.shape(dx)), reason="n/a (integer input)")
 
 
-def dx_none(theta: np.ndarray) -> str:
-    """Why dx = None fails for a float input."""
-    return (f"backward returned dx = None, but x is {theta.dtype} (shape {tuple(theta.shape)}): None "
-            "says that no gradient flows into x, which only integer inputs (token indices) may "
-            "say; the layers before this one get no gradient. Return an array of x's shape")
-
-
-def run_backward(layer: Any, dout: np.ndarray, cache: Any) -> tuple[dict[str, Any], str | None]:
-    """The layer's backward as {tensor: gradient}, or the reason it cannot be used."""
-    before = np.array(dout, copy=True)
-    try:
-        result = layer.backward(dout, cache)
-    except GradcheckError:  # ours (a time limit, a located error): as it is
-        raise
-    except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
-        return {}, f"backward raised {type(exc).__name__}: {exc}{where}"
-    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], dict)):
-        return {}, f"backward must return (dx, grads) with grads a dict, got {type(result).__name__}"
-    dx, grads = result
-    if not np.array_equal(before, dout, equal_nan=True):
-        return {"x": dx, **grads}, ("backward modifies its upstream gradient dout in place (the "
-                                    "caller's array): copy it before changing it")
-    params = set(layer.params)
-    missing, extra = sorted(params - set(grads)), sorted(set(map(str, grads)) - params)
-    out = {"x": dx, **{k: v for k, v in grads.items() if k in params}}
-    notes = []
-    if missing:
-        notes.append(f"grads has no {', '.join(missing)}")
-    if extra:
-        notes.append(f"grads has keys that are not parameters: {', '.join(extra)}")
-    return out, "; ".join(notes) or None
-
-
-def nondeterministic(layer: Any, dout: np.ndarray, cache: Any, first: dict[str, Any]) -> str | None:
-    """Backward called twice on the same inputs must give the same numbers."""
-    again, failure = run_backward(layer, dout, cache)
-    if failure:
-        return None
-    for k, v in first.items():
-        if v is None or again.get(k) is None:
-            if v is None and again.get(k) is None:   # dx = None (token input) both times
-                continue
-            return f"backward is not deterministic: a second call with the same inputs gives a different d{k}"
-        try:
-            same = np.array_equal(np.asarray(v), np.asarray(again.get(k)), equal_nan=True)
-        except (TypeError, ValueError):
-            same = False
-        if not same:
-            return f"backward is not deterministic: a second call with the same inputs gives a different d{k}"
-    return None
-
-
-def state_on_self(layer: Any, x: np.ndarray, dout: np.ndarray, cache: Any, first: dict[str, Any],
-                  rng: np.random.Generator) -> dict[str, str]:
-    """{tensor: why} for the gradients that change when forward runs on another input between
-    the forward that made ``cache`` and the backward: backward then reads something forward
-    keeps on ``self`` (the cs231n habit), and in training it would use the wrong batch.
-    The layer's state is restored by a last forward on ``x``."""
-    x = np.asarray(x)
-    other = rng.permutation(x.reshape(-1)).reshape(x.shape)
-    if x.size < 2 or np.array_equal(other, x):
-        return {}
-    try:
-        layer.forward(other)
-        again, failure = run_backward(layer, dout, cache)
-    except GradcheckError:  # ours (a time limit): as it is
-        raise
-    except (Exception, SystemExit):  # not ours to judge here: the checks themselves run forward
-        return {}
-    finally:
-        try:
-            layer.forward(x.copy())
-        except (Exception, SystemExit):
-            pass
-    if failure:
-        return {}
-    out = {}
-    for k, v in first.items():
-        w = again.get(k)
-        try:
-            same = (v is None and w is None) or np.array_equal(np.asarray(v), np.asarray(w), equal_nan=True)
-        except (TypeError, ValueError):
-            same = False
-        if not same:
-            out[k] = (f"backward reads state that forward left on the layer (self), not only its "
-                      f"cache: after a forward with another input, backward with the first "
-                      f"forward's cache gives a different d{k}; keep everything backward needs in "
-                      f"the cache forward returns")
-    return out
-
-
-def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: str | None, tensor: str,
-           target: Target) -> tuple[Comparison, np.ndarray | None]:
+def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: BackwardFailure | None,
+                   tensor: str, target: Target) -> tuple[Comparison, np.ndarray | None]:
     """Check one tensor; a defect of the whole backward (extra keys, nondeterminism, writing
     into dout) fails the row even where the numbers match."""
-    whole = failure is not None and any(w in failure for w in ("not parameters", "not deterministic"))
-    in_place = failure is not None and "in place" in failure
+    whole = failure is not None and failure.has(Defect.EXTRA, Defect.NONDETERMINISTIC)
+    in_place = failure is not None and failure.has(Defect.IN_PLACE)
     if whole or in_place:
         if in_place and tensor != "x":
             failure = None
         value = analytic.get(tensor)
         if value is None:
             return Comparison(Status.FAIL, entries=target.theta.size,
-                              reason=failure or f"backward returned no gradient for {tensor}"), None
+                              reason=str(failure or f"backward returned no gradient for {tensor}")), None
         comparison, n_full = check_tensor(ctx, value, tensor, target)
         if failure:
             comparison.status = Status.FAIL
-            comparison.reason = "; ".join(filter(None, [failure, comparison.reason]))
+            comparison.reason = "; ".join(filter(None, [failure.message, comparison.reason]))
         return comparison, n_full
     if tensor not in analytic or analytic[tensor] is None:
         none_dx = failure is None and tensor == "x" and tensor in analytic
-        reason = failure or (dx_none(target.theta) if none_dx else f"backward returned no gradient for {tensor}")
+        reason = failure.message if failure else \
+            dx_none(target.theta) if none_dx else f"backward returned no gradient for {tensor}"
         return Comparison(Status.FAIL, entries=target.theta.size, reason=reason,
                           diagnosis="dx = None for a float input" if none_dx else None), None
     return check_tensor(ctx, analytic[tensor], tensor, target)
-

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..check.state import CheckContext, CheckSettings
-from ..check.end_to_end import backward_chain, with_l2
+from ..check.end_to_end import backward_chain, l2_coefficient, l2_term, with_l2, with_l2_gradient
 from ..check.network import STREAM_COTANGENT, Network, node_key, rng_for
 from ..check.differences import EvaluateStack
 from ..check.evaluators import probe_capable, stack_evaluator
-from ..check.tensor import run_backward
+from ..check.backward import run_backward
 
 
 @dataclass
@@ -55,11 +55,11 @@ def tensor_function(net: Network, label: str, tensor: str, network: bool = True)
                                        lambda out: loss.forward(out, targets)[0], batched)
             grads, f0 = chain[i][0], ctx.ref_loss_value
             a = grads.get(tensor)
-            if tensor != "x" and tensor in getattr(layer, "decay", ()) and net.spec.l2 > 0:
-                coef = net.spec.l2 / (2 * net.batch)
+            coef = l2_coefficient(layer, tensor, net.spec.l2, net.batch)
+            if coef:
                 evaluate = with_l2(evaluate, coef)
-                f0 += coef * float((theta * theta).sum())
-                a = None if a is None else np.asarray(a) + 2 * coef * layer.params[tensor]
+                f0 += l2_term(theta, coef)
+                a = None if a is None else with_l2_gradient(a, layer.params[tensor], coef)
         else:
             out64 = ref_layer.forward(x64)[0]
             g64 = rng_for(net.spec.seed, STREAM_COTANGENT, *node_key(node)).standard_normal(out64.shape)

@@ -1,6 +1,7 @@
-"""check/diagnose/factors.py: the factor fit analytic = c·numeric is claimed only where its residual
-is at the noise level the check measured for each entry (float64 and float32 alike), and through
-the checker it names a planted factor in float32 as in float64."""
+"""check/diagnose/factors.py: the fits (analytic = c·numeric, = numeric ⊙ γ, = numeric + c·θ) are
+claimed only where their residual is at the noise level the check measured for each entry
+(float64 and float32 alike), and through the checker a planted factor is named in float32 as in
+float64."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from gradcheck_cli.check.diagnose import Context, diagnose
-from gradcheck_cli.check.diagnose.factors import constant_factor
+from gradcheck_cli.check.diagnose.factors import constant_factor, per_slice_factor, proportional_to_tensor
 from gradcheck_cli.check.diagnose.quantities import config_quantities
 from gradcheck_cli.check.tolerance import TOLERANCES
 
@@ -61,3 +62,25 @@ def test_through_the_checker_in_float32():
         out = corpus.run_case(dataclasses.replace(_case(name), dtype="float32"))
         assert out.fails_at_own_row and not out.stray, out.reason
         assert words in out.diagnosis, out.diagnosis
+
+
+@few
+@given(seeds, st.sampled_from(["float64", "float32"]))
+def test_per_slice_and_l2_fits_at_noise_level_only(seed, dtype):
+    rng = np.random.default_rng(seed)
+    n = rng.standard_normal((5, 4))
+    gamma = 0.5 + rng.random(4)
+    theta = rng.standard_normal((5, 4))
+    level = {"float64": 1e-9, "float32": 1e-5}[dtype]
+    noise = level * (1 + rng.random(n.shape))
+    base = dict(quantities=tuple(config_quantities({"lam": 0.3}, [], 4)), params={"gamma": gamma},
+                theta=theta)
+    with_noise = Context("W", 4, "rows", TOLERANCES[dtype].pass_rtol, noise=noise, **base)
+    for fit, guess, words in ((per_slice_factor, n / gamma, "the factor gamma is missing"),
+                              (per_slice_factor, n * gamma, "an extra factor gamma"),
+                              (proportional_to_tensor, n + 0.3 * theta, "0.3 = λ")):
+        within = guess + 0.2 * noise * rng.standard_normal(n.shape)
+        assert words in fit(within, n, with_noise)
+        off = within.copy()
+        off[1, 2] += 20 * noise[1, 2] / min(1.0, gamma.min())
+        assert fit(off, n, with_noise) is None

@@ -88,10 +88,11 @@ def matching_entries(a: np.ndarray, n: np.ndarray, ctx: Context) -> np.ndarray:
     return np.abs(a - n) <= ctx.explain_rtol * scale_of(a, n)
 
 
-def explained(a: np.ndarray, guess: np.ndarray, ctx: Context, gain: float = 1.0) -> bool:
-    """Whether ``guess`` reproduces ``a`` up to the noise: every entry within ``gain`` times the
-    check's per-entry noise where it is known (a fit is then claimed only where its residual is
-    at noise level, in float32 as in float64), else within the explain threshold overall."""
+def explained(a: np.ndarray, guess: np.ndarray, ctx: Context, gain: "float | np.ndarray" = 1.0) -> bool:
+    """Whether ``guess`` reproduces ``a`` up to the noise: every entry within ``gain`` (a number,
+    or per entry) times the check's per-entry noise where it is known (a fit is then claimed
+    only where its residual is at noise level, in float32 as in float64), else within the
+    explain threshold overall."""
     noise = as_f64(ctx.noise)
     if noise is None or noise.shape != a.shape:
         return rel_error(a, guess) <= ctx.explain_rtol

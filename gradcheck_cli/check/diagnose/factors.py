@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .quantities import Quantity, matching
-from ..tolerance import rel_error
 from .context import Context, as_f64, explained, fails, grad_name
 
 
@@ -65,13 +64,14 @@ def _close(a: float, b: float) -> bool:
 
 
 def proportional_to_tensor(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
-    """analytic = numeric + c·θ: a weight-decay term in the backward that the forward does not have."""
+    """analytic = numeric + c·θ: a weight-decay term in the backward that the forward does not have
+    (the residual of the fit at the noise level, like every fit here)."""
     theta = as_f64(ctx.theta)
     if theta is None or theta.shape != a.shape or ctx.tensor == "x" or not np.any(theta):
         return None
     e = a - n
     c = float((e * theta).sum() / (theta * theta).sum())
-    if c == 0.0 or rel_error(a, n + c * theta) > ctx.explain_rtol:
+    if c == 0.0 or not explained(a, n + c * theta, ctx):
         return None
     names = matching(c, list(ctx.quantities))
     said = f", and {abs(c):.4g} = " + " = ".join(names) if names else ""
@@ -92,9 +92,10 @@ def per_slice_factor(a: np.ndarray, n: np.ndarray, ctx: Context) -> str | None:
             continue
         if np.allclose(v, v[0]):
             continue
-        if rel_error(a, n / v) <= ctx.explain_rtol:
+        # numeric ⊙ v carries |v| times the numeric side's noise
+        if explained(a, n / v, ctx, np.maximum(1.0, 1.0 / np.abs(v))):
             return (f"analytic = numeric / {name} (per entry of the last axis): the factor {name} is "
                     f"missing in backward")
-        if rel_error(a, n * v) <= ctx.explain_rtol:
+        if explained(a, n * v, ctx, np.maximum(1.0, np.abs(v))):
             return f"analytic = numeric · {name} (per entry of the last axis): an extra factor {name}"
     return None

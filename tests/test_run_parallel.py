@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
-from ci_helpers import FAILING, INVALID, PASSING, PLUGIN, gradcheck
+from ci_helpers import FAILING, INVALID, PASSING, PLUGIN, clean_env, gradcheck
 from gradcheck_cli.run import parallel
 def test_jobs_give_the_same_json_as_serial(tmp_path):
     # lenet: convolutions, whose sums a BLAS with more threads would split differently
@@ -60,3 +62,38 @@ def test_keep_freed_memory_changes_no_number(tmp_path):
         import platform
         assert runs[0][0] is (platform.libc_ver()[0] == "glibc")
     assert runs[0][1] == runs[1][1]
+
+
+# A Ctrl-C at the worst moment, made certain: the parent signals itself just as a result wakes it
+# and it re-acquires the pool's result condition (where a KeyboardInterrupt raised by the handler
+# would leave the lock released, and leaving its `with` block raise "release unlocked lock").
+WORST_MOMENT = """
+import os, signal, sys, threading
+from pathlib import Path
+
+restore = threading.Condition._acquire_restore
+armed = []
+
+def acquire_restore(self, state):
+    if armed and threading.current_thread() is threading.main_thread():
+        armed.clear()
+        os.kill(os.getpid(), signal.SIGINT)
+    return restore(self, state)
+
+threading.Condition._acquire_restore = acquire_restore
+from gradcheck_cli.run.parallel import check_files
+from gradcheck_cli.run.pipeline import RunOptions
+
+try:
+    for result in check_files([Path(sys.argv[1])] * 4, RunOptions(), jobs=2):
+        armed.append(True)
+    print("not interrupted")
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+def test_ctrl_c_while_a_result_wakes_the_parent_is_a_clean_interrupt():
+    proc = subprocess.run([sys.executable, "-c", WORST_MOMENT, PASSING], capture_output=True,
+                          text=True, env=clean_env(), timeout=120)
+    assert (proc.stdout, proc.stderr) == ("KeyboardInterrupt\n", "")

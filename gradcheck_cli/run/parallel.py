@@ -101,13 +101,47 @@ def check_files(files: list[Path], options: RunOptions, jobs: int = 1,
     context = multiprocessing.get_context("spawn")
     pool = start_pool(context, jobs, list(options.plugins))
     try:
-        for result in pool.imap(check_task, [(path, options, debug) for path in files], chunksize=1):
-            yield result
+        yield from interruptible(pool.imap(check_task, [(path, options, debug) for path in files],
+                                            chunksize=1))
         pool.close()
     finally:
         # On Ctrl-C, an early stop (--fail-fast) or an error: stop the workers now.
         pool.terminate()
         pool.join()
+
+
+#: how often the parent looks for a Ctrl-C while it waits for a worker's result
+POLL_SECONDS = 0.1
+
+
+def interruptible(results) -> Iterator[ConfigResult]:
+    """The pool's results, with Ctrl-C raised here, between two waits. Python runs a signal
+    handler at any bytecode: a KeyboardInterrupt raised while the pool's result condition is being
+    re-acquired (a result has just woken the parent) leaves the lock released, and leaving its
+    `with` block then raises RuntimeError("release unlocked lock") instead of the interrupt. So
+    the handler only notes the signal; the wait wakes every POLL_SECONDS to look, and a Ctrl-C
+    while the caller handles a result is raised when it asks for the next one."""
+    import multiprocessing
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield from results  # signals reach the main thread only
+        return
+    interrupted = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: interrupted.append(signum))
+    try:
+        while True:
+            if interrupted:
+                raise KeyboardInterrupt
+            try:
+                result = results.next(timeout=POLL_SECONDS)
+            except multiprocessing.TimeoutError:
+                continue
+            except StopIteration:
+                return
+            yield result
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_entries(entries: list[Path | PathProblem], options: RunOptions, jobs: int = 1,

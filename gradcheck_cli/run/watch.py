@@ -81,11 +81,11 @@ def check_fresh(files: list[Path], options: RunOptions, debug: bool = False) -> 
     """The results of ``files`` from a new interpreter, which imports the plugins as they are now."""
     import multiprocessing
 
-    from .parallel import start_pool, check_task
+    from .parallel import check_task, interruptible, start_pool
 
     pool = start_pool(multiprocessing.get_context("spawn"), 1, list(options.plugins))
     try:
-        return pool.map(check_task, [(path, options, debug) for path in files], chunksize=1)
+        return list(interruptible(pool.imap(check_task, [(path, options, debug) for path in files])))
     finally:
         pool.terminate()
         pool.join()

@@ -1,15 +1,25 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures, and the hypothesis profile, shared by the test modules."""
 from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gradcheck_cli.layers.catalog import registered
 from gradcheck_cli.layers.registry import is_builtin, register, unregister
+
+# The suite is deterministic: every hypothesis test draws the same examples on every run and
+# machine (no example database), and a slow, shared CI machine is no reason to fail one. For a
+# random search: GRADCHECK_HYPOTHESIS=random python -m pytest ...
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("random", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("GRADCHECK_HYPOTHESIS", "ci"))
 
 
 @contextlib.contextmanager

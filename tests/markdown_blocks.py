@@ -167,7 +167,8 @@ def update_file(path: Path, base: Path, matches=None) -> list[str]:
 
     A sample that still matches its output (see `rounding.compare`) is left as it is, so that a
     refresh on another machine does not churn rounding-level digits; any other is replaced by the
-    whole output (re-apply "..." elisions by hand)."""
+    output, with each of its "..." elisions kept where the lines around it are still in the
+    output (see `elided`)."""
     if matches is None:
         from rounding import compare
 
@@ -185,7 +186,10 @@ def update_file(path: Path, base: Path, matches=None) -> list[str]:
         if block.sample_span is not None:
             first, last = block.sample_span
             if output:
-                edits.append((first, last, output.splitlines()))
+                shown = elided(block.sample, output) if block.sample is not None else output
+                if not matches(shown, output):  # an elision that no longer fits: show it all
+                    shown = output
+                edits.append((first, last, shown.splitlines()))
             else:                               # drop the whole ```text block and the blank before
                 edits.append((block.end, last + 1, []))
         elif output:
@@ -198,3 +202,48 @@ def update_file(path: Path, base: Path, matches=None) -> list[str]:
     if changes:
         path.write_text("\n".join(lines) + ("\n" if text.endswith("\n") else ""), encoding="utf-8")
     return changes
+
+
+#: a number, as rounding and another BLAS kernel change it (digits, sign, exponent, separators)
+_NUMBER = re.compile(r"[-+]?(?:\d[\d,]*)?\.?\d+(?:e[-+]?\d+)?", re.IGNORECASE)
+
+
+def _shape(line: str) -> str:
+    """A line with its numbers and spacing masked: what a sample line and its output line share
+    when only digits moved (and table columns widened or narrowed with them)."""
+    return " ".join(_NUMBER.sub("#", line).split())
+
+
+def elided(sample: str, output: str) -> str:
+    """The output, with every "..." of the sample kept over the output lines it now stands for.
+
+    The sample's other lines are matched to output lines in order (difflib, on lines with their
+    numbers masked). An elision whose neighbouring lines (or the start or end of the sample) are
+    matched covers the output lines between them; one whose neighbour changed is dropped, so
+    that the lines it would hide are shown for review."""
+    import difflib
+
+    lines, out = sample.splitlines(), output.splitlines()
+    kept = [line for line in lines if line.strip() != ELLIPSIS]
+    #: where each elision sits among the kept lines: before kept[k]
+    gaps = [sum(1 for other in lines[:i] if other.strip() != ELLIPSIS)
+            for i, line in enumerate(lines) if line.strip() == ELLIPSIS]
+    at: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, [_shape(x) for x in kept], [_shape(x) for x in out],
+                                      autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            at[block.a + k] = block.b + k
+    at[-1], at[len(kept)] = -1, len(out)
+    hidden = []
+    for k in gaps:
+        before, after = at.get(k - 1), at.get(k)
+        if before is not None and after is not None and before < after:
+            hidden.append((before + 1, after))
+    shown, position = [], 0
+    for start, stop in hidden:
+        if start < position:        # two elisions with no matched line between them: one will do
+            continue
+        shown += out[position:start] + [ELLIPSIS]
+        position = stop
+    return "\n".join(shown + out[position:])

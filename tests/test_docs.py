@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from markdown_blocks import ROOT, all_blocks, joined_output, markdown_files, parse, run_block, update_file, workdir
+from markdown_blocks import (ROOT, all_blocks, elided, joined_output, markdown_files, parse, run_block,
+                             update_file, workdir)
 from rounding import compare
 
 BLOCKS = all_blocks()
@@ -48,6 +49,26 @@ def test_command_block_runs_as_shown(block, tmp_path):
     assert not problems, (f"{block.name}: the sample is not the output (refresh: python "
                           f"tests/test_docs.py --update {block.path.relative_to(ROOT)})\n"
                           + "\n".join(problems) + f"\n--- output ---\n{output}")
+
+
+def test_elisions_are_kept_where_the_lines_around_them_still_match():
+    sample = "head\n...\nerr 1.5e-11\nold line\n...\ntail"
+    output = "head\nb\nc\nerr 2.25e-11\nnew line\ne\nf\ntail"
+    # the first elision's neighbours are in the output (a number moved): it covers b, c again;
+    # the second's neighbour changed: the lines it hid are shown for review
+    assert elided(sample, output) == "head\n...\nerr 2.25e-11\nnew line\ne\nf\ntail"
+    assert elided("...\nx\n...", "q\nx\nr") == "...\nx\n..."
+    assert elided("a\n...", "a\nb\nc") == "a\n..."
+    assert elided("a\n...\ngone\nz", "a\nb\nc\nz") == "a\nb\nc\nz"
+
+
+def test_update_keeps_an_elided_sample_elided(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```console\n$ printf 'one\\ntwo\\nthree\\nfour\\nfive\\n'\n```\n\n"
+                    "```text\none\n...\nfour\nsix\n```\n", encoding="utf-8")
+    assert update_file(page, tmp_path / "work") == [f"{page}:1"]
+    assert page.read_text(encoding="utf-8").endswith("```text\none\n...\nfour\nfive\n```\n")
+    assert update_file(page, tmp_path / "work") == []   # and it now matches
 
 
 def main(argv: list[str]) -> None:

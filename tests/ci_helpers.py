@@ -18,6 +18,13 @@ INVALID = str(FIXTURES / "invalid.yaml")
 WARNING = str(FIXTURES / "warning.yaml")
 PLUGIN = str(FIXTURES / "forgot_bias.py")
 ANSI = "\x1b["
+#: a config that passes, to write into a test's folder
+GOOD = """\
+input: {shape: [3], batch: 2}
+layers:
+  - {type: dense, units: 2, activation: tanh}
+loss: mse
+"""
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -33,3 +40,10 @@ def gradcheck(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT,
     """`gradcheck ARGS` (as `python -m gradcheck_cli`, the same entry point) with output captured."""
     return subprocess.run([sys.executable, "-m", "gradcheck_cli", *args], cwd=cwd,
                           env=env or clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
+def error_of(result) -> str:
+    """The one `error: ` line of a CliRunner result, without its prefix."""
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0][len("error: "):]

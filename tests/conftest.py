@@ -4,12 +4,15 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+from typer.testing import CliRunner
 
+from gradcheck_cli.cli import app
 from gradcheck_cli.layers.catalog import registered
 from gradcheck_cli.layers.registry import is_builtin, register, unregister
 
@@ -51,3 +54,16 @@ def builtins_only() -> Iterator[None]:
     """These messages are those of the built-ins alone."""
     with plugin_layers_hidden():
         yield
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """Write files into an empty folder, run `gradcheck ARGS` there; paths show as written."""
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args: str, files: dict[str, str] | None = None):
+        for name, text in (files or {}).items():
+            (tmp_path / name).write_text(textwrap.dedent(text))
+        return CliRunner().invoke(app, list(args))
+
+    return invoke

@@ -17,7 +17,8 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from ci_helpers import ANSI, FAILING, INVALID, PASSING, PLUGIN, ROOT, WARNING, clean_env, gradcheck
+from ci_helpers import (ANSI, FAILING, GOOD, INVALID, PASSING, PLUGIN, ROOT, WARNING, clean_env, error_of,
+                        gradcheck)
 from gradcheck_cli.cli import app
 
 @pytest.mark.parametrize("args, code", [
@@ -222,3 +223,80 @@ def test_ctrl_c_during_validate(tmp_path):
     assert err.splitlines()[-1] == f"interrupted: {done} of 2000 configs validated"
     assert out.splitlines()[-1] == f"{done} config{'s' * (done != 1)}: {done} valid, 0 invalid"
     assert "Traceback" not in err
+
+
+# -- exit codes, in a folder of the test's own ----------------------------------------------------------------------------------
+
+def test_exit_0_when_every_check_passes(run):
+    result = run("check", "good.yaml", files={"good.yaml": GOOD})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "1 config: 1 passed, 0 failed"
+    assert result.stderr == ""
+
+
+def test_exit_1_when_a_check_fails(run):
+    result = run("check", str(ROOT / "examples" / "broken" / "sign_error.yaml"), "--allow-plugins")
+    assert result.exit_code == 1, result.output
+    assert "sign-error: FAILED — 9 checks: 1 FAIL, 3 inherited, 5 pass" in result.stdout
+
+
+def test_exit_2_beats_1_and_every_config_is_still_reported(run):
+    # (plugin files are used from where they are: one layer type name belongs to one file)
+    broken = str(ROOT / "examples" / "broken" / "forgotten_bias.yaml")
+    result = run("check", broken, ".", "--allow-plugins",
+                 files={"b_bad.yaml": "seed: -1\n", "c_good.yaml": GOOD})
+    assert result.exit_code == 2
+    assert result.stdout.splitlines()[-1] == "3 configs: 1 passed, 1 failed, 1 could not be checked"
+
+
+WARN_PLUGIN = """\
+from gradcheck_cli import register
+
+
+@register("cli_test_almost_identity")
+class AlmostIdentity:
+    \"\"\"y = x, with a backward off by a relative 1e-8: a small error, but well above the noise.\"\"\"
+
+    def build(self, input_shape, rng):
+        self.params = {}
+        return tuple(input_shape)
+
+    def forward(self, x):
+        return x.copy(), None
+
+    def backward(self, dout, cache):
+        return dout * (1 + 1e-8), {}
+"""
+
+
+def test_warnings_pass_unless_strict(run):
+    # rel err ~1e-8: above this pass threshold, below the warn one, and 10-100× the noise
+    warn = GOOD.replace("loss: mse", "  - {type: cli_test_almost_identity}\nloss: mse\n"
+                                     "check: {pass_rtol: 1e-9}")
+    result = run("check", "warn.yaml", "--plugin", "almost.py",
+                 files={"warn.yaml": warn, "almost.py": WARN_PLUGIN})
+    assert result.exit_code == 0, result.output
+    assert "passed with warnings" in result.stdout
+    strict = run("check", "warn.yaml", "--plugin", "almost.py", "--strict")
+    assert strict.exit_code == 1
+    assert strict.stdout.splitlines()[-1] == \
+        "1 config: 0 passed, 1 with warnings (failures under --strict), 0 failed"
+
+
+def test_missing_path_is_an_error(run):
+    result = run("check", "nope.yaml")
+    assert result.exit_code == 2
+    assert error_of(result) == "nope.yaml: no such file or folder"
+
+
+def test_folder_without_configs_is_an_error(run, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("check", "empty")
+    assert result.exit_code == 2
+    assert error_of(result) == "empty: no config files (*.yaml, *.yml, *.toml) in this folder"
+
+
+def test_bad_step_option_is_a_usage_error(run):
+    result = run("check", "good.yaml", "--eps", "abc", files={"good.yaml": GOOD})
+    assert result.exit_code == 2
+    assert "Invalid value for '--eps': expected a number or 'auto', got 'abc'" in result.output

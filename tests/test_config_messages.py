@@ -1,5 +1,6 @@
 """The hostile-config corpus: every file in tests/bad_configs/ must give exit 2 and one exact,
-located message on stderr, never a traceback.
+located message on stderr, never a traceback (and so must the bad specs at the end, written in
+the test).
 
 Each config NAME has a sidecar NAME.expected: its first line is the command (`$ gradcheck ...`,
 run in tests/bad_configs/), the rest is the exact stderr. Placeholders keep the sidecars stable
@@ -20,6 +21,7 @@ from gradcheck_cli.cli import app
 from gradcheck_cli.layers.catalog import registered
 from gradcheck_cli.run.pipeline import CONFIG_SUFFIXES
 
+from ci_helpers import error_of
 from conftest import plugin_layers_hidden
 
 CORPUS = Path(__file__).resolve().parent / "bad_configs"
@@ -144,3 +146,72 @@ def test_the_whole_corpus_at_once_reports_every_file(monkeypatch):
     assert sorted({line[len("error: "):].split(":")[0] for line in stderr.splitlines()}) == \
         sorted(set(names) - valid)
     assert f"{len(names)} configs: {len(valid)} valid, {len(names) - len(valid)} invalid" in stdout
+
+
+# -- bad specs written in the test: exact, located messages, exit 2 ---------------------------------------------------
+
+BAD_SPECS = {
+    "unknown top-level key": (
+        "bad.yaml", "input: {shape: [3]}\nlayers: [{type: dense, units: 2}]\nloss: mse\nepochs: 3\n",
+        "bad.yaml:4:1: epochs: unknown key `epochs`: valid keys: name, seed, dtype, layout, input, "
+        "layers, loss, l2, check, plugins"),
+    "unknown layer option, with a suggestion": (
+        "bad.yaml", "input: {shape: [3]}\nlayers:\n  - {type: dense, units: 2, activaton: relu}\nloss: mse\n",
+        "bad.yaml:3:29: layers[0].activaton: unknown key `activaton`: did you mean `activation`? "
+        "valid keys: type, units, init, std, activation"),
+    "typo of a required option": (
+        "bad.yaml", "input: {shape: [3]}\nlayers:\n  - {type: dense, unitz: 2}\nloss: mse\n",
+        "bad.yaml:3:19: layers[0].unitz: unknown key `unitz`: did you mean `units`? valid keys: "
+        "type, units, init, std, activation"),
+    "wrong type (a quoted number)": (
+        "bad.yaml", "input: {shape: [3], batch: \"4\"}\nlayers: [{type: dense, units: 2}]\nloss: mse\n",
+        "bad.yaml:1:21: input.batch: expected an integer, got a string ('4')"),
+    "wrong type of a layer option": (
+        "bad.yaml", "input: {shape: [3]}\nlayers:\n  - {type: dense, units: 2.5}\nloss: mse\n",
+        "bad.yaml:3:19: layers[0].units: expected an integer, got a number (2.5)"),
+    "missing required option": (
+        "bad.yaml", "input: {shape: [3]}\nlayers:\n  - {type: dense}\nloss: mse\n",
+        "bad.yaml:3:5: layers[0].units: required key is missing: `units` takes int > 0"),
+    "out of range": (
+        "bad.yaml", "input: {shape: [3], batch: 0}\nlayers: [{type: relu}]\nloss: mse\n",
+        "bad.yaml:1:21: input.batch: must be ≥ 1, got 0"),
+    "bad dtype": (
+        "bad.yaml", "dtype: float16\ninput: {shape: [3]}\nlayers: [{type: relu}]\nloss: mse\n",
+        "bad.yaml:1:1: dtype: expected 'float64' or 'float32', got 'float16'"),
+    "softmax_cross_entropy after a 1-unit layer": (
+        "bad.yaml", "input: {shape: [3]}\nlayers:\n  - {type: dense, units: 1}\nloss: softmax_cross_entropy\n",
+        "bad.yaml:4:1: loss: softmax_cross_entropy needs class scores of shape (C,) with C ≥ 2, "
+        "got (1,) (the last layer outputs (1,) per example)"),
+    "dense after a 3-D input": (
+        "bad.yaml", "input: {shape: [2, 3, 4]}\nlayers:\n  - {type: dense, units: 2}\nloss: mse\n",
+        "bad.yaml:3:5: layers[0]: dense needs a 1-D input per example, got (2, 3, 4): add a "
+        "flatten layer before it"),
+    "columns layout with a 2-D input": (
+        "bad.yaml", "layout: columns\ninput: {shape: [2, 3]}\nlayers:\n  - {type: relu}\nloss: mse\n",
+        "bad.yaml:2:9: input.shape: columns layout holds 1-D feature vectors (x is (n, m)); got "
+        "shape [2, 3]: use layout: rows for images and sequences"),
+    "loss used as a layer": (
+        "bad.yaml", "input: {shape: [3]}\nlayers:\n  - {type: mse}\nloss: mse\n",
+        "bad.yaml:3:6: layers[0].type: `mse` is a loss, so it belongs under `loss:`"),
+    "duplicate key": (
+        "bad.yaml", "input: {shape: [3]}\ninput: {shape: [4]}\nlayers: [{type: relu}]\nloss: mse\n",
+        "bad.yaml:2:1: invalid YAML: found duplicate key \"input\" (each key may appear once)"),
+    "TOML, wrong type": (
+        "bad.toml", '[input]\nshape = [3]\nbatch = "2"\n[[layers]]\ntype = "relu"\n[loss]\ntype = "mse"\n',
+        "bad.toml:3:1: input.batch: expected an integer, got a string ('2')"),
+    "plugins without --allow-plugins": (
+        "bad.yaml", "input: {shape: [3]}\nplugins: [mine.py]\nlayers: [{type: relu}]\nloss: mse\n",
+        "bad.yaml:2:1: plugins: this config names plugins, which are Python code; gradcheck runs "
+        "them only with --allow-plugins (or name them with --plugin)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SPECS))
+def test_bad_spec_gives_exact_located_error_and_exit_2(run, case):
+    name, text, expected = BAD_SPECS[case]
+    files = {name: text, "mine.py": "raise SystemExit('must not run')\n"}
+    result = run("check", name, files=files)
+    assert result.exit_code == 2, result.output
+    assert error_of(result) == expected
+    assert result.stdout.splitlines()[-1] == "1 config: 0 passed, 0 failed, 1 could not be checked"
+    assert "Traceback" not in result.output + result.stderr

@@ -58,6 +58,18 @@ class Comparison:
 
 
 @dataclass
+class TensorCost:
+    """The evaluations one check of one tensor made, against the fewest it needs (-v)."""
+
+    what: str                         # "isolated check, layer 1 W", "upstream of layer 2", ...
+    made: int                         # perturbed copies evaluated (calls of the function)
+    #: the method's offsets per entry probed; for an input whose layers are verified to keep
+    #: examples apart, per entry of one example (every example shares a call)
+    minimum: int
+    examples_per_call: int = 1        # examples that share each call in the minimum
+
+
+@dataclass
 class Row:
     """One (layer, tensor): its shapes and both checks."""
 
@@ -105,6 +117,8 @@ class ConfigResult:
     #: entries probed times the method's offsets: the estimate's evaluations, what a check
     #: without shortcuts evaluates (shortcuts share one copy between several probes)
     probes: int | None = None
+    #: per tensor, the evaluations made against the minimum (-v); not part of the JSON
+    tensor_costs: list[TensorCost] | None = field(default=None, repr=False, compare=False)
     #: what the resource guard estimated before the check ran (cost.CostEstimate as a dict)
     cost: dict[str, Any] | None = None
     #: with CheckSettings(keep_arrays=True): every array checked, under documented keys
@@ -120,6 +134,7 @@ class ConfigResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("arrays", None)
+        out.pop("tensor_costs", None)
         return out
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from gradcheck_cli.cli import app
 from gradcheck_cli.layers.catalog import registered
 
 from ci_helpers import GOOD, error_of as _error, gradcheck
@@ -112,3 +114,75 @@ def test_layers_with_a_name_like_none_lists_them_all():
                                     "attention, avgpool2d, batchnorm, binary_cross_entropy, ")
     listed = result.stderr.strip().split(": ")[-1].split(", ")
     assert len(listed) >= 40 and all(f"{n}" in names for n in listed)
+
+
+def _verdicts(result) -> list:
+    """Each config's status and each row's status and diagnosis, from check's JSON."""
+    import json
+
+    data = json.loads(result.stdout)
+    return [(c["path"], c["status"], [(r["label"], r["tensor"], r["status"],
+                                       r["isolated"]["diagnosis"],
+                                       (r["network"] or {}).get("diagnosis")) for r in c["rows"]])
+            for c in data["configs"]]
+
+
+def test_no_shortcuts_gives_the_same_verdicts_statuses_and_diagnoses(monkeypatch):
+    """--no-shortcuts turns every shortcut off (one perturbed copy per call, nothing shared or
+    grouped) on the bundled configs and the broken examples, and changes no verdict."""
+    import json
+
+    monkeypatch.chdir(ROOT)
+    paths = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "configs").iterdir())
+             if p.suffix in (".yaml", ".toml") and "lenet" not in p.name]  # lenet: minutes without
+    paths += ["examples/broken"]
+    on = CliRunner().invoke(app, ["check", *paths, "--allow-plugins", "--format", "json"])
+    off = CliRunner().invoke(app, ["check", *paths, "--allow-plugins", "--format", "json",
+                                   "--no-shortcuts"])
+    assert on.exit_code == off.exit_code == 1, (on.stderr, off.stderr)
+    assert _verdicts(on) == _verdicts(off)
+    assert len(_verdicts(on)) == len(paths) - 1 + 5
+    both = [json.loads(r.stdout)["configs"] for r in (on, off)]
+    assert all(c["settings"]["batched"] for c in both[0])
+    assert not any(c["settings"]["batched"] for c in both[1])
+    # the switch did turn the shortcuts off: one evaluation per probe, where shortcuts share
+    assert all(c["evaluations"] == c["probes"] for c in both[1])
+    assert sum(c["evaluations"] for c in both[0]) < sum(c["evaluations"] for c in both[1])
+
+
+def test_verbose_reports_evaluations_per_tensor_against_the_minimum(monkeypatch):
+    """-v: per tensor, the evaluations made against the fewest a full check needs (2 per entry,
+    central; an input of separable layers per entry of one example). The counts are exact."""
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(app, ["check", "configs/mlp.yaml", "-v"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("evaluations per tensor"))
+    assert lines[start:start + 17] == [
+        "evaluations per tensor, made against the minimum a full check needs (the method's "
+        "evaluations per entry probed, 2 for central differences; for an input whose layers are "
+        "verified to keep examples apart, per entry of one example, every example sharing each "
+        "evaluation):",
+        "  isolated check, layer 1 x     24 made, minimum  8 (3.00×, 3 examples per evaluation)",
+        "  isolated check, layer 1 W     40 made, minimum 40 (1.00×)",
+        "  isolated check, layer 1 b     10 made, minimum 10 (1.00×)",
+        "  isolated check, layer 1a x    30 made, minimum 10 (3.00×, 3 examples per evaluation)",
+        "  isolated check, layer 2 x     30 made, minimum 10 (3.00×, 3 examples per evaluation)",
+        "  isolated check, layer 2 W     30 made, minimum 30 (1.00×)",
+        "  isolated check, layer 2 b      6 made, minimum  6 (1.00×)",
+        "  isolated check, layer loss x   6 made, minimum  6 (1.00×, 3 examples per evaluation)",
+        "  upstream of layer 1           10 made, minimum 10 (1.00×, 3 examples per evaluation)",
+        "  upstream of layer 2            6 made, minimum  6 (1.00×, 3 examples per evaluation)",
+        "  end to end, layer 1 x         24 made, minimum  8 (3.00×, 3 examples per evaluation)",
+        "  end to end, layer 1 W         40 made, minimum 40 (1.00×)",
+        "  end to end, layer 1 b         10 made, minimum 10 (1.00×)",
+        "  end to end, layer 2 W         30 made, minimum 30 (1.00×)",
+        "  end to end, layer 2 b          6 made, minimum  6 (1.00×)",
+        "  all                           302 made, minimum 230 (1.31×)",
+    ]
+    # the default table is unchanged: no such lines without -v
+    quiet = CliRunner().invoke(app, ["check", "configs/mlp.yaml"])
+    assert "evaluations per tensor" not in quiet.stderr + quiet.stdout
+    # without shortcuts nothing is verified separable: the minimum is 2 per entry of every example
+    off = CliRunner().invoke(app, ["check", "configs/mlp.yaml", "-v", "--no-shortcuts"])
+    assert "  isolated check, layer 1 x     24 made, minimum 24 (1.00×)" in off.stderr.splitlines()

@@ -45,7 +45,7 @@ def test_help_names_values_by_metavars_not_python_types(command):
 #: the options that take no value
 FLAGS = {"--allow-plugins", "--strict", "--fail-fast", "--quiet", "--verbose", "--debug", "--help",
          "--version", "--install-completion", "--show-completion", "--force", "--isolated",
-         "--jacobian", "--watch"}
+         "--jacobian", "--watch", "--no-shortcuts"}
 
 
 def test_help_of_arguments():

@@ -81,6 +81,9 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> set[tuple[str, str]]:
                 parts = _direct(ctx, i, tensor, terms, per_example)
                 target = _target(theta, *parts, coef, key, gradient_scale(analytic), diagnosis)
                 target.progress_label = f"end to end, layer {node.label} {tensor}"
+                if tensor == "x" and terms is not None and ctx.structures and \
+                        all(st.separable for st in ctx.structures):
+                    target.examples_per_call = net.batch
                 row.network, n_full = check_analytic(ctx, analytic, failure, tensor, target)
             ctx.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
             ctx.keep(f"network/{node.label}/{tensor}/numeric", n_full)

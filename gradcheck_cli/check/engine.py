@@ -70,7 +70,7 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
                   "pass_rtol": ctx.tol.pass_rtol, "warn_rtol": ctx.tol.warn_rtol,
                   "batched": settings.batched},
         seconds=time.perf_counter() - started, arrays=ctx.arrays, evaluations=ctx.evaluations,
-        probes=ctx.probes,
+        probes=ctx.probes, tensor_costs=ctx.tensor_costs(),
         peak_memory=_peak_memory())
 
 

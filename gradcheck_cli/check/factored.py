@@ -62,7 +62,9 @@ def upstream_gradients(ctx: CheckContext, wanted: list[int]) -> dict[int, Upstre
         chunk = chunk_for(max(1, per_copy // net.batch), ctx.settings.max_memory)
         diffs = entry_differences(entries, a, np.arange(a.size), ctx.eps, ctx.settings.method,
                                   ctx.ref_loss_value, chunk, abs(ctx.ref_loss_value))
-        ctx.count(entries.copies, f"upstream of layer {net.nodes[i].label}")
+        what = f"upstream of layer {net.nodes[i].label}"
+        ctx.count(entries.copies, what)
+        ctx.needs(what, a.size, net.batch)
         out[i] = Upstream(diffs.grad.reshape(a.shape), entries.copies)
     return out
 

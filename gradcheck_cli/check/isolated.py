@@ -85,6 +85,8 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
         target.diagnosis = layer_evidence(ctx, ref_layer, tensor, x64, out64, g64, analytic, layer)
         target.progress_label = f"isolated check, layer {label} {tensor}"
+        if tensor == "x" and st.separable:
+            target.examples_per_call = ctx.net.batch
         comparison, n_full = check_analytic(ctx, analytic, failure, tensor, target)
         if tensor in stateful:
             comparison.status = Status.FAIL
@@ -187,6 +189,8 @@ def loss_row(ctx: CheckContext) -> Row:
     target = Target(x64, stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe,
                     (0, 9, 0))
     target.progress_label = "isolated check, layer loss x"
+    if terms is not None:
+        target.examples_per_call = ctx.net.batch
     target.diagnosis = loss_evidence(ctx, loss, x64)
     comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)
     ctx.keep("isolated/loss/x/analytic", analytic.get("x"))

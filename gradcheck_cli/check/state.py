@@ -6,7 +6,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .differences import resolve_step
+from ..results import TensorCost
+from .differences import evaluations_per_probe, resolve_step
 from .forward import Forward, clean_forward, reference_forward
 from .network import Network
 from .settings import DEFAULT_MEMORY, CheckSettings  # noqa: F401  (importable from here too)
@@ -35,6 +36,10 @@ class CheckContext:
         #: times the method's offsets: what the estimate counts, what a check without shortcuts
         #: evaluates
         self.probes = 0
+        #: per tensor check (its progress label): evaluations made, and the minimum with the
+        #: examples that share a call in it
+        self.made: dict[str, int] = {}
+        self.minimum: dict[str, tuple[int, int]] = {}
         #: what each layer lets perturbed copies share, found on the real arrays (structure.py);
         #: empty when shortcuts are off
         self.structures: list[Structure] = network_structures(net, self.ref_layers, self.ref_acts) \
@@ -48,6 +53,19 @@ class CheckContext:
     def count(self, evaluations: int, what: str) -> None:
         """Every batch of perturbed copies evaluated: the measured cost of the check."""
         self.evaluations += evaluations
+        self.made[what] = self.made.get(what, 0) + evaluations
+
+    def needs(self, what: str, probes: int, examples_per_call: int = 1) -> None:
+        """The fewest evaluations the check ``what`` needs: the method's offsets for each of
+        ``probes`` entries (or directions), of one example where ``examples_per_call`` examples
+        are verified to be independent (one call serves them all)."""
+        per_call = max(1, examples_per_call)
+        self.minimum[what] = (evaluations_per_probe(self.settings.method) * -(-probes // per_call),
+                              per_call)
+
+    def tensor_costs(self) -> list[TensorCost]:
+        return [TensorCost(what, self.made.get(what, 0), minimum, per_call)
+                for what, (minimum, per_call) in self.minimum.items()]
 
     def count_and_report(self, progress: Callable[[int, str], None]) -> Callable[[int, str], None]:
         def both(evaluations: int, what: str) -> None:

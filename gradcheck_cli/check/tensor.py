@@ -40,6 +40,9 @@ class Target:
     #: what a progress display says is being checked: the check (isolated, end to end), the
     #: row's layer label and the tensor
     progress_label: str = ""
+    #: examples verified independent for this tensor (an input whose layers keep examples
+    #: apart): one call serves them all in the minimum a full check needs
+    examples_per_call: int = 1
 
 
 def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) -> tuple[Comparison, np.ndarray | None]:
@@ -68,6 +71,11 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
         return problem, None
     if theta.size == 0:
         return Comparison(Status.SKIPPED, analytic_shape=a.shape, reason="empty tensor"), None
+    what = target.progress_label or tensor
+    if s.mode == "full" or (s.mode == "sample" and theta.size <= s.samples):
+        ctx.needs(what, theta.size, target.examples_per_call)
+    else:
+        ctx.needs(what, s.directions if s.mode == "directional" else s.samples)
     chunk = chunk_for(target.bytes_per_probe, s.max_memory)
     if s.mode == "directional":
         rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)

@@ -61,6 +61,11 @@ def check(
                                           "[default: 16]."),
     directions: Optional[int] = typer.Option(None, min=1, metavar="N", help="Directions per tensor with --mode "
                                              "directional [default: 4]."),
+    no_shortcuts: bool = typer.Option(False, "--no-shortcuts", help="Evaluate every perturbed copy "
+                                      "on its own through the rest of the network: no stacking of "
+                                      "copies, sharing across examples, column grouping or "
+                                      "factoring through a layer's output. Slower; the verdicts are "
+                                      "the same (a way to rule the shortcuts out)."),
     strict: bool = typer.Option(False, "--strict", help="Treat warnings as failures."),
     exclude: Exclude = [],
     fail_fast: bool = typer.Option(False, "--fail-fast", "-x", help="Stop after the first config "
@@ -129,7 +134,8 @@ def check(
         options = _run_options(plugin, allow_plugins, workers, max_memory, max_evals, timeout,
                                view.reporter, method=method.value if method else None, eps=eps,
                                mode=mode.value if mode else None, samples=samples,
-                               directions=directions, keep_arrays=dump is not None or None)
+                               directions=directions, keep_arrays=dump is not None or None,
+                               batched=False if no_shortcuts else None)
         if watch:
             watch_runs(out, err, paths, exclude, options, verbose, quiet, strict, debug)
         results, interrupted = view.stream(check_entries(entries, options, workers, debug), fail_fast)

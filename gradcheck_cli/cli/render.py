@@ -159,4 +159,8 @@ def show_config(out, err, result, verbose, quiet, annotate=False, strict=False, 
                   if result.probes is not None else "")
         err.print(f"measured: {probes}{result.evaluations:,} evaluations in {result.seconds:.2f} s "
                   f"({rate:,.0f}/s){memory}", soft_wrap=True)
+        from ..report.evaluations import evaluation_lines
+
+        for line in evaluation_lines(result):
+            err.print(line, soft_wrap=True, markup=False, highlight=False)
     render_config(out, result, verbose=verbose, quiet=quiet, was=was)

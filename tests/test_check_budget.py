@@ -1,6 +1,10 @@
 """The resource guard: estimates against what a check really does, and refusals before allocation."""
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -234,3 +238,53 @@ def test_a_refusal_does_not_import_the_checker(tmp_path):
                          "gradcheck_cli.check.isolated", "gradcheck_cli.check.end_to_end",
                          "gradcheck_cli.check.diagnose", "gradcheck_cli.check.judge",
                          "gradcheck_cli.check.tensor"}, loaded
+
+
+#: a check whose batches of perturbed copies, not the network, take the memory: a convolution's
+#: input (column grouping per example) and filters, the loss's input, the upstream gradient
+CONV = """\
+input: {shape: [3, 16, 16], batch: 4}
+layers:
+  - {type: conv2d, filters: 8, kernel: 3, padding: 1}
+loss: mse
+"""
+
+#: the process, after every module the check uses is imported, runs `gradcheck check` and says
+#: how far its peak resident memory and numpy's traced peak rose above that baseline
+MEASURE = """\
+import json, resource, sys, tracemalloc
+import numpy
+import gradcheck_cli.check.engine, gradcheck_cli.run.pipeline, gradcheck_cli.layers.catalog
+import gradcheck_cli.report.json_report, gradcheck_cli.report.table, gradcheck_cli.report.evaluations
+import gradcheck_cli.check.diagnose.hypotheses
+from typer.testing import CliRunner
+from gradcheck_cli.cli import app
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+tracemalloc.start()
+result = CliRunner().invoke(app, ["check", *sys.argv[1:], "-v"])
+traced = tracemalloc.get_traced_memory()[1]
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+print(json.dumps({"code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
+                  "traced": traced, "grown": grown}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_memory_stays_within_the_budget_and_the_verbose_estimate(tmp_path):
+    """A small --max-memory bounds what the check allocates, and -v's estimate says it: the
+    traced peak (numpy's arrays and Python's objects, the table's rendering included) within
+    1.25x of the estimate and above a quarter of it (the estimate is no wild overstatement), the
+    resident memory's growth within 1.5x of the estimate and of the budget (it also holds what
+    tracemalloc does not see: BLAS buffers, the allocator's slack)."""
+    (tmp_path / "conv.yaml").write_text(CONV)
+    budget = 16 * 1024**2
+    run = subprocess.run([sys.executable, "-c", MEASURE, "conv.yaml", "--max-memory", "16M"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = json.loads(run.stdout.splitlines()[-1])
+    assert out["code"] == 0, out["stderr"]
+    shown = re.search(r"^estimate: .*, peak memory ≈ ([\d.]+) MiB", out["stderr"], re.M)
+    assert shown, out["stderr"]
+    estimate = float(shown[1]) * 2**20       # -v's figure, to its 0.1 MiB
+    assert estimate <= budget + 0.05 * 2**20
+    assert estimate / 4 <= out["traced"] <= 1.25 * estimate, out["traced"] / estimate
+    assert out["grown"] <= 1.5 * estimate and out["grown"] <= 1.5 * budget, out["grown"] / estimate

@@ -103,6 +103,9 @@ class grouped_entries:
         self.color = np.asarray(color).reshape(-1)
         self.evaluate_cells, self.clean_cells, self.f0 = evaluate_cells, clean_cells, f0
         self.copies = 0
+        #: copies run through the layers at once, at most: a batch sized for probes that share
+        #: copies must fit the memory budget even where its probes could not share (None: any)
+        self.max_copies: int | None = None
 
     def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.intp)
@@ -118,9 +121,22 @@ class grouped_entries:
         keys = self.color[sorted_idx] * (int(rank.max()) + 1) + rank
         slots, copy = np.unique(keys, return_inverse=True)
         dtype = np.result_type(self.flat.dtype, values.dtype, np.float64)
-        stack = np.repeat(self.flat.astype(dtype)[None], slots.size, axis=0)
-        stack[copy, sorted_idx] = values[order]
-        got = self.evaluate_cells(stack.reshape((slots.size,) + self.shape))
+        cap = slots.size if self.max_copies is None else max(1, self.max_copies)
+        if slots.size <= cap:
+            stack = np.repeat(self.flat.astype(dtype)[None], slots.size, axis=0)
+            stack[copy, sorted_idx] = values[order]
+            got = self.evaluate_cells(stack.reshape((slots.size,) + self.shape))
+        else:
+            # the copies in blocks of ``cap``, each built only when it is evaluated
+            parts, by_copy = [], np.argsort(copy, kind="stable")
+            bounds = np.searchsorted(copy[by_copy], np.arange(0, slots.size + cap, cap))
+            for k, start in enumerate(range(0, slots.size, cap)):
+                n = min(cap, slots.size - start)
+                mine = by_copy[bounds[k]:bounds[k + 1]]
+                stack = np.repeat(self.flat.astype(dtype)[None], n, axis=0)
+                stack[copy[mine] - start, sorted_idx[mine]] = values[order[mine]]
+                parts.append(self.evaluate_cells(stack.reshape((n,) + self.shape)))
+            got = np.concatenate(parts)
         self.copies += slots.size
         c = self.cell[sorted_idx]
         out[order] = self.f0 + (got[copy, c] - self.clean_cells[c])

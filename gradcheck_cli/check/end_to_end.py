@@ -12,7 +12,7 @@ from .forward import as_f64, differentiable
 from .state import CheckContext
 from ..errors import GradcheckError
 from .network import node_key
-from .differences import EvaluateEntries, EvaluateStack
+from .differences import EvaluateEntries, EvaluateStack, chunk_for
 from .copies import cells_evaluator, copies_evaluator, example_of_entries, grouped_entries, loss_cells
 from .evaluators import entries_from_stack
 from .factored import clean, direct_cost, factored_cost, factored_target, upstream_gradients
@@ -127,6 +127,7 @@ def _direct(ctx: CheckContext, i: int, tensor: str, terms, per_example):
         evaluate = cells_evaluator(ctx.ref_layers, structures, theta, layout, terms)
         entries = grouped_entries(theta, cell, color, evaluate, terms(ctx.ref_acts[-1][None])[0],
                                   ctx.ref_loss_value)
+        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
         per_probe = max(1, per_probe // net.batch)
     return stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe
 

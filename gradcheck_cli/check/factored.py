@@ -59,6 +59,7 @@ def upstream_gradients(ctx: CheckContext, wanted: list[int]) -> dict[int, Upstre
         entries = grouped_entries(a, cell, color, cells_evaluator(rest, structures, a, layout, terms),
                                   clean_terms, ctx.ref_loss_value)
         per_copy = bytes_per_probe(a.size, [x.size for x in ctx.ref_acts[i + 1:]], ctx.settings.method)
+        entries.max_copies = chunk_for(per_copy, ctx.settings.max_memory)
         chunk = chunk_for(max(1, per_copy // net.batch), ctx.settings.max_memory)
         diffs = entry_differences(entries, a, np.arange(a.size), ctx.eps, ctx.settings.method,
                                   ctx.ref_loss_value, chunk, abs(ctx.ref_loss_value))
@@ -110,5 +111,6 @@ def factored_target(ctx: CheckContext, i: int, tensor: str, g: np.ndarray
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:
         entries, share = grouped
+        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
         per_probe = max(1, per_probe // share)
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe

@@ -18,6 +18,7 @@ from ..results import Comparison, Row, Status
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, nondeterministic, run_backward, state_on_self
 from .budget import bytes_per_probe
+from .differences import chunk_for
 from .diagnose.evidence import layer_evidence, loss_evidence
 from ..errors import GradcheckError
 from .copies import (copies_evaluator, example_of_entries, grouped_entries, grouped_input,
@@ -80,6 +81,7 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
                 else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0)
             if grouped is not None:
                 entries, share = grouped
+                entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
                 per_probe = max(1, per_probe // share)
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
@@ -185,6 +187,7 @@ def loss_row(ctx: CheckContext) -> Row:
     if terms is not None:
         cell, color = example_of_entries(x64.shape, ctx.net.spec.layout)
         entries = grouped_entries(x64, cell, color, terms, terms(x64[None])[0], ctx.ref_loss_value)
+        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
         per_probe = max(1, per_probe // ctx.net.batch)
     target = Target(x64, stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe,
                     (0, 9, 0))

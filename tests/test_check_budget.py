@@ -87,6 +87,24 @@ def test_sample_and_directional_cost_less_than_full():
     assert directional.evaluations < sample.evaluations < full.evaluations
 
 
+def test_a_directional_check_of_33m_parameters_fits_a_small_machine():
+    """Why a directional check fits any network: its evaluations do not grow with the parameter
+    count, and its memory is a few copies of the network, never one per entry. Shown on the
+    estimate (the tests above hold the estimate to what a check really does); running the check
+    of these 33M parameters takes half a minute."""
+    def wide(width):
+        return _plan(f"input: {{shape: [{width}], batch: 8}}\nlayers:\n  - {{type: dense, units: {width}}}\n"
+                     f"  - {{type: dense, units: {width}}}\nloss: mse\n")
+
+    huge, small = wide(4096), wide(64)
+    full = estimate(huge, CheckSettings.from_spec(huge.spec))
+    assert full.evaluations > DEFAULT_MAX_EVALS                   # refused in full mode
+    _, cost = guard(huge, CheckSettings.from_spec(huge.spec, mode="directional"), max_memory=2 * 1024**3)
+    assert cost.parameters == 2 * (4096 * 4096 + 4096)
+    assert cost.evaluations == estimate(small, CheckSettings.from_spec(small.spec, mode="directional")).evaluations
+    assert cost.peak_bytes < 5 * 8 * cost.parameters
+
+
 def test_a_tight_memory_limit_shrinks_batches_rather_than_refusing():
     plan = _plan(NET.replace("DTYPE", "float64").replace("units: 7", "units: 400"))
     settings = CheckSettings.from_spec(plan.spec)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ci_helpers import PLUGIN, ROOT, gradcheck
+from conftest import plugin_layers_hidden
 from gradcheck_cli.cli import app
 from gradcheck_cli.layers.options import options_model
 from gradcheck_cli.layers.catalog import registered
@@ -17,6 +18,14 @@ from gradcheck_cli.config.schema import json_schema
 from gradcheck_cli.config.document import load_document, parse_text
 
 TEMPLATES = ROOT / "gradcheck_cli" / "cli" / "templates"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _builtins_only():
+    # the schema lists every registered type: the plugin layers other tests of this process
+    # registered (hundreds, with the mutant corpus) would join it and make it slow to generate
+    with plugin_layers_hidden():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -1,21 +1,137 @@
-"""The commands of the command line (cli/app.py): unknown layer and loss types listed and suggested,
-plugin hints for each front end, plugin loading, `gradcheck layers NAME`. The exit codes are tested
+"""The command line (cli/app.py): the surface CI users rely on (help with examples on every command,
+--version, `python -m gradcheck_cli`, shell completion, the pre-commit hooks), unknown layer and
+loss types listed and suggested, plugin hints for each front end, plugin loading,
+`gradcheck layers NAME`, --no-shortcuts and -v. The exit codes are tested
 in tests/test_cli_common.py, the messages for bad configs in tests/test_config_messages.py."""
 from __future__ import annotations
 
+import os
+import re
+import shlex
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
+from gradcheck_cli import __version__
 from gradcheck_cli.cli import app
 from gradcheck_cli.layers.catalog import registered
 
-from ci_helpers import GOOD, error_of as _error, gradcheck
+from ci_helpers import FAILING, GOOD, PASSING, PLUGIN, error_of as _error, gradcheck
 
 ROOT = Path(__file__).resolve().parent.parent
 MY_DENSE = ROOT / "examples" / "plugins" / "my_dense.py"
 
+
+# -- the surface: help, version, completion, hooks ---------------------------------------------
+
+COMMANDS = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_examples(command):
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.stdout, result.stdout
+
+
+#: what typer prints for a parameter without a metavar: a Python type, not a word for a user
+TYPE_NAME = re.compile(r"<(?:list\[.*?\]|str|int|float|bool|path|[a-z]+ range)>|\b(?:list|dict)\[")
+
+
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_names_values_by_metavars_not_python_types(command):
+    result = CliRunner().invoke(app, [*command.split(), "--help"], terminal_width=100)
+    assert result.exit_code == 0
+    assert not TYPE_NAME.search(result.stdout), result.stdout
+    # every option that takes a value names it: "--eps H", "--jobs N", a list of choices
+    for line in result.stdout.splitlines():
+        match = re.match(r"\s+(?:-\w, )?(--[\w-]+)(?: (\S+))?", line)
+        if match and match[1] not in FLAGS:
+            assert match[2] and (match[2][0].isupper() or match[2].startswith("<")), line
+
+
+#: the options that take no value
+FLAGS = {"--allow-plugins", "--strict", "--fail-fast", "--quiet", "--verbose", "--debug", "--help",
+         "--version", "--install-completion", "--show-completion", "--force", "--isolated",
+         "--jacobian", "--watch", "--no-shortcuts"}
+
+
+def test_help_of_arguments():
+    text = CliRunner().invoke(app, ["check", "--help"], terminal_width=100).stdout
+    assert "  PATH  Config files, folders" in text
+    text = CliRunner().invoke(app, ["show", "--help"], terminal_width=100).stdout
+    assert "show [OPTIONS] {DUMP.npz} [KEY]" in text
+
+
+def _complete(words: str) -> list[str]:
+    """What bash completion offers for the last word of ``words``, through typer's protocol."""
+    env = {**os.environ, "_GRADCHECK_COMPLETE": "complete_bash", "COMP_WORDS": words,
+           "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    # the installed command: completion is keyed on the program's name (_GRADCHECK_COMPLETE)
+    script = Path(sys.executable).parent / "gradcheck"
+    run = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.split()
+
+
+def test_completion_of_template_and_layer_names():
+    assert _complete("gradcheck init --template ") == ["mlp", "convnet", "rnn", "custom-layer"]
+    assert _complete("gradcheck init -t c") == ["convnet", "custom-layer"]
+    offered = _complete("gradcheck layers d")
+    assert "dense" in offered and "dropout" in offered
+    assert all(name.startswith("d") for name in offered)
+    assert _complete("gradcheck layers softmax_c") == ["softmax_cross_entropy"]
+
+
+def test_main_help_states_the_exit_codes():
+    result = CliRunner().invoke(app, ["--help"])
+    assert "Exit codes: 0 all checks passed, 1 a check failed, 2 a usage or config" in result.stdout
+    assert set(COMMANDS) >= {"check", "validate", "layers", "init", "schema"}
+
+
+def test_version_and_module_entry_point():
+    run = gradcheck("--version")
+    assert run.returncode == 0
+    assert run.stdout.startswith(f"gradcheck {__version__} (numpy ")
+
+
+def test_shell_completion_script():
+    result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="gradcheck")
+    assert result.exit_code == 0
+    assert "_GRADCHECK_COMPLETE=complete_bash" in result.stdout
+
+
+# -- pre-commit hooks -------------------------------------------------------------------------------
+
+def test_pre_commit_hooks_run_as_declared(tmp_path):
+    hooks = {h["id"]: h for h in YAML(typ="safe").load(ROOT / ".pre-commit-hooks.yaml")}
+    assert set(hooks) == {"gradcheck-validate", "gradcheck-check"}
+    import re
+
+    for hook in hooks.values():
+        assert hook["language"] == "python"
+        pattern = re.compile(hook["files"])
+        assert pattern.search("nets/mlp.gradcheck.yaml") and pattern.search("a.gradcheck.toml")
+        assert not pattern.search(".github/workflows/ci.yml")
+    # pre-commit appends the staged file names to the entry
+    def run(hook, *files):
+        entry = shlex.split(hooks[hook]["entry"])
+        assert entry[0] == "gradcheck"
+        return gradcheck(*entry[1:], "--plugin", PLUGIN, *files)
+
+    assert run("gradcheck-validate", PASSING, FAILING).returncode == 0
+    assert run("gradcheck-check", PASSING).returncode == 0
+    assert run("gradcheck-check", PASSING, FAILING).returncode == 1
+
+
+# -- unknown types, plugins -----------------------------------------------------------------------
 
 def test_unknown_layer_type_lists_the_valid_ones(run, builtins_only):
     result = run("check", "bad.yaml", files={"bad.yaml": "input: {shape: [3]}\nlayers:\n"

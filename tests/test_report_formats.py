@@ -1,14 +1,18 @@
 """Golden output of every --format on a passing config, a failing one (a planted bug: a dense
 layer whose backward forgets db) and an invalid one: JSON parsed and compared, JUnit parsed and
-checked against the elements and attributes of junit-10.xsd, GitHub workflow commands exact."""
+checked against the elements and attributes of junit-10.xsd, GitHub workflow commands exact; then the renderers on their own: formats by suffix, atomic
+--output files, annotation levels, any message in JUnit, NaN in JSON."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from ci_helpers import ANSI, FAILING, INVALID, PASSING, PLUGIN, ROOT, gradcheck
+from gradcheck_cli.report.formats import FORMATS, format_for_path, write_atomic
 
 PASSING_ROWS = [("1", "dense", 6, "x"), ("1", "dense", 6, "W"), ("1", "dense", 6, "b"),
                 ("1a", "tanh", 6, "x"), ("2", "dense", 7, "x"), ("2", "dense", 7, "W"),
@@ -250,3 +254,107 @@ def test_github_paths_are_relative_to_the_workspace():
     run = gradcheck("check", f"../{FAILING}", "--plugin", f"../{PLUGIN}", "--format", "github",
                     cwd=ROOT / "tests", env=clean_env(GITHUB_WORKSPACE=str(ROOT)))
     assert run.stdout.startswith(f"::error file={FAILING},line=6,")
+
+
+# -- the renderers on their own, and --output files -----------------------------------------------------------------------------------
+
+def test_formats_by_suffix():
+    assert [format_for_path(p) for p in ("a.json", "a.XML", "a.md", "a.txt", "a.out", "a")] == \
+        ["json", "junit", "markdown", "table", None, None]
+    assert set(FORMATS) == {"table", "json", "junit", "markdown", "github"}
+
+
+def test_write_atomic_replaces_whole_files_and_keeps_the_mode(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    os.chmod(target, 0o640)
+    write_atomic(target, "new")
+    assert target.read_text() == "new"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_write_atomic_leaves_the_old_file_when_writing_fails(tmp_path):
+    target = tmp_path / "report.json"
+    target.write_text("old")
+
+    with pytest.raises(TypeError):
+        write_atomic(target, 42)  # type: ignore[arg-type]  (write() refuses it midway)
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def test_annotation_levels_follow_the_exit_code():
+    from gradcheck_cli.report.github import config_commands
+    from gradcheck_cli.results import Comparison, ConfigResult, Row, Status
+
+    def row(label, status):
+        return Row(label, 1, "dense", 4, "W", (2, 3), (2, 4), (3, 4),
+                   Comparison(status, rel_error=0.5), None, status=status, reason="r")
+
+    config = ConfigResult("n.yaml", "n", Status.FAIL, rows=[
+        row("1", Status.INHERITED), row("2", Status.FAIL), row("3", Status.WARN), row("4", Status.PASS),
+        row("5", Status.KINK), row("6", Status.SKIPPED)])
+    levels = [line.split(" ", 1)[0] for line in config_commands(config)]
+    assert levels == ["::notice", "::error", "::warning", "::notice"]
+    # --strict fails warnings, as the exit code does, and nothing else
+    assert [line.split(" ", 1)[0] for line in config_commands(config, strict=True)] == \
+        ["::notice", "::error", "::error", "::notice"]
+
+    import xml.etree.ElementTree as ET
+
+    from gradcheck_cli.report.junit import to_junit
+    from gradcheck_cli.results import RunResult
+
+    for strict, failures in ((False, "2"), (True, "3")):
+        root = ET.fromstring(to_junit(RunResult([config], strict=strict)))
+        assert (root.get("tests"), root.get("failures")) == ("6", failures)
+        assert len(root.findall(".//skipped")) == 1
+
+
+def test_junit_is_well_formed_whatever_a_message_holds():
+    import xml.etree.ElementTree as ET
+
+    from gradcheck_cli.report.junit import to_junit
+    from gradcheck_cli.results import ConfigResult, RunResult, Status
+
+    config = ConfigResult("n.yaml", "n\x01", Status.ERROR, error="plugin said \x00\x1b[31mno\x07 <&>")
+    root = ET.fromstring(to_junit(RunResult([config])))
+    assert root.find("testsuite/testcase/error").get("message") == "plugin said \ufffd\ufffd[31mno\ufffd <&>"
+
+
+def test_table_file_prints_messages_as_written():
+    from gradcheck_cli.results import ConfigResult, RunResult, Status
+
+    config = ConfigResult("n.yaml", "n", Status.ERROR, error="n.yaml:1:1: key `[/red]`: unknown")
+    text = FORMATS["table"].render(RunResult([config]), False)
+    assert text.splitlines()[0] == "error: n.yaml:1:1: key `[/red]`: unknown"
+
+
+def test_json_writes_nan_and_inf_as_null_and_keeps_the_status():
+    import json
+
+    from gradcheck_cli.report.json_report import to_json
+    from gradcheck_cli.results import Comparison, ConfigResult, Row, RunResult, Status
+
+    comparison = Comparison(Status.FAIL, rel_error=float("nan"), max_abs_error=float("inf"),
+                            reason="numeric gradient is NaN")
+    row = Row("1", 1, "dense", 4, "W", (2, 3), (2, 4), (3, 4), comparison, None,
+              status=Status.FAIL, reason="numeric gradient is NaN")
+    config = ConfigResult("n.yaml", "n", Status.FAIL, rows=[row], seconds=1.5)
+    text = to_json(RunResult([config]))
+    doc = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    iso = doc["configs"][0]["rows"][0]["isolated"]
+    assert (iso["rel_error"], iso["max_abs_error"], iso["status"]) == (None, None, "FAIL")
+    assert "seconds" not in doc["configs"][0]
+
+
+def test_every_problem_of_an_invalid_config_is_its_own_annotation():
+    corpus = ROOT / "tests" / "bad_configs"
+    run = gradcheck("check", "five_mistakes.yaml", "--format", "github", cwd=corpus)
+    assert run.returncode == 2
+    lines = run.stdout.splitlines()
+    assert [line.split("::")[1] for line in lines] == [
+        f"error file=five_mistakes.yaml,line={n},col={c},title=gradcheck five_mistakes%3A invalid config"
+        for n, c in [(3, 1), (6, 47), (7, 6), (8, 19), (9, 5)]]
+    assert lines[3].endswith("::layers[2].units: must be > 0, got -2")

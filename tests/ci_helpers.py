@@ -6,6 +6,7 @@ process would stay registered for every later test.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,3 +48,10 @@ def error_of(result) -> str:
     lines = [ln for ln in result.stderr.splitlines() if ln.startswith("error: ")]
     assert len(lines) == 1, result.stderr
     return lines[0][len("error: "):]
+
+
+def default_ctrl_c() -> None:
+    """preexec_fn of a child that a test interrupts: Ctrl-C acts as in a terminal even when the
+    suite runs with SIGINT ignored (started in the background by a non-interactive shell, or
+    under nohup), which the child would inherit, and then rightly keep ignoring."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -17,8 +17,8 @@ import textwrap
 import pytest
 from typer.testing import CliRunner
 
-from ci_helpers import (ANSI, FAILING, GOOD, INVALID, PASSING, PLUGIN, ROOT, WARNING, clean_env, error_of,
-                        gradcheck)
+from ci_helpers import (ANSI, FAILING, GOOD, INVALID, PASSING, PLUGIN, ROOT, WARNING, clean_env,
+                        default_ctrl_c, error_of, gradcheck)
 from gradcheck_cli.cli import app
 
 @pytest.mark.parametrize("args, code", [
@@ -188,7 +188,7 @@ def test_ctrl_c_prints_the_summary_writes_the_output_and_exits_130(tmp_path, job
     proc = subprocess.Popen([sys.executable, "-m", "gradcheck_cli", "check", "configs", "-q",
                              "--jobs", jobs, "--output", "out.json"], cwd=tmp_path,
                             env=clean_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_ctrl_c)
     lines = [proc.stdout.readline() for _ in range(2)]     # two configs finished
     assert all("passed" in ln for ln in lines), lines
     proc.send_signal(signal.SIGINT)
@@ -214,7 +214,7 @@ def test_ctrl_c_during_validate(tmp_path):
         (configs / f"net{i:04d}.yaml").write_text(SLOW)
     proc = subprocess.Popen([sys.executable, "-m", "gradcheck_cli", "validate", "configs"],
                             cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_ctrl_c)
     assert proc.stdout.readline().startswith("ok  configs/net0000.yaml")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

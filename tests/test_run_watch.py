@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from ci_helpers import clean_env
+from ci_helpers import clean_env, default_ctrl_c
 from gradcheck_cli.results import Comparison, ConfigResult, Row, Status
 from gradcheck_cli.run.watch import changed, compare, snapshot, watched_files
 
@@ -87,7 +87,7 @@ def test_watch_reruns_after_a_plugin_edit_and_ctrl_c_exits_130(tmp_path):
     (tmp_path / "net.yaml").write_text((BROKEN / "forgotten_bias.yaml").read_text())
     proc = subprocess.Popen([sys.executable, "-m", "gradcheck_cli", "check", "net.yaml", "--plugin",
                              "forgotten_bias.py", "--watch"], cwd=tmp_path, env=clean_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=default_ctrl_c)
     try:
         out = _Lines(proc.stdout)
         first = out.wait_for("1 config: ")

@@ -139,3 +139,83 @@ def test_mutant_corpus_same_verdicts_with_and_without_shortcuts(plugin, text):
     load_plugin(plugin)
     on, off = _both(spec_from_text(text, "yaml", "mutant.yaml"))
     assert _statuses(on) == _statuses(off)
+
+
+CONVNET = """
+input: {shape: SHAPE, batch: 3}
+seed: SEED
+layers:
+  - {type: CONV, filters: 4, kernel: KERNEL, stride: STRIDE, padding: PAD, dilation: DIL, groups: GROUPS}
+  - {type: tanh}
+  - {type: flatten}
+  - {type: dense, units: 3}
+loss: softmax_cross_entropy
+"""
+
+GEOMETRIES = [("conv2d", [2, 7, 6], 3, 1, 1, 1, 1), ("conv2d", [2, 9, 8], [3, 2], 2, [1, 0], 1, 1),
+              ("conv2d", [4, 8, 8], 3, 1, 2, 2, 2), ("conv1d", [3, 40], 4, 3, 1, 2, 1)]
+
+
+def _convnet(conv, shape, kernel, stride, pad, dil, groups, seed=0):
+    text = CONVNET
+    for k, v in dict(CONV=conv, SHAPE=shape, KERNEL=kernel, STRIDE=stride, PAD=pad, DIL=dil,
+                     GROUPS=groups, SEED=seed).items():
+        text = text.replace(k, json.dumps(v))
+    return spec_from_text(text)
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=lambda g: f"{g[0]}-k{g[2]}-s{g[3]}-p{g[4]}-d{g[5]}-g{g[6]}")
+def test_convolution_inputs_grouped_by_window_same_verdicts_and_numbers(geometry):
+    # a built-in convolution's dx is differenced with inputs whose output windows do not overlap
+    # perturbed together (every example at once), and read from their own windows
+    on, off = _both(_convnet(*geometry))
+    assert _statuses(on) == _statuses(off)
+    assert all(r.status is Status.PASS for r in on.rows)
+    assert_agree_within_noise(on, off)
+    conv_x = on.arrays["isolated/1/x/numeric"]
+    channels, period = conv_x.shape[1], 1
+    for k, d in zip(np.atleast_1d(geometry[2]) * np.ones(conv_x.ndim - 2, int),
+                    np.atleast_1d(geometry[5]) * np.ones(conv_x.ndim - 2, int)):
+        period *= (k - 1) * d + 1
+    # without the windows, the examples alone would share copies: 2 per entry of one example,
+    # in the isolated check of dx and in the end-to-end row of the network input (which is
+    # differenced through the first layer alone against the chained g)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("gradcheck_cli.check.copies._conv_geometry", lambda layer: None)
+        per_example = check_network(build_network(_convnet(*geometry)), CheckSettings())
+    colours = channels * period
+    assert per_example.evaluations - on.evaluations == 2 * 2 * (conv_x.size // conv_x.shape[0] - colours)
+    assert colours < conv_x.size // conv_x.shape[0] / 2   # so that the count above says something
+
+
+def test_a_planted_1e5_error_in_a_convolutions_dx_is_found_with_grouped_inputs():
+    from gradcheck_cli.layers.conv import Conv2D
+    from gradcheck_cli.layers.registry import register, unregister
+
+    class Conv2DOff(Conv2D):
+        def backward(self, dout, cache):
+            dx, grads = super().backward(dout, cache)
+            dx = dx.copy()
+            dx.reshape(-1)[dx.size // 2] += 1e-5   # entry (1, 1, 0, 0) of (3, 2, 7, 6) * max(1.0, float(np.abs(dx).max()))
+            return dx, grads
+
+    register("conv2d_dx_off")(Conv2DOff)
+    try:
+        on, off = _both(_convnet("conv2d_dx_off", [2, 7, 6], 3, 1, 1, 1, 1))
+    finally:
+        unregister("conv2d_dx_off")
+    row = next(r for r in on.rows if (r.label, r.tensor) == ("1", "x"))
+    # found, and at the entry where it was planted (a 1e-5 change of a large dx is a warning)
+    assert row.isolated.status in (Status.WARN, Status.FAIL)
+    assert "worst entry (1, 1, 0, 0)" in row.reason
+    assert _statuses(on) == _statuses(off)
+
+
+def test_examples_share_copies_when_probes_are_batched_in_index_order():
+    # rows layout: an index-ordered batch of probes holds one example's entries, which share no
+    # copy; the probes are taken colour by colour instead (the memory budget forces many batches)
+    spec = PLAIN_MLP.replace("DENSE", "plain_dense").replace("SEED", "0").replace("batch: 5", "batch: 8")
+    small = check_network(build_network(spec_from_text(spec)), CheckSettings(max_memory=64 << 10))
+    large = check_network(build_network(spec_from_text(spec)), CheckSettings())
+    assert small.evaluations <= 1.2 * large.evaluations
+    assert _statuses(small) == _statuses(large)

@@ -274,7 +274,7 @@ def test_verbose_reports_evaluations_per_tensor_against_the_minimum(monkeypatch)
     assert result.exit_code == 0, result.stderr
     lines = result.stderr.splitlines()
     start = next(k for k, line in enumerate(lines) if line.startswith("evaluations per tensor"))
-    assert lines[start:start + 17] == [
+    assert lines[start:start + 18] == [
         "evaluations per tensor, made against the minimum a full check needs (the method's "
         "evaluations per entry probed, 2 for central differences; for an input whose layers are "
         "verified to keep examples apart, per entry of one example, every example sharing each "
@@ -287,14 +287,15 @@ def test_verbose_reports_evaluations_per_tensor_against_the_minimum(monkeypatch)
         "  isolated check, layer 2 W     30 made, minimum 30 (1.00×)",
         "  isolated check, layer 2 b      6 made, minimum  6 (1.00×)",
         "  isolated check, layer loss x   6 made, minimum  6 (1.00×, 3 examples per evaluation)",
-        "  upstream of layer 1           10 made, minimum 10 (1.00×, 3 examples per evaluation)",
-        "  upstream of layer 2            6 made, minimum  6 (1.00×, 3 examples per evaluation)",
+        "  upstream of the loss           6 made, minimum  6 (1.00×, 3 examples per evaluation)",
+        "  upstream of layer 2           30 made, minimum 10 (3.00×, 3 examples per evaluation)",
+        "  upstream of layer 1a          30 made, minimum 10 (3.00×, 3 examples per evaluation)",
         "  end to end, layer 1 x         24 made, minimum  8 (3.00×, 3 examples per evaluation)",
         "  end to end, layer 1 W         40 made, minimum 40 (1.00×)",
         "  end to end, layer 1 b         10 made, minimum 10 (1.00×)",
         "  end to end, layer 2 W         30 made, minimum 30 (1.00×)",
         "  end to end, layer 2 b          6 made, minimum  6 (1.00×)",
-        "  all                           302 made, minimum 230 (1.31×)",
+        "  all                           352 made, minimum 240 (1.47×)",
     ]
     # the default table is unchanged: no such lines without -v
     quiet = CliRunner().invoke(app, ["check", "configs/mlp.yaml"])

@@ -107,6 +107,12 @@ class grouped_entries:
         #: copies must fit the memory budget even where its probes could not share (None: any)
         self.max_copies: int | None = None
 
+    def schedule(self, idx: np.ndarray) -> np.ndarray:
+        """The order in which to probe ``idx`` (positions into it): colour by colour, so that a
+        batch of probes holds whole colours, whose entries share copies. In index order a batch
+        would hold one example's entries (rows layout), which share nothing."""
+        return np.argsort(self.color[np.asarray(idx, dtype=np.intp)], kind="stable")
+
     def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         idx = np.asarray(idx, dtype=np.intp)
         values = np.asarray(values)
@@ -201,12 +207,64 @@ def _pool_windows(layer: Any) -> tuple[int, int] | None:
     return None
 
 
+def _conv_geometry(layer: Any) -> tuple | None:
+    """(kernel, stride, dilation, padding) of a built-in convolution whose forward is the
+    built-in's (a subclass that overrides only backward qualifies)."""
+    from ..layers.conv import _Conv
+
+    if isinstance(layer, _Conv) and type(layer).forward is _Conv.forward \
+            and type(layer)._filter is _Conv._filter:
+        return layer.kernel, layer.stride, layer.dilation, layer.padding
+    return None
+
+
+def window_colors(shape: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]
+                  ) -> np.ndarray:
+    """The colour of every entry of a convolution's input (m, C, *S): its channel and its position
+    modulo (k − 1)·d + 1 along each spatial axis. Two inputs of one channel reach a common output
+    only when their positions differ by a multiple of d of at most (k − 1)·d along every axis, so
+    entries of one colour reach disjoint outputs, in every example at once (stride only thins the
+    outputs each reaches). Channels are told apart: every filter reads every channel of its group."""
+    period = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+    spatial = shape[2:]
+    grids = np.meshgrid(*[np.arange(n) % p for n, p in zip(spatial, period)], indexing="ij")
+    pos = np.ravel_multi_index(tuple(grids), period) if spatial else np.zeros((), np.intp)
+    color = np.arange(shape[1]).reshape((-1,) + (1,) * len(spatial)) * int(np.prod(period)) + pos
+    return np.broadcast_to(color, shape).reshape(-1).copy()
+
+
+def window_cells(geometry: tuple, out: np.ndarray, g: np.ndarray, in_shape: tuple[int, ...]) -> Cells:
+    """Cells = the convolution's input entries: for each copy, what each input entry's windows of
+    the output add to ⟨out, G⟩, Σ over the outputs that read it of (new − clean) ⊙ G (col2im of
+    the change summed over filters). Exact for the perturbed entry of a colour: no other entry of
+    its copy reaches those outputs. Clean cells are 0."""
+    from ..layers._shapes import fold
+
+    kernel, stride, dilation, padding = geometry
+    nd = len(kernel)
+
+    def cells(new: np.ndarray) -> np.ndarray:
+        change = ((new - out) * g).sum(axis=2, keepdims=True)          # (B, m, 1, *S_out)
+        cols = np.broadcast_to(change[(Ellipsis,) + (None,) * nd], change.shape + tuple(kernel))
+        read = fold(cols, in_shape[2:], kernel, stride, dilation, padding)   # (B, m, 1, *S)
+        return np.broadcast_to(read, (new.shape[0],) + tuple(in_shape)).reshape(new.shape[0], -1)
+
+    return cells
+
+
 def grouped_input(layer: Any, st: Structure, x: np.ndarray, out: np.ndarray, g: np.ndarray,
                   layout: str, f0: float) -> tuple[EvaluateEntries, int] | None:
     """evaluate_entries of f = ⟨layer(x), G⟩ for the layer's input x, grouped by what is known
     of the layer (built-in pooling windows) or verified (elementwise, separable), and how many
     probes at most share a copy; None when nothing is known."""
     kernel = _pool_windows(layer) if x.ndim == 4 and out.ndim == 4 else None
+    conv = _conv_geometry(layer) if x.ndim == out.ndim and x.ndim >= 3 else None
+    if conv is not None and "x" in st.stacks:
+        # a built-in convolution's Jacobian is a window by construction (Curtis, Powell, Reid)
+        color = window_colors(x.shape, conv[0], conv[2])
+        evaluate = cells_evaluator([layer], [st], x, layout, window_cells(conv, out, g, x.shape))
+        share = max(1, x.size // (int(color.max()) + 1))
+        return grouped_entries(x, np.arange(x.size), color, evaluate, np.zeros(x.size), f0), share
     if st.elementwise:
         cell, color, cells, share = np.arange(x.size), np.zeros(x.size, np.intp), entry_cells(g), x.size
     elif kernel is not None:

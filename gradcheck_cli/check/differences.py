@@ -71,8 +71,14 @@ def entry_differences(evaluate: EvaluateEntries, theta: np.ndarray, idx: np.ndar
     values = np.empty((len(offsets), idx.size))
     steps = np.empty((len(offsets), idx.size))
     chunk = max(1, int(chunk) // len(offsets))
+    # an evaluator that perturbs several entries per copy (copies.grouped_entries) says in which
+    # order to take them, so that each batch holds entries that can share copies
+    schedule = getattr(evaluate, "schedule", None)
+    order = np.asarray(schedule(idx), dtype=np.intp) if schedule is not None and idx.size > chunk else None
     for start in range(0, idx.size, chunk):
         sl = slice(start, min(idx.size, start + chunk))
+        if order is not None:
+            sl = order[sl]
         probe_idx, probe_val = [], []
         for j, c in enumerate(offsets):
             if method == "complex":
@@ -85,7 +91,7 @@ def entry_differences(evaluate: EvaluateEntries, theta: np.ndarray, idx: np.ndar
             probe_idx.append(idx[sl])
             probe_val.append(new)
         out = np.asarray(evaluate(np.concatenate(probe_idx), np.concatenate(probe_val)))
-        n = sl.stop - sl.start
+        n = probe_idx[0].size
         for j in range(len(offsets)):
             part = out[j * n:(j + 1) * n]
             values[j, sl] = part.imag if method == "complex" else part.real

@@ -15,7 +15,8 @@ from .network import node_key
 from .differences import EvaluateEntries, EvaluateStack, chunk_for
 from .copies import cells_evaluator, copies_evaluator, example_of_entries, grouped_entries, loss_cells
 from .evaluators import entries_from_stack
-from .factored import clean, direct_cost, factored_cost, factored_target, upstream_gradients
+from .factored import (chained_upstream, clean, direct_cost, factored_cost, factored_input_target,
+                       factored_target)
 from .structure import Structure
 from ..results import Row
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
@@ -41,7 +42,7 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> set[tuple[str, str]]:
     terms = loss_cells(net.loss.layer, ctx.ref_targets, spec.layout, ctx.ref_acts[-1],
                        ctx.ref_loss_value) if ctx.settings.batched else None
     not_computed: set[tuple[str, str]] = set()
-    upstream = upstream_gradients(ctx, [i for i, n in enumerate(net.nodes) if n.layer.params])
+    upstream = chained_upstream(ctx)
     for i, node in enumerate(net.nodes):
         grads, failure = chain[i]
         for tensor in ["x", *node.layer.params]:
@@ -69,11 +70,17 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> set[tuple[str, str]]:
             diagnosis = dict(cotangent=as_f64(chain[("dout", i)]), layer_input=ctx.ref_acts[i],
                              layer_output=ctx.ref_acts[i + 1]) if ("dout", i) in chain else {}
             row.network = None
-            if tensor != "x" and i in upstream and \
+            parts = None
+            if tensor == "x" and i + 1 in upstream:
+                parts = factored_input_target(ctx, upstream[i + 1])
+            elif tensor != "x" and i + 1 in upstream and \
                     factored_cost(ctx, i, tensor) < direct_cost(ctx, i, theta.size):
-                parts = factored_target(ctx, i, tensor, upstream[i].grad)
+                parts = factored_target(ctx, i, tensor, upstream[i + 1])
+            if parts is not None:
                 target = _target(theta, *parts, coef, key, gradient_scale(analytic), diagnosis)
                 target.progress_label = f"end to end, layer {node.label} {tensor}"
+                if tensor == "x" and ctx.structures[i].separable:
+                    target.examples_per_call = net.batch
                 row.network, n_full = check_analytic(ctx, analytic, failure, tensor, target)
                 if not clean(row.network):
                     row.network = None  # judged the direct way below
@@ -199,6 +206,8 @@ def entries_with_l2(evaluate: EvaluateEntries, theta: np.ndarray, coef: float) -
 
     def penalized(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         return evaluate(idx, values) + coef * (total - flat[idx] ** 2 + values * values)
+    if hasattr(evaluate, "schedule"):
+        penalized.schedule = evaluate.schedule  # type: ignore[attr-defined]
     return penalized
 
 

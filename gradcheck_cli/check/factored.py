@@ -11,63 +11,91 @@ error; a row whose factored numbers are not cleanly within the noise is re-run t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from . import shortcuts
 from .state import CheckContext
-from .copies import (cells_evaluator, copies_evaluator, example_of_entries, grouped_entries,
-                     grouped_parameter, loss_cells)
+from .copies import (copies_evaluator, example_of_entries, grouped_entries,
+                     grouped_input, grouped_parameter, loss_cells)
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
 from .budget import bytes_per_probe
 
 
-@dataclass
-class Upstream:
-    """The numeric d loss/d a for one layer's output a (float64, a's shape)."""
-
-    grad: np.ndarray
-    copies: int
-
-
-def upstream_gradients(ctx: CheckContext, wanted: list[int]) -> dict[int, Upstream]:
-    """Numeric d loss/d(output of layer i) for each i in ``wanted`` where every later layer and
-    the loss are verified separable; {} when shortcuts are off or the loss has no per-example
-    terms."""
-    net, layout = ctx.net, ctx.net.spec.layout
+def _factoring(ctx: CheckContext) -> bool:
     # directions are few and cheap the direct way; one-sided and complex steps have no kink test
     # of their own to fall back on
-    if not ctx.structures or ctx.settings.mode == "directional" \
-            or ctx.settings.method not in ("central", "richardson"):
+    return bool(ctx.structures) and ctx.settings.mode != "directional" \
+        and ctx.settings.method in ("central", "richardson")
+
+
+def input_entries(ctx: CheckContext, k: int, g: np.ndarray) -> tuple[EvaluateEntries, int, float, float] | None:
+    """(evaluate_entries, bytes per probe, f0, f_scale) of f(a) = ⟨layer_k(a), g⟩ for the layer's
+    input a, where copies can share (the dense shortcut, known windows, verified elementwise or
+    separable layers); None where every entry would need its own copy."""
+    layer, st, layout = ctx.ref_layers[k], ctx.structures[k], ctx.net.spec.layout
+    x, out = ctx.ref_acts[k], ctx.ref_acts[k + 1]
+    if not np.issubdtype(x.dtype, np.floating) or out.shape != g.shape:
+        return None
+    g_flat = g.reshape(-1)
+    f0 = float(out.reshape(-1) @ g_flat)
+    per_probe = bytes_per_probe(x.size, [x.size, out.size], ctx.settings.method)
+    if shortcuts.supports(layer, "x", isolated=True):
+        def tail(o: np.ndarray) -> np.ndarray:
+            return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
+        entries = shortcuts.entries_evaluator(layer, "x", [x, out], [], tail, True, contraction=g)
+    elif (grouped := grouped_input(layer, st, x, out, g, layout, f0)) is not None:
+        entries, share = grouped
+        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
+        per_probe = max(1, per_probe // share)
+    else:
+        return None
+    return entries, per_probe, f0, float(np.abs(out * g).sum())
+
+
+def chained_upstream(ctx: CheckContext) -> dict[int, np.ndarray]:
+    """Numeric d loss/d a_k for the layer outputs a_k from the top down: {k: g} with g the
+    gradient with respect to ctx.ref_acts[k] (k = len(layers) is the loss's input).
+
+    The loss's input is differenced per example (its terms, verified); each layer's input then
+    against ⟨layer(a), g_above⟩, the layer alone, its entries grouped where its structure allows
+    (a convolution's windows, a pool's, an elementwise or separable layer): g_k = J_kᵀ·g_(k+1),
+    both factors numeric, so a chain of single layers replaces runs of the whole rest of the
+    network. The chain stops at a layer whose entries cannot share copies (a batch statistic)."""
+    net, layout = ctx.net, ctx.net.spec.layout
+    if not _factoring(ctx):
         return {}
-    terms = loss_cells(net.loss.layer, ctx.ref_targets, layout, ctx.ref_acts[-1], ctx.ref_loss_value)
-    if terms is None:
+    top = ctx.ref_acts[-1]
+    terms = loss_cells(net.loss.layer, ctx.ref_targets, layout, top, ctx.ref_loss_value)
+    if terms is None or not np.issubdtype(top.dtype, np.floating):
         return {}
-    clean_terms = terms(ctx.ref_acts[-1][None])[0]
-    out: dict[int, Upstream] = {}
-    for i in wanted:
-        rest, structures = ctx.ref_layers[i + 1:], ctx.structures[i + 1:]
-        if not all(st.separable for st in structures):
-            continue
-        a = ctx.ref_acts[i + 1]
-        if not np.issubdtype(a.dtype, np.floating):
-            continue
-        cell, color = example_of_entries(a.shape, layout)
-        entries = grouped_entries(a, cell, color, cells_evaluator(rest, structures, a, layout, terms),
-                                  clean_terms, ctx.ref_loss_value)
-        per_copy = bytes_per_probe(a.size, [x.size for x in ctx.ref_acts[i + 1:]], ctx.settings.method)
-        entries.max_copies = chunk_for(per_copy, ctx.settings.max_memory)
-        chunk = chunk_for(max(1, per_copy // net.batch), ctx.settings.max_memory)
-        diffs = entry_differences(entries, a, np.arange(a.size), ctx.eps, ctx.settings.method,
-                                  ctx.ref_loss_value, chunk, abs(ctx.ref_loss_value))
-        what = f"upstream of layer {net.nodes[i].label}"
-        ctx.count(entries.copies, what)
-        ctx.needs(what, a.size, net.batch)
-        out[i] = Upstream(diffs.grad.reshape(a.shape), entries.copies)
-    return out
+    cell, color = example_of_entries(top.shape, layout)
+    entries = grouped_entries(top, cell, color, terms, terms(top[None])[0], ctx.ref_loss_value)
+    per_copy = bytes_per_probe(top.size, [top.size], ctx.settings.method)
+    entries.max_copies = chunk_for(per_copy, ctx.settings.max_memory)
+    chunk = chunk_for(max(1, per_copy // net.batch), ctx.settings.max_memory)
+    diffs = entry_differences(entries, top, np.arange(top.size), ctx.eps, ctx.settings.method,
+                              ctx.ref_loss_value, chunk, abs(ctx.ref_loss_value))
+    ctx.count(entries.copies, "upstream of the loss")
+    ctx.needs("upstream of the loss", top.size, net.batch)
+    g = {len(net.nodes): diffs.grad.reshape(top.shape)}
+    # g_0 (the network input's) is the end-to-end check of x itself, differenced there
+    for k in reversed(range(1, len(net.nodes))):
+        found = input_entries(ctx, k, g[k + 1])
+        if found is None:
+            break
+        entries, per_probe, f0, f_scale = found
+        x = ctx.ref_acts[k]
+        before = getattr(entries, "copies", None)
+        diffs = entry_differences(entries, x, np.arange(x.size), ctx.eps, ctx.settings.method, f0,
+                                  chunk_for(per_probe, ctx.settings.max_memory), f_scale)
+        what = f"upstream of layer {net.nodes[k].label}"
+        ctx.count(x.size * 2 if before is None else entries.copies - before, what)
+        ctx.needs(what, x.size, net.batch if ctx.structures[k].separable else 1)
+        g[k] = diffs.grad.reshape(x.shape)
+    return g
 
 
 def direct_cost(ctx: CheckContext, i: int, size: int) -> int:
@@ -114,3 +142,21 @@ def factored_target(ctx: CheckContext, i: int, tensor: str, g: np.ndarray
         entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
         per_probe = max(1, per_probe // share)
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe
+
+
+def factored_input_target(ctx: CheckContext, g: np.ndarray
+                          ) -> tuple[EvaluateStack, EvaluateEntries, float, float, int] | None:
+    """The same for the network input x: f(x) = ⟨layer_0(x), g⟩, entries shared as the chain
+    shares them; None where they cannot share."""
+    found = input_entries(ctx, 0, g)
+    if found is None:
+        return None
+    entries, per_probe, f0, f_scale = found
+    layer, st, x = ctx.ref_layers[0], ctx.structures[0], ctx.ref_acts[0]
+    g_flat = g.reshape(-1)
+
+    def tail(o: np.ndarray) -> np.ndarray:
+        return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
+
+    stack = copies_evaluator([layer], [st], "x", x, ctx.net.spec.layout, tail, True)
+    return stack, entries, f0, f_scale, per_probe

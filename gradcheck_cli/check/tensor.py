@@ -126,6 +126,8 @@ def _counted(target: Target, ctx: CheckContext, what: str) -> Target:
             progress(idx.size, what)
         return out
 
+    if hasattr(target.entries, "schedule"):
+        entries.schedule = target.entries.schedule  # type: ignore[attr-defined]
     return replace(target, stack=stack, entries=entries)
 
 

@@ -117,19 +117,45 @@ def test_an_inconsistent_tie_group_is_not_excused():
     fine = diffs(n[:2], d_plus=np.array([1.0, 1.0]), d_minus=np.array([0.0, 0.0]))
     seen = []
 
-    def ties(pos, analytic, noise, d_plus, d_minus):
-        seen.append((pos.tolist(), analytic.tolist(), d_plus.tolist(), d_minus.tolist()))
+    def ties(pos, analytic, noise, d_plus, d_minus, bracketed, delta):
+        seen.append((pos.tolist(), analytic.tolist(), d_plus.tolist(), d_minus.tolist(), bracketed.tolist()))
         return TieVerdict(np.array([0, 1]), "gradient sent to every tied entry: ...",
                           "gradient sent to every tied entry")
 
     out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3), ties=ties)
-    assert seen == [([0, 1], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0])]
+    assert seen == [([0, 1], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [True, True])]
     assert out.status is Status.FAIL and out.kinks == 0
     assert out.diagnosis == "gradient sent to every tied entry"
     assert out.reason.startswith("gradient sent to every tied entry: ...; dx does not match: worst entry (0,)")
     consistent = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3),
                        ties=lambda *args: None)
     assert consistent.status is Status.KINK and consistent.kinks == 2
+
+
+def test_a_consistent_tie_group_excuses_an_entry_outside_its_own_bracket():
+    # entry 0 tied in two overlapping windows with upstream gradients 1 and −1: moved alone it
+    # is the maximum of both (D+ = 0) or of neither (D− = 0), and first-maximum routing gives it
+    # 1, outside [0, 0]; the group's sum is what decides, and the tie check found it right
+    n = np.array([0.0, 0.5, 2.0])
+    a = np.array([1.0, 0.0, 2.0])
+    d = diffs(n, d_plus=np.array([0.0, 1.0, 2.0]), d_minus=np.array([0.0, 0.0, 2.0]))
+    # (the gap of entry 0: two kinks whose jumps cancel; give it the persisting gap of its own
+    # windows' bracket, which is what the one-sided differences show once the windows differ)
+    d.d_plus[0], d.d_minus[0] = 0.4, -0.6
+    fine = diffs(n[:2], d_plus=np.array([0.4, 1.0]), d_minus=np.array([-0.6, 0.0]))
+    seen = []
+
+    def ties(pos, analytic, noise, d_plus, d_minus, bracketed, delta):
+        seen.append((pos.tolist(), bracketed.tolist()))
+        return TieVerdict(np.zeros(0, dtype=np.intp), "", "", excused=np.array([0]))
+
+    out = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3), ties=ties)
+    assert seen == [([0, 1], [False, True])]
+    assert out.status is Status.KINK and out.kinks == 2
+    # without the group's word, the entry outside its bracket fails
+    alone = judge(a, n, d, "x", "float64", TOL, refine=lambda pos: fine, index=np.arange(3),
+                  ties=lambda *args: None)
+    assert alone.status is Status.FAIL and alone.kinks == 1
 
 
 def test_shapes_transposes_and_nans_are_named():

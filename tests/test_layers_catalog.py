@@ -204,9 +204,7 @@ def test_pooling_passes_over_random_geometry(k, s, kind, seed):
     _assert_passes(run(L([2, 7, 6], entry, batch=2), seed))
 
 
-# derandomized: the same examples on every run, so a verdict bug found at random (the case
-# below) is pinned by its own test instead of failing one CI run in twenty
-@settings(max_examples=10, deadline=None, derandomize=True)
+@settings(max_examples=10, deadline=None)
 @given(kind=st.sampled_from(["rnn", "lstm", "gru"]), T=st.integers(1, 4), n=st.integers(1, 3),
        hidden=st.integers(1, 4), batch=st.integers(1, 3), seqs=st.booleans(), seed=st.integers(0, 50))
 def test_recurrent_layers_pass_over_random_sizes(kind, T, n, hidden, batch, seqs, seed):
@@ -214,11 +212,24 @@ def test_recurrent_layers_pass_over_random_sizes(kind, T, n, hidden, batch, seqs
     _assert_passes(run(L([T, n], entry, batch=batch), seed))
 
 
-@pytest.mark.xfail(strict=True, reason="open: one-sided differences whose gap is rounding (2.7e-11 on "
-                   "a slope of 2e-4) pass the persistence test, so a smooth GRU entry is excused as a kink")
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_recurrent_layers_pass_over_many_seeds(kind):
+    # the smooth-entry-taken-for-a-kink bug showed up one run in twenty: sweep the small cells,
+    # where f is a small difference of O(1) gate values, over many seeds deterministically
+    for seed in range(40):
+        for hidden, seqs in [(1, False), (2, True)]:
+            entry = {"type": kind, "hidden": hidden, "return_sequences": seqs}
+            _assert_passes(run(L([3, 3], entry, batch=1), seed))
+
+
 def test_smooth_gru_entry_is_not_a_kink():
+    # one-sided differences whose gap is rounding (2.7e-11 on a slope of 2e-4, where ε·|f|/h
+    # says 1.5e-12: f is a small difference of O(1) gate values) must not make a kink: the
+    # noise of f's evaluations is measured before a kink is claimed
     entry = {"type": "gru", "hidden": 1, "return_sequences": False}
-    _assert_passes(run(L([3, 3], entry, batch=1), 17))
+    result = run(L([3, 3], entry, batch=1), 17)
+    _assert_passes(result)
+    assert all(r.status is Status.PASS for r in result.rows)
 
 
 @settings(max_examples=10, deadline=None)

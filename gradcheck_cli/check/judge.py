@@ -35,6 +35,7 @@ FAR = 1000.0
 REFINE = 16
 
 Refine = Callable[[np.ndarray], Differences]  # probe positions -> the same probes at h/2
+Probe = Callable[[np.ndarray, float], Differences]  # probe positions, d -> the same probes at h/d
 
 
 def fmt_shape(shape) -> str:
@@ -96,7 +97,8 @@ def shape_mismatch(a: np.ndarray, tensor: str, shape: tuple[int, ...], tol: Tole
 def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: str, tol: Tolerance,
           context: Context | None = None, refine: Refine | None = None,
           index: np.ndarray | None = None, full_shape: tuple[int, ...] | None = None,
-          analytic_scale: float = 0.0, ties: TieCheck | None = None) -> Comparison:
+          analytic_scale: float = 0.0, ties: TieCheck | None = None,
+          probe: Probe | None = None) -> Comparison:
     """Verdict on analytic values ``a`` against numeric ``n`` (both (B,), the probes checked).
 
     ``index`` maps probes to flat entries of the tensor (None for directional probes), so the
@@ -104,7 +106,10 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
     error from a kink: at a smooth point the one-sided differences disagree by O(h) and halve
     with h; across a kink they disagree by the jump in slope, which does not shrink. ``ties``
     judges the kink entries that share a kink together (ties.py): the entries of an
-    inconsistent tie group are not excused, and the tensor FAILs.
+    inconsistent tie group are not excused, and the tensor FAILs; a consistent group excuses
+    its entries even where one alone lies outside its own one-sided derivatives (an entry
+    tied in several overlapping windows). ``probe`` re-runs probes at h/divisor: with it, the
+    noise of f's evaluations is measured before a kink is claimed (see ``_evaluation_noise``).
     """
     if n.size == 0:
         return Comparison(Status.SKIPPED, reason="empty tensor")
@@ -119,34 +124,43 @@ def judge(a: np.ndarray, n: np.ndarray, diffs: Differences, tensor: str, dtype: 
     if diffs.truncation is not None:
         noise = noise + diffs.truncation
     kink = np.zeros(a.shape, dtype=bool)
+    crossed = np.zeros(a.shape, dtype=bool)     # at a kink, bracketed by D−, D+ or not
+    delta = 0.0
     suspicious = np.flatnonzero(err > SAFETY * noise)
     if suspicious.size and refine is not None:
         order = suspicious[np.argsort(-(err[suspicious] / np.maximum(noise[suspicious], 1e-300)))]
         chosen = order[:REFINE]
         fine = refine(chosen)
-        kink[chosen] = _kinks(a[chosen], err[chosen], noise[chosen], diffs, chosen, fine)
-        if kink[chosen].any() and order.size > chosen.size:
+        persists = _persists(diffs, chosen, fine)
+        if probe is not None and persists.any():
+            # every re-run probe is a sample of the same f's noise, kink or not
+            delta = _evaluation_noise(probe, chosen, diffs)
+        crossed[chosen], kink[chosen] = _kinks(a[chosen], noise[chosen], diffs, chosen, fine, delta)
+        if crossed[chosen].any() and order.size > chosen.size:
             # kinks come in numbers (a tied pool window, a relu layer near 0): classify every
             # suspicious entry, or the ones past the first few would fail for no reason
             more = order[chosen.size:]
             fine_more = refine(more)
-            kink[more] = _kinks(a[more], err[more], noise[more], diffs, more, fine_more)
+            crossed[more], kink[more] = _kinks(a[more], noise[more], diffs, more, fine_more, delta)
             chosen, fine = order, _concat(fine, fine_more)
         truncation = np.zeros_like(err)
-        smooth = chosen[~kink[chosen]]
+        smooth = chosen[~crossed[chosen]]
         truncation[chosen] = _truncation(diffs, chosen, fine)
-        truncation[chosen[kink[chosen]]] = 0.0
+        truncation[chosen[crossed[chosen]]] = 0.0
         rest = np.setdiff1d(suspicious, chosen)
         if rest.size and smooth.size:
             # entries not re-run get the largest truncation seen among smooth ones
             truncation[rest] = truncation[smooth].max()
         noise = noise + truncation
     tied = None
-    if ties is not None and kink.any():
-        at_kink = np.flatnonzero(kink)
-        tied = ties(at_kink, a[at_kink], noise[at_kink], *_one_sided(fine, chosen, at_kink))
-        if tied is not None:
-            kink[at_kink[tied.bad]] = False
+    if ties is not None and crossed.any():
+        at_kink = np.flatnonzero(crossed)
+        found = ties(at_kink, a[at_kink], noise[at_kink], *_one_sided(fine, chosen, at_kink),
+                     kink[at_kink], delta)
+        if found is not None:
+            kink[at_kink[found.excused]] = True
+            kink[at_kink[found.bad]] = False
+            tied = found if found.bad.size else None
     keep = ~kink
     rel_all = rel_error(a, n)
     rel = rel_error(a[keep], n[keep]) if keep.any() else 0.0
@@ -231,28 +245,79 @@ def _truncation(coarse: Differences, pos: np.ndarray, fine: Differences) -> np.n
     return factor * np.abs(coarse.grad[pos] - fine.grad)
 
 
-def _kinks(a: np.ndarray, err: np.ndarray, noise: np.ndarray, coarse: Differences, pos: np.ndarray,
-           fine: Differences) -> np.ndarray:
-    """Which of the re-run probes crossed a kink and have an analytic value that is a valid
-    subgradient: within the one-sided derivatives [D−, D+] at h or h/2."""
+def _persists(coarse: Differences, pos: np.ndarray, fine: Differences) -> np.ndarray:
+    """Whether the gap between the one-sided differences keeps its size at h/2 (a kink) instead
+    of halving (curvature: at a smooth point D+ − D− = h·f'' + O(h²)) or doubling (a jump of f
+    itself, c/h, not of its slope: a discontinuity, or evaluations that disagree with f(θ))."""
     if coarse.d_plus is None or fine.d_plus is None:
-        return np.zeros(a.shape, dtype=bool)
-    jump = np.abs(coarse.d_plus[pos] - coarse.d_minus[pos])
-    jump_fine = np.abs(fine.d_plus - fine.d_minus)
-    one_sided_noise = 4.0 * (coarse.rounding[pos] + fine.rounding)
-    # smooth: the gap halves with h (ratio 0.5); a kink keeps it (or it vanishes once h/2 no
-    # longer reaches the kink, in which case D(h/2) is simply accurate and no kink is needed);
-    # a gap that doubles with h/2 is a jump of f itself, c/h, not of its slope: a discontinuity,
-    # or evaluations that disagree with f(θ) (a layer writing into an array the check reuses)
-    crossed = (jump > SAFETY * one_sided_noise) & (jump_fine > 0.75 * jump) & \
-        (jump_fine < 1.5 * jump + one_sided_noise)
+        return np.zeros(pos.shape, dtype=bool)
+    gap = coarse.d_plus[pos] - coarse.d_minus[pos]
+    gap_fine = fine.d_plus - fine.d_minus
+    floor = 4.0 * (coarse.rounding[pos] + fine.rounding)
+    jump, jump_fine = np.abs(gap), np.abs(gap_fine)
+    # (a kink keeps its gap, or the gap vanishes once h/2 no longer reaches the kink, in which
+    # case D(h/2) is simply accurate and no kink is needed)
+    return (jump > SAFETY * floor) & (np.sign(gap) == np.sign(gap_fine)) & \
+        (jump_fine > 0.75 * jump) & (jump_fine < 1.5 * jump + floor)
+
+
+def _kinks(a: np.ndarray, noise: np.ndarray, coarse: Differences, pos: np.ndarray,
+           fine: Differences, delta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the re-run probes crossed a kink, and which of those have an analytic value
+    within the one-sided derivatives [D−, D+] at h or h/2 (for an entry in a single kink, the
+    valid subgradients). ``delta`` is the measured noise of one evaluation of f."""
+    if coarse.d_plus is None or fine.d_plus is None:
+        none = np.zeros(a.shape, dtype=bool)
+        return none, none
+    h = coarse.step[pos]
+    gap = coarse.d_plus[pos] - coarse.d_minus[pos]
+    gap_fine = fine.d_plus - fine.d_minus
+    # The gaps are truncation (h·f'' at h, half of it at h/2), rounding (f's evaluation noise
+    # δ over the step: (1, −2, 1)·δ/h at h, twice that at h/2) and the kink's jump J (the same
+    # at both). 2·gap(h/2) − gap(h) = (4f(θ+h/2) + 4f(θ−h/2) − f(θ+h) − f(θ−h) − 6f(θ))/h
+    # cancels the truncation exactly, leaving J plus noise of √70·δ/h: a kink claim needs J
+    # well above that, whatever δ is
+    # (ε·|f| for a plain loss, far more when f is a small difference of large terms, as in a
+    # gated recurrent cell)
+    jump = 2.0 * gap_fine - gap
+    rounding = np.sqrt(70.0) * np.maximum(delta, 0.25 * coarse.rounding[pos] * h) / h
+    crossed = _persists(coarse, pos, fine) & (np.abs(jump) > SAFETY * rounding) & \
+        (np.sign(jump) == np.sign(gap))
     sides = np.stack([coarse.d_plus[pos], coarse.d_minus[pos], fine.d_plus, fine.d_minus])
+    one_sided_noise = 4.0 * (coarse.rounding[pos] + fine.rounding) + 2.0 * rounding
     # one-sided differences carry an O(h) truncation error; D(h) − D(h/2) estimates half of it
     slack = one_sided_noise + noise + 2.0 * np.maximum(np.abs(coarse.d_plus[pos] - fine.d_plus),
                                                        np.abs(coarse.d_minus[pos] - fine.d_minus))
     lo = sides.min(axis=0) - slack
     hi = sides.max(axis=0) + slack
-    return crossed & (a >= lo) & (a <= hi)
+    return crossed, crossed & (a >= lo) & (a <= hi)
+
+
+#: the steps (fractions of h) at which f's evaluation noise is measured: small enough that a
+#: kink at θ contributes little, on both sides of θ so that a kink exactly at θ contributes nothing
+NOISE_STEPS = (1 / 64, 2 / 64, 3 / 64)
+
+
+def _evaluation_noise(probe: Probe, pos: np.ndarray, coarse: Differences) -> float:
+    """The rounding noise δ of one evaluation of f near θ, measured: f at θ ± k·h/64 (k = 1, 2,
+    3) against a line through f(θ) on each side. At steps that small the curvature is far below
+    rounding, and a kink exactly at θ (a tie) leaves each side a line, so the residuals are
+    rounding alone; the median over the probes keeps a kink a little off θ from counting."""
+    ys, ss = [], []
+    for frac in NOISE_STEPS:
+        d = probe(pos, 1.0 / frac)
+        s = d.step
+        ys += [d.d_plus * s, -d.d_minus * s]       # f(θ + s) − f(θ), f(θ − s) − f(θ)
+        ss += [s, -s]
+    y, s = np.array(ys), np.array(ss)
+    rss = 0.0
+    for side in (slice(0, None, 2), slice(1, None, 2)):
+        ys_, ss_ = y[side], s[side]
+        slope = (ys_ * ss_).sum(axis=0) / (ss_ * ss_).sum(axis=0)
+        rss = rss + ((ys_ - slope * ss_) ** 2).sum(axis=0)
+    # each side: 3 residuals, 1 fitted slope; a residual is the difference of two evaluations'
+    # noise, so E[rss] ≈ 2 sides · 2 dof · 2δ²
+    return float(np.median(np.sqrt(rss / 8.0)))
 
 
 def _one_sided(fine: Differences, chosen: np.ndarray,

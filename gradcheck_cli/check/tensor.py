@@ -140,16 +140,22 @@ def _entries_check(ctx: CheckContext, a: np.ndarray, tensor: str, target: Target
         return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / 2, s.method,
                                  target.f0, chunk, target.f_scale)
 
+    def at_step(pos: np.ndarray, divisor: float):
+        return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / divisor, s.method,
+                                 target.f0, chunk, target.f_scale)
+
     def ties(pos: np.ndarray, analytic: np.ndarray, noise: np.ndarray, d_plus: np.ndarray,
-             d_minus: np.ndarray):
-        return check_ties(target.theta, idx[pos], analytic, noise, (d_plus, d_minus), target.stack,
-                          ctx.eps, target.f0, target.f_scale, chunk)
+             d_minus: np.ndarray, bracketed: np.ndarray, delta: float):
+        # the group is every entry of θ with a kink entry's value: the whole gradient is needed
+        return check_ties(target.theta, idx[pos], a, noise, (d_plus, d_minus), target.stack,
+                          ctx.eps, target.f0, target.f_scale, chunk, bracketed, delta)
 
     # the complex step has no truncation to estimate and crosses no kink
     out = judge(a.reshape(-1)[idx], diffs.grad, diffs, tensor, ctx.net.spec.dtype, ctx.tol, context,
                 refine=None if s.method == "complex" else at_half_step, index=idx,
                 full_shape=target.theta.shape,
-                analytic_scale=target.analytic_scale, ties=ties)
+                analytic_scale=target.analytic_scale, ties=ties,
+                probe=None if s.method == "complex" else at_step)
     out.analytic_shape = a.shape
     n_full = None
     if idx.size == target.theta.size:

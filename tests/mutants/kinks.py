@@ -67,6 +67,60 @@ class PoolEveryTie(PoolFirst):
         return _unwindows(tied * dout[..., None], x.shape), {}
 
 
+def _overlapping(x, k, stride):
+    """(m, C, H, W) → (m, C, OH, OW, k·k): the k×k windows at the given stride (they overlap
+    when stride < k), each flattened in row-major order."""
+    m, c, h, w = x.shape
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    out = np.empty((m, c, oh, ow, k * k), dtype=x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            out[:, :, i, j] = x[:, :, i * stride:i * stride + k, j * stride:j * stride + k].reshape(m, c, -1)
+    return out
+
+
+def _fold(d, shape, k, stride):
+    """The adjoint of _overlapping: each window's values added back where they came from."""
+    m, c, oh, ow, _ = d.shape
+    dx = np.zeros(shape, dtype=d.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            dx[:, :, i * stride:i * stride + k, j * stride:j * stride + k] += d[:, :, i, j].reshape(m, c, k, k)
+    return dx
+
+
+@register("kinks_pool_overlap_ok")
+class PoolOverlapFirst:
+    """k×k max pool at any stride (overlapping windows when stride < k); backward routes each
+    window's dout to its first maximum, and an entry in several windows adds up what it gets."""
+
+    def __init__(self, kernel: int = 3, stride: int = 1):
+        self.kernel, self.stride = kernel, stride
+
+    def build(self, input_shape, rng):
+        self.params = {}
+        c, h, w = input_shape
+        return (c, (h - self.kernel) // self.stride + 1, (w - self.kernel) // self.stride + 1)
+
+    def forward(self, x):
+        return _overlapping(x, self.kernel, self.stride).max(axis=-1), x
+
+    def backward(self, dout, x):
+        win = _overlapping(x, self.kernel, self.stride)
+        first = np.arange(win.shape[-1]) == win.argmax(axis=-1)[..., None]
+        return _fold(first * dout[..., None], x.shape, self.kernel, self.stride), {}
+
+
+@register("kinks_pool_overlap_every_tie")
+class PoolOverlapEveryTie(PoolOverlapFirst):
+    """BUG: every entry equal to its window's maximum gets the window's whole dout."""
+
+    def backward(self, dout, x):
+        win = _overlapping(x, self.kernel, self.stride)
+        tied = win == win.max(axis=-1, keepdims=True)
+        return _fold(tied * dout[..., None], x.shape, self.kernel, self.stride), {}
+
+
 @register("kinks_dense_ok")
 class Dense:
     """out = x W + b, the cache is x."""

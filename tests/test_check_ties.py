@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from gradcheck_cli import build_network, check_network, spec_from_text
 from gradcheck_cli.layers.plugins import load_plugin
@@ -206,3 +208,68 @@ def test_valid_subgradients_at_ties_stay_kink(pool, seed, dtype):
         assert not bad
         kinks += _row(result, label).isolated.kinks
     assert kinks > 0    # the ties were real: the test had something to judge
+
+
+@pytest.mark.parametrize(("before", "kernel"), [("relu", 2), ("pool", 3)])
+@pytest.mark.parametrize("seed", range(10))
+def test_directional_mode_judges_ties_along_directions_constant_on_them(seed, before, kernel):
+    # a random direction through a tie is bracketed by its one-sided derivatives even when every
+    # tied entry gets the gradient; the same direction made constant on the tied entries is
+    # smooth there, and catches it (then the full check names it)
+    def spec(layer):
+        first = ({"type": "relu"} if before == "relu" else {"type": "maxpool2d", "kernel": 2, "stride": 1})
+        return {"name": "dir", "seed": seed, "input": {"shape": [1, 7, 7], "batch": 3},
+                "check": {"mode": "directional"},
+                "layers": [{"type": "conv2d", "filters": 2, "kernel": 3, "padding": 1}, first,
+                           {"type": layer, "kernel": kernel, "stride": 1}, {"type": "flatten"},
+                           {"type": "dense", "units": 3}],
+                "loss": "softmax_cross_entropy"}
+
+    bug = check_network(build_network(spec_from_text(json.dumps(spec("kinks_pool_overlap_every_tie")))))
+    row = _row(bug, "3")
+    assert row.status is Status.FAIL and row.isolated.diagnosis == "gradient sent to every tied entry"
+    assert {(r.label, r.tensor) for r in bug.rows if r.status is Status.FAIL} == {("3", "x")}
+    for layer in ("maxpool2d", "kinks_pool_overlap_ok"):
+        ok = check_network(build_network(spec_from_text(json.dumps(spec(layer)))))
+        assert not [(r.label, r.tensor, r.status.value, r.reason) for r in ok.rows
+                    if r.status in (Status.FAIL, Status.INHERITED, Status.WARN)]
+
+
+def test_tie_directions_are_constant_on_equal_entries():
+    from gradcheck_cli.check.ties import tie_directions
+
+    theta = np.array([0.0, 1.0, 0.0, 2.0, 1.0, 0.0])
+    u = np.array([[1.0, 2.0, 3.0, 4.0, 0.0, 2.0]])
+    out = tie_directions(theta, u)
+    expected = np.array([2.0, 1.0, 2.0, 4.0, 1.0, 2.0])
+    np.testing.assert_allclose(out, [expected / np.linalg.norm(expected)])
+    assert tie_directions(np.arange(4.0), u[:, :4]) is None
+
+
+def _size(n, k, s, p=0, d=1):
+    return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(c=st.integers(1, 2), h=st.integers(3, 8), w=st.integers(3, 8), batch=st.integers(1, 3),
+       k=st.integers(1, 3), s=st.integers(1, 3), p=st.integers(0, 2), d=st.integers(1, 2),
+       pool=st.sampled_from(["maxpool2d", "avgpool2d"]), pk=st.integers(1, 3), ps=st.integers(1, 3),
+       relu=st.booleans(), dtype=st.sampled_from(["float64", "float32"]), seed=st.integers(0, 50))
+def test_correct_conv_and_pool_geometries_never_fail_or_warn(c, h, w, batch, k, s, p, d, pool, pk, ps,
+                                                             relu, dtype, seed):
+    # borders (padding, a last window cut short), strides and dilations, overlapping windows and
+    # relu zeros (ties) before the pool: built-in layers are right, so no FAIL and no warn
+    oh, ow = _size(h, k, s, p, d), _size(w, k, s, p, d)
+    assume(oh >= 1 and ow >= 1 and _size(oh, pk, ps) >= 1 and _size(ow, pk, ps) >= 1)
+    layers = [{"type": "conv2d", "filters": 2, "kernel": k, "stride": s, "padding": p, "dilation": d}]
+    layers += [{"type": "relu"}] if relu else []
+    layers += [{"type": pool, "kernel": pk, "stride": ps}, {"type": "flatten"}, {"type": "dense", "units": 2}]
+    spec = {"name": "geometry", "seed": seed, "dtype": dtype, "input": {"shape": [c, h, w], "batch": batch},
+            "layers": layers, "loss": "softmax_cross_entropy"}
+    result = check_network(build_network(spec_from_text(json.dumps(spec))))
+    # (a geometry whose windows only ever see padding sends no gradient back at all: that note
+    # is about the network, true of it, and no verdict on a gradient)
+    assert not [(r.label, r.tensor, r.status.value, r.reason) for r in result.rows
+                if r.status in (Status.FAIL, Status.INHERITED, Status.WARN)
+                and not r.reason.startswith("vanishing gradient: ‖dL/dx‖ is 0.0e+00")]

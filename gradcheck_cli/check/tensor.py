@@ -15,7 +15,7 @@ from .network import STREAM_PROBES, rng_for
 from .differences import (EvaluateEntries, EvaluateStack, chunk_for, direction_differences,
                       entry_differences)
 from ..results import Comparison, Status
-from .ties import check_ties
+from .ties import check_ties, tie_directions
 
 #: a gradient of the wrong shape gets the numeric gradient (to explain the shape) up to this size
 SHAPE_NUMERIC_LIMIT = 50_000
@@ -81,6 +81,10 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
         rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)
         u = rng.standard_normal((s.directions, theta.size))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
+        # where θ has equal entries (ties), the same directions made constant on them too
+        tied = tie_directions(theta, u)
+        if tied is not None:
+            u = np.concatenate([u, tied])
         diffs = direction_differences(target.stack, theta, u, ctx.eps, s.method, target.f0, chunk,
                                       target.f_scale)
         def refine(pos: np.ndarray):

@@ -69,6 +69,27 @@ def tie_groups(values: np.ndarray) -> list[np.ndarray]:
     return [np.sort(g) for g in np.split(order, cuts) if g.size >= 2]
 
 
+def tie_directions(theta: np.ndarray, directions: np.ndarray) -> np.ndarray | None:
+    """The directional check's directions made constant on every group of equal entries of θ
+    (each u averaged over each group, then normalized), or None when θ has no equal entries.
+
+    A random direction through a tie crosses its kink, and the one-sided bracket along it is
+    weak: the analytic value of a backward that sends the gradient to every tied entry often
+    lies inside it. Along a direction constant on the tied entries, f is smooth where the ties
+    are between entries (the max-pool's), so the analytic directional derivative must equal the
+    numeric one exactly, the tie-group test of the full check (``check_ties``) for a direction."""
+    flat = np.asarray(theta).reshape(-1)
+    groups = tie_groups(flat.real if np.iscomplexobj(flat) else flat)
+    if not groups:
+        return None
+    out = np.array(directions, dtype=np.float64, copy=True)
+    for g in groups:
+        out[:, g] = out[:, g].mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    keep = norms[:, 0] > 0
+    return out[keep] / norms[keep] if keep.any() else None
+
+
 def check_ties(theta: np.ndarray, entries: np.ndarray, analytic: np.ndarray, noise: np.ndarray,
                one_sided: tuple[np.ndarray, np.ndarray], stack: EvaluateStack, eps: float, f0: float,
                f_scale: float, chunk: int, bracketed: np.ndarray | None = None,

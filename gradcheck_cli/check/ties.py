@@ -153,12 +153,13 @@ def check_ties(theta: np.ndarray, entries: np.ndarray, analytic: np.ndarray, noi
     if not bad.any():
         return TieVerdict(np.zeros(0, dtype=np.intp), "", "", excused) if excused.size else None
     # moved up alone, a tied entry becomes the maximum of every window it is tied in (D+); a
-    # backward that gives each tied entry every such window's gradient returns D+ for each
+    # backward that gives each tied entry every such window's gradient returns D+ for each (an
+    # entry whose D+ is 0, such as b in relu(a − b) at a = b, gets nothing from that bug)
     every = []
     for g in groups:
         alone = [one_sided[0][g], one_sided[1][g]]
         every.append(any(bool(np.all(np.abs(grad[entries[g]] - side) <= 1e-6 * np.abs(side) + SAFETY * noise[g])
-                              and np.any(np.abs(side) > SAFETY * noise[g])) for side in alone))
+                              and np.all(np.abs(side) > SAFETY * noise[g])) for side in alone))
     chosen = [k for k in np.flatnonzero(bad)]
     return TieVerdict(np.concatenate([groups[k] for k in chosen]),
                       _reason(groups, members, chosen, every, kink_along, entries, theta.shape, values,

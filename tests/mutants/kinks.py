@@ -121,6 +121,35 @@ class PoolOverlapEveryTie(PoolOverlapFirst):
         return _fold(tied * dout[..., None], x.shape, self.kernel, self.stride), {}
 
 
+@register("kinks_pair_relu_ok")
+class PairRelu:
+    """out = relu(a − b), a and b the two halves of the features: one relu kink that two input
+    entries share, so both flip together where a = b (after a relu, where both are 0)."""
+
+    def build(self, input_shape, rng):
+        self.params = {}
+        return (input_shape[0] // 2,)
+
+    def forward(self, x):
+        k = x.shape[-1] // 2
+        return np.maximum(x[..., :k] - x[..., k:], 0), x
+
+    def backward(self, dout, x):
+        k = x.shape[-1] // 2
+        g = dout * (x[..., :k] - x[..., k:] > 0)
+        return np.concatenate([g, -g], axis=-1), {}
+
+
+@register("kinks_pair_relu_two_masks")
+class PairReluTwoMasks(PairRelu):
+    """BUG: a's mask is a − b ≥ 0 and b's is a − b > 0, so at a tie only a gets dout."""
+
+    def backward(self, dout, x):
+        k = x.shape[-1] // 2
+        d = x[..., :k] - x[..., k:]
+        return np.concatenate([dout * (d >= 0), -dout * (d > 0)], axis=-1), {}
+
+
 @register("kinks_dense_ok")
 class Dense:
     """out = x W + b, the cache is x."""

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ci_helpers import FAILING, INVALID, PASSING, PLUGIN, clean_env, gradcheck
+from ci_helpers import FAILING, INVALID, PASSING, PLUGIN, clean_env, default_ctrl_c, gradcheck
 from gradcheck_cli.run import parallel
 def test_jobs_give_the_same_json_as_serial(tmp_path):
     # lenet: convolutions, whose sums a BLAS with more threads would split differently
@@ -95,5 +95,5 @@ except KeyboardInterrupt:
 
 def test_ctrl_c_while_a_result_wakes_the_parent_is_a_clean_interrupt():
     proc = subprocess.run([sys.executable, "-c", WORST_MOMENT, PASSING], capture_output=True,
-                          text=True, env=clean_env(), timeout=120)
+                          text=True, env=clean_env(), timeout=120, preexec_fn=default_ctrl_c)
     assert (proc.stdout, proc.stderr) == ("KeyboardInterrupt\n", "")

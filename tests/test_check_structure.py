@@ -219,3 +219,29 @@ def test_examples_share_copies_when_probes_are_batched_in_index_order():
     large = check_network(build_network(spec_from_text(spec)), CheckSettings())
     assert small.evaluations <= 1.2 * large.evaluations
     assert _statuses(small) == _statuses(large)
+
+
+RECURRENT = """
+input: {shape: [5, 3], batch: 3}
+seed: SEED
+layers:
+  - {type: lstm, hidden: 4}
+  - {type: linear, units: 2}
+loss: mse
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_recurrent_layers_parameter_copies_serve_both_columns(seed):
+    # the isolated check's copies of Wx, Wh and b are contracted with the chained g as well, so
+    # their factored end-to-end rows run no copy of their own
+    spec = spec_from_text(RECURRENT.replace("SEED", str(seed)))
+    on, off = _both(spec)
+    assert _statuses(on) == _statuses(off)
+    assert all(r.status is Status.PASS for r in on.rows)
+    assert_agree_within_noise(on, off)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("gradcheck_cli.check.isolated.TWIN_LIMIT", -1)
+        apart = check_network(build_network(spec), CheckSettings())
+    lstm = build_network(spec).nodes[0].layer
+    assert apart.evaluations - on.evaluations == 2 * sum(p.size for p in lstm.params.values())

@@ -279,6 +279,9 @@ def test_verbose_reports_evaluations_per_tensor_against_the_minimum(monkeypatch)
         "evaluations per entry probed, 2 for central differences; for an input whose layers are "
         "verified to keep examples apart, per entry of one example, every example sharing each "
         "evaluation):",
+        "  upstream of the loss           6 made, minimum  6 (1.00×, 3 examples per evaluation)",
+        "  upstream of layer 2           30 made, minimum 10 (3.00×, 3 examples per evaluation)",
+        "  upstream of layer 1a          30 made, minimum 10 (3.00×, 3 examples per evaluation)",
         "  isolated check, layer 1 x     24 made, minimum  8 (3.00×, 3 examples per evaluation)",
         "  isolated check, layer 1 W     40 made, minimum 40 (1.00×)",
         "  isolated check, layer 1 b     10 made, minimum 10 (1.00×)",
@@ -287,9 +290,6 @@ def test_verbose_reports_evaluations_per_tensor_against_the_minimum(monkeypatch)
         "  isolated check, layer 2 W     30 made, minimum 30 (1.00×)",
         "  isolated check, layer 2 b      6 made, minimum  6 (1.00×)",
         "  isolated check, layer loss x   6 made, minimum  6 (1.00×, 3 examples per evaluation)",
-        "  upstream of the loss           6 made, minimum  6 (1.00×, 3 examples per evaluation)",
-        "  upstream of layer 2           30 made, minimum 10 (3.00×, 3 examples per evaluation)",
-        "  upstream of layer 1a          30 made, minimum 10 (3.00×, 3 examples per evaluation)",
         "  end to end, layer 1 x         24 made, minimum  8 (3.00×, 3 examples per evaluation)",
         "  end to end, layer 1 W         40 made, minimum 40 (1.00×)",
         "  end to end, layer 1 b         10 made, minimum 10 (1.00×)",

@@ -42,7 +42,7 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> set[tuple[str, str]]:
     terms = loss_cells(net.loss.layer, ctx.ref_targets, spec.layout, ctx.ref_acts[-1],
                        ctx.ref_loss_value) if ctx.settings.batched else None
     not_computed: set[tuple[str, str]] = set()
-    upstream = chained_upstream(ctx)
+    upstream = ctx.upstream if ctx.upstream is not None else chained_upstream(ctx)
     for i, node in enumerate(net.nodes):
         grads, failure = chain[i]
         for tensor in ["x", *node.layer.params]:

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import LayerRuntimeError
 from ..results import ConfigResult, Row, Status, worst
 from .end_to_end import network_check
+from .factored import chained_upstream
 from .isolated import isolated_rows, loss_row
 from .network import Network
 from .state import CheckContext, CheckSettings
@@ -46,6 +47,7 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
 def _check(ctx: CheckContext, started: float) -> ConfigResult:
     net, spec, settings = ctx.net, ctx.net.spec, ctx.settings
     rows: list[Row] = []
+    ctx.upstream = chained_upstream(ctx)
     for i, node in enumerate(net.nodes):
         rows.extend(isolated_rows(ctx, i, node))
     rows.append(loss_row(ctx))

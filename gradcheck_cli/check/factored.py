@@ -141,7 +141,28 @@ def factored_target(ctx: CheckContext, i: int, tensor: str, g: np.ndarray
         entries, share = grouped
         entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
         per_probe = max(1, per_probe // share)
+    elif ctx.twins.get((i, tensor)):
+        entries = recalled(entries, ctx.twins[(i, tensor)])
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe
+
+
+class recalled:
+    """evaluate_entries that takes each probe's value from what the isolated check's copies gave
+    against this g (isolated.twinned: the same entry and value, the same layer output), and
+    evaluates only the probes it has not seen. ``copies`` counts those."""
+
+    def __init__(self, evaluate: EvaluateEntries, memo: dict) -> None:
+        self.evaluate, self.memo, self.copies = evaluate, memo, 0
+
+    def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        idx, values = np.asarray(idx), np.asarray(values)
+        keys = list(zip(idx.tolist(), values.tolist()))
+        miss = np.array([k not in self.memo for k in keys], dtype=bool)
+        out = np.array([self.memo.get(k, 0.0) for k in keys], dtype=np.float64)
+        if miss.any():
+            out[miss] = np.asarray(self.evaluate(idx[miss], values[miss])).real
+            self.copies += int(miss.sum())
+        return out
 
 
 def factored_input_target(ctx: CheckContext, g: np.ndarray

@@ -21,7 +21,8 @@ from .budget import bytes_per_probe
 from .differences import chunk_for
 from .diagnose.evidence import layer_evidence, loss_evidence
 from ..errors import GradcheckError
-from .copies import (copies_evaluator, example_of_entries, grouped_entries, grouped_input,
+from .differences import stack_entries
+from .copies import (perturbed, copies_evaluator, example_of_entries, grouped_entries, grouped_input,
                      grouped_parameter, loss_cells)
 from ..layers.registry import is_builtin
 from .structure import Structure
@@ -32,7 +33,7 @@ def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
     rows = _isolated(ctx, node.layer, ctx.ref_layers[i], st, ctx.ref_acts[i], ctx.clean.caches[i],
                      node.label, node_key(node),
                      lambda tensor, shape, comparison: layer_row(ctx, node, tensor, shape, comparison),
-                     ctx.clean.acts[i])
+                     ctx.clean.acts[i], twin=(i, (ctx.upstream or {}).get(i + 1)))
     rows.extend(_inner_rows(ctx, node, node.layer, ctx.clean.caches[i], node.label, node_key(node)))
     return rows
 
@@ -40,9 +41,10 @@ def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
 def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64: np.ndarray,
               cache: Any, label: str,
               key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row],
-              x: np.ndarray) -> list[Row]:
+              x: np.ndarray, twin: tuple[int, np.ndarray | None] = (-1, None)) -> list[Row]:
     """Check 1 for one layer: backward(G) against differences of ⟨forward(·), G⟩; ``x`` is the
-    layer's input in the network's dtype."""
+    layer's input in the network's dtype. ``twin``: (the layer's index, the chained g of its
+    output), with which each parameter copy's output is contracted too (see twinned)."""
     # a copy: a forward that writes into its input must not corrupt the cached activation
     # that every later difference of the network starts from (see clean_forward)
     out64 = ref_layer.forward(x64.copy())[0]
@@ -83,6 +85,9 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
                 entries, share = grouped
                 entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
                 per_probe = max(1, per_probe // share)
+            elif tensor != "x" and twin[1] is not None and theta.size <= TWIN_LIMIT:
+                entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, twin[1],
+                                  ctx.twins.setdefault((twin[0], tensor), {}))
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
         target.diagnosis = layer_evidence(ctx, ref_layer, tensor, x64, out64, g64, analytic, layer)
@@ -102,6 +107,28 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
         ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
         rows.append(make_row(tensor, theta.shape, comparison))
     return rows
+
+
+#: parameters up to this many entries keep their copies' values against the chained g
+TWIN_LIMIT = 1 << 18
+
+
+def twinned(layer: Any, st: Structure, tensor: str, x: np.ndarray, theta: np.ndarray, layout: str,
+            g_flat: np.ndarray, upstream: np.ndarray, memo: dict) -> Callable:
+    """evaluate_entries of ⟨layer(x; θ), G⟩ that also keeps ⟨layer(x; θ), g⟩ of every copy in
+    ``memo``: the factored end-to-end row of θ differences the same copies against the chained
+    g (factored.recalled), so a parameter that shares no copy (a recurrent layer's weights)
+    runs through its layer once for both columns, not twice."""
+    both = np.stack([g_flat, np.asarray(upstream, dtype=np.float64).reshape(-1)], axis=1)
+
+    def entries(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        stack = stack_entries(theta, idx, values)
+        out = np.asarray(perturbed(layer, st, tensor, x, stack, layout))
+        f = out.reshape(stack.shape[0], -1) @ both
+        memo.update(zip(zip(idx.tolist(), values.tolist()), f[:, 1].tolist()))
+        return f[:, 0]
+
+    return entries
 
 
 def _upcast_gradient(ctx: CheckContext, x: np.ndarray, grad: Any, tensor: str) -> str | None:

@@ -44,6 +44,11 @@ class CheckContext:
         #: empty when shortcuts are off
         self.structures: list[Structure] = network_structures(net, self.ref_layers, self.ref_acts) \
             if settings.batched else []
+        #: numeric d loss/d a_k from the top down (factored.chained_upstream), once computed
+        self.upstream: dict[int, np.ndarray] | None = None
+        #: (layer index, tensor) -> {(entry, value): ⟨layer output, g⟩}: what the isolated check's
+        #: copies of a parameter give against the chained g, for the factored end-to-end row
+        self.twins: dict[tuple[int, str], dict] = {}
         self.keep("input", net.x)
         self.keep("targets", net.targets)
         for node in net.nodes:

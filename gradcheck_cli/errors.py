@@ -15,6 +15,11 @@ def shorten(value: object, limit: int = QUOTED) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def format_shape(shape) -> str:
+    """``(5, 16)``, and ``(5,)`` for one axis, as messages and tables print a shape."""
+    return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
 def quote(value: object, limit: int = QUOTED) -> str:
     """repr() of a value, cut like ``shorten``."""
     return shorten(repr(value), limit)

@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import format_shape
 from .tolerance import rel_error  # noqa: F401  (the measure the verdict reads)
 from .diagnose import EXPLAIN_FACTOR, Context, diagnose, shape_hypothesis
 from .differences import Differences
@@ -36,10 +37,6 @@ REFINE = 16
 
 Refine = Callable[[np.ndarray], Differences]  # probe positions -> the same probes at h/2
 Probe = Callable[[np.ndarray, float], Differences]  # probe positions, d -> the same probes at h/d
-
-
-def fmt_shape(shape) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
 def as_gradient(analytic, tensor: str, shape: tuple[int, ...], tol: Tolerance,
@@ -64,7 +61,7 @@ def as_gradient(analytic, tensor: str, shape: tuple[int, ...], tol: Tolerance,
 
 def shape_mismatch(a: np.ndarray, tensor: str, shape: tuple[int, ...], tol: Tolerance,
                    n: np.ndarray | None, context: Context | None = None) -> Comparison:
-    msg = f"d{tensor} has shape {fmt_shape(a.shape)}, but {tensor} is {fmt_shape(shape)}"
+    msg = f"d{tensor} has shape {format_shape(a.shape)}, but {tensor} is {format_shape(shape)}"
     out = Comparison(Status.FAIL, analytic_shape=a.shape)
     found = None
     if context is not None and not (a.ndim == 2 and a.shape == shape[::-1]):

@@ -15,6 +15,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from ..errors import format_shape
 from ..layers.protocol import full_shape
 from ..config.plan import Plan, PlannedLayer
 
@@ -63,11 +64,6 @@ class Symbols:
     def batch_sum(self) -> str:
         """How the course writes a sum over the examples in this layout."""
         return "Σ_columns" if self.layout == "columns" else "Σ_rows"
-
-
-def format_shape(shape) -> str:
-    """``(5, 16)``, and ``(5,)`` for one axis."""
-    return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
 
 
 @dataclass

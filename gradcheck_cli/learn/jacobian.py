@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from .explain import format_shape, select, symbols_for
+from ..errors import format_shape
+from .explain import select, symbols_for
 
 #: the largest Jacobian (entries) that ``--jacobian`` prints; beyond it a screen cannot show it
 MAX_JACOBIAN_ENTRIES = 400

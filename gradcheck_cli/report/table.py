@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import error_lines
+from ..errors import error_lines, format_shape
 from ..results import FAILING, Comparison, ConfigResult, RunResult, Status
 
 STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
@@ -19,7 +19,7 @@ STYLE = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red",
 def shape_text(shape) -> str:
     if shape is None:
         return "—"
-    return "(" + ", ".join(str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+    return format_shape(shape)
 
 
 def err_text(value: float | None) -> str:

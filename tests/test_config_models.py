@@ -95,6 +95,23 @@ def test_defaults():
     assert (spec.check.eps, spec.check.method, spec.check.pass_rtol, spec.check.warn_rtol) == \
         ("auto", "central", None, None)
     assert spec.plugins == []
+    assert spec.check.shortcuts is True
+
+
+def test_check_shortcuts_false_turns_the_shortcuts_off_unless_the_caller_chose():
+    """`check: {shortcuts: false}` is what --no-shortcuts is, for one config; a caller's choice
+    (CheckSettings(batched=...) through RunOptions) wins over the config's, as for every key."""
+    from gradcheck_cli.check.settings import CheckSettings
+    from gradcheck_cli.run.pipeline import RunOptions
+
+    off = spec_from_text("input: {shape: [3]}\nlayers: [{type: relu}]\nloss: mse\n"
+                         "check: {shortcuts: false}\n", "yaml", "net.yaml")
+    on = spec_from_text("input: {shape: [3]}\nlayers: [{type: relu}]\nloss: mse\n", "yaml", "net.yaml")
+    assert CheckSettings.from_spec(off).batched is False
+    assert CheckSettings.from_spec(on).batched is True
+    assert RunOptions.build({"batched": None}).settings_for(off).batched is False
+    assert RunOptions.build({"batched": False}).settings_for(on).batched is False
+    assert RunOptions.build({"batched": True}).settings_for(off).batched is True
 
 
 @pytest.mark.parametrize("text, value", [("1e-5", 1e-5), ("1E-8", 1e-8), ("5e-1", 0.5), (".5e-3", 5e-4),
@@ -207,5 +224,6 @@ def test_readme_documents_every_spec_key_with_its_default():
             assert row is not None, f"docs/spec.md's table has no row for `{prefix}{name}`"
             if not field.is_required() and isinstance(field.default, (int, float, str)):
                 default = field.default
-                shown = f"`{default!r}`".replace("'", "") if not isinstance(default, str) else f"`{default}`"
+                shown = f"`{str(default).lower()}`" if isinstance(default, bool) else \
+                    f"`{default!r}`".replace("'", "") if not isinstance(default, str) else f"`{default}`"
                 assert shown in row or "per dtype" in row or prefix + name == "name", (row, shown)

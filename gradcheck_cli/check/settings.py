@@ -11,8 +11,11 @@ from typing import Any, Callable, Collection
 
 DEFAULT_MEMORY = 256 * 1024 * 1024
 
-#: The settings a config's `check:` may give; a caller's choice of one wins over the config's.
-SPEC_FIELDS = ("method", "eps", "mode", "samples", "directions", "pass_rtol", "warn_rtol")
+#: The settings a config's `check:` may give (setting -> its key under `check:`); a caller's
+#: choice of one wins over the config's.
+SPEC_FIELDS = {"method": "method", "eps": "eps", "mode": "mode", "samples": "samples",
+               "directions": "directions", "pass_rtol": "pass_rtol", "warn_rtol": "warn_rtol",
+               "batched": "shortcuts"}
 
 
 @dataclass(frozen=True)
@@ -46,5 +49,5 @@ class CheckSettings:
         """These settings with the config's `check:` in the fields of SPEC_FIELDS not in ``keep``
         (the ones a caller chose)."""
         c = spec.check
-        return dataclasses.replace(self, **{k: getattr(c, k) for k in SPEC_FIELDS
-                                            if k not in keep and hasattr(c, k)})
+        return dataclasses.replace(self, **{k: getattr(c, key) for k, key in SPEC_FIELDS.items()
+                                            if k not in keep and hasattr(c, key)})

@@ -57,6 +57,10 @@ class CheckSpec(_Model):
         None, description="Relative error below which a check passes (default: per dtype).")
     warn_rtol: Union[Annotated[float, Gt(0), Le(1)], None] = Field(
         None, description="Relative error below which a check warns instead of failing.")
+    shortcuts: bool = Field(
+        True, description="Share perturbed copies where the layers are verified to allow it; "
+                          "false evaluates every copy alone, through the rest of the network "
+                          "(slower, same verdicts: a way to rule the shortcuts out).")
 
 
 class Spec(_Model):

@@ -117,7 +117,8 @@ class ConfigResult:
     #: entries probed times the method's offsets: the estimate's evaluations, what a check
     #: without shortcuts evaluates (shortcuts share one copy between several probes)
     probes: int | None = None
-    #: per tensor, the evaluations made against the minimum (-v); not part of the JSON
+    #: per tensor check, the evaluations made against the minimum (-v; in the JSON as
+    #: ``evaluations_by_check``)
     tensor_costs: list[TensorCost] | None = field(default=None, repr=False, compare=False)
     #: what the resource guard estimated before the check ran (cost.CostEstimate as a dict)
     cost: dict[str, Any] | None = None
@@ -134,7 +135,10 @@ class ConfigResult:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.pop("arrays", None)
-        out.pop("tensor_costs", None)
+        costs = out.pop("tensor_costs", None)
+        out["evaluations_by_check"] = None if costs is None else [
+            {"check": c["what"], "made": c["made"], "minimum": c["minimum"],
+             "examples_per_call": c["examples_per_call"]} for c in costs]
         return out
 
 

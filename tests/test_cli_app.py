@@ -303,3 +303,48 @@ def test_verbose_reports_evaluations_per_tensor_against_the_minimum(monkeypatch)
     # without shortcuts nothing is verified separable: the minimum is 2 per entry of every example
     off = CliRunner().invoke(app, ["check", "configs/mlp.yaml", "-v", "--no-shortcuts"])
     assert "  isolated check, layer 1 x     24 made, minimum 24 (1.00×)" in off.stderr.splitlines()
+
+
+def _cost_lines(stderr: str) -> list[str]:
+    """-v's estimate and per-tensor lines (the measured line holds a time and a rate)."""
+    return [line for line in stderr.splitlines() if not line.startswith("measured:")]
+
+
+def test_verbose_with_a_format_keeps_the_cost_lines_on_stderr_and_puts_the_counts_in_the_json(monkeypatch):
+    """-v --format json: stdout holds the document alone; stderr the same cost lines as the table's
+    -v; the JSON carries the per-tensor counts, which add up to the evaluations made."""
+    import json
+
+    monkeypatch.chdir(ROOT)
+    table = CliRunner().invoke(app, ["check", "configs/mlp.yaml", "-v"])
+    doc = CliRunner().invoke(app, ["check", "configs/mlp.yaml", "-v", "--format", "json"])
+    assert table.exit_code == doc.exit_code == 0, doc.stderr
+    config = json.loads(doc.stdout)["configs"][0]
+    assert _cost_lines(doc.stderr) == _cost_lines(table.stderr)
+    assert any(line.startswith("measured: ") for line in doc.stderr.splitlines())
+    by_check = config["evaluations_by_check"]
+    assert sum(c["made"] for c in by_check) == config["evaluations"]
+    assert {"check": "isolated check, layer 1 W", "made": 40, "minimum": 40,
+            "examples_per_call": 1} in by_check
+    assert {"check": "isolated check, layer 1 x", "made": 24, "minimum": 8,
+            "examples_per_call": 3} in by_check
+    lines = doc.stderr.splitlines()
+    for c in by_check:
+        assert any(line.startswith(f"  {c['check']} ") and f" {c['made']:,} made, minimum" in line
+                   for line in lines), c
+
+
+def test_verbose_counts_the_numeric_gradient_of_a_wrong_shaped_gradient(monkeypatch):
+    """A transposed dW gets the numeric gradient (to show the transpose): its evaluations have
+    their -v line against the minimum like every other tensor, and the lines add up to the total."""
+    import json
+
+    monkeypatch.chdir(ROOT)
+    args = ["check", "examples/broken/missing_transpose.yaml", "--allow-plugins", "-v"]
+    run = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert run.exit_code == 1, run.stderr
+    config = json.loads(run.stdout)["configs"][0]
+    rows = {(c["check"]): c for c in config["evaluations_by_check"]}
+    assert rows["isolated check, layer 2 W"]["minimum"] == 30        # W is (3, 5): 2 per entry
+    assert rows["end to end, layer 2 W"]["minimum"] == 30
+    assert sum(c["made"] for c in rows.values()) == config["evaluations"]

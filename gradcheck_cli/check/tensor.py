@@ -59,6 +59,7 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
         # matches it); small tensors get it, as transposed ones always did
         wrong_shape = shape is not None and tuple(shape) != theta.shape and problem.reason.startswith(f"d{tensor} has shape")
         if transposed or (wrong_shape and theta.size <= SHAPE_NUMERIC_LIMIT):
+            ctx.needs(target.progress_label or tensor, theta.size, target.examples_per_call)
             n_full = _full_numeric(ctx, target)
             problem = shape_mismatch(np.asarray(analytic, dtype=np.float64), tensor, theta.shape, tol, n_full,
                                      context)

@@ -46,6 +46,8 @@ class CheckView:
                                     self.annotate, self.strict)
                     elif result.error is not None:  # stdout holds only the document
                         self.err.print(error_lines(result.error), style="red", soft_wrap=True)
+                    elif self.verbose:
+                        show_costs(self.err, result)
                     if fail_fast and category(result.status, self.strict) in ("failure", "error"):
                         break
         except KeyboardInterrupt:
@@ -147,11 +149,20 @@ def show_config(out, err, result, verbose, quiet, annotate=False, strict=False, 
     if result.status is Status.ERROR:
         err.print(error_lines(result.error), style="red", soft_wrap=True)
         return
-    if verbose and result.cost:
+    if verbose:
+        show_costs(err, result)
+    render_config(out, result, verbose=verbose, quiet=quiet, was=was)
+
+
+def show_costs(err, result):
+    """-v's cost lines on stderr: the estimate made before the check, what it measured, and the
+    evaluations per tensor check against the minimum (with any --format too: stdout then holds
+    only the document)."""
+    if result.cost:
         from ..check.budget import CostEstimate
 
         err.print(CostEstimate(**result.cost).describe(), soft_wrap=True)
-    if verbose and result.evaluations is not None:
+    if result.evaluations is not None:
         rate = result.evaluations / result.seconds if result.seconds else 0.0
         memory = (f", peak resident memory of the process {result.peak_memory / 2**20:.0f} MiB"
                   if result.peak_memory else "")
@@ -163,4 +174,3 @@ def show_config(out, err, result, verbose, quiet, annotate=False, strict=False, 
 
         for line in evaluation_lines(result):
             err.print(line, soft_wrap=True, markup=False, highlight=False)
-    render_config(out, result, verbose=verbose, quiet=quiet, was=was)

@@ -15,29 +15,15 @@ from typing import Any, Callable
 import numpy as np
 
 from .differences import EvaluateEntries, EvaluateStack
-from .evaluators import with_params
+import dataclasses
+
+from .evaluators import entries_from_stack, with_params
+from .footprint import Footprint, LeakError
 from ..layers.registry import is_builtin
-from .structure import Structure, merge, split
+from .structure import Structure, through
 
 #: per copy: (B, *out.shape) -> (B, n_cells) contributions of each cell to f
 Cells = Callable[[np.ndarray], np.ndarray]
-
-
-def through(layer: Any, st: Structure, stack: np.ndarray, layout: str,
-            calls: Callable[[int], None] | None = None) -> np.ndarray:
-    """(B, *x.shape) copies -> (B, *out.shape), in one call when the structure allows."""
-    if "x" in st.stacks:
-        out = layer.forward(stack)[0]
-        n = 1
-    elif st.concatenates:
-        out = split(np.asarray(layer.forward(merge(stack, layout))[0]), stack.shape[0], layout)
-        n = 1
-    else:
-        out = np.stack([np.asarray(layer.forward(c)[0]) for c in stack])
-        n = stack.shape[0]
-    if calls is not None:
-        calls(n)
-    return np.asarray(out)
 
 
 def perturbed(layer: Any, st: Structure, tensor: str, x: np.ndarray, stack: np.ndarray, layout: str,
@@ -252,11 +238,83 @@ def window_cells(geometry: tuple, out: np.ndarray, g: np.ndarray, in_shape: tupl
     return cells
 
 
+def footprint_cells(layer: Any, st: Structure, fp: Footprint, x: np.ndarray, out: np.ndarray,
+                    g: np.ndarray, layout: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Cells = the input entries, read from the measured footprint boxes: for each copy, the
+    change ⊙ G summed over each entry's box. Exact for the one perturbed entry of its colour in
+    a copy, as long as nothing changed outside the perturbed entries' boxes, which is checked on
+    every copy (LeakError)."""
+
+    def evaluate(stack: np.ndarray) -> np.ndarray:
+        new = through(layer, st, stack, layout)
+        same = (new == out[None]) | (np.isnan(new) & np.isnan(out[None]))
+        if not same.all():
+            moved = (stack != x[None]).astype(np.float64)
+            if np.any(~same & ~fp.covered(moved)):
+                raise LeakError("an output outside the perturbed entries' footprint changed")
+        return fp.cells(np.where(same, 0.0, new - out[None]) * g[None])
+
+    return evaluate
+
+
+class guarded_entries:
+    """Grouped entries that fall back, for the rest of the tensor, to copies that share less
+    when a copy's change leaks out of the footprint it was grouped by (LeakError): what was
+    read before the leak came from copies that were each checked."""
+
+    def __init__(self, primary: grouped_entries, fallback: Callable[[], EvaluateEntries]) -> None:
+        self.primary, self.make_fallback = primary, fallback
+        self.fallback: EvaluateEntries | None = None
+        self.loose = 0                     # copies of a fallback that does not count its own
+        self.schedule = primary.schedule
+
+    @property
+    def copies(self) -> int:
+        return self.primary.copies + self.loose + getattr(self.fallback, "copies", 0)
+
+    @property
+    def max_copies(self) -> int | None:
+        return self.primary.max_copies
+
+    @max_copies.setter
+    def max_copies(self, value: int | None) -> None:
+        self.primary.max_copies = value
+        if hasattr(self.fallback, "max_copies"):
+            self.fallback.max_copies = value  # type: ignore[union-attr]
+
+    def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if self.fallback is None:
+            try:
+                return self.primary(idx, values)
+            except LeakError:
+                self.fallback = self.make_fallback()
+                if hasattr(self.fallback, "max_copies"):
+                    self.fallback.max_copies = self.primary.max_copies  # type: ignore[union-attr]
+        if not hasattr(self.fallback, "copies"):
+            self.loose += np.size(idx)
+        return self.fallback(idx, values)
+
+
 def grouped_input(layer: Any, st: Structure, x: np.ndarray, out: np.ndarray, g: np.ndarray,
                   layout: str, f0: float) -> tuple[EvaluateEntries, int] | None:
     """evaluate_entries of f = ⟨layer(x), G⟩ for the layer's input x, grouped by what is known
-    of the layer (built-in pooling windows) or verified (elementwise, separable), and how many
-    probes at most share a copy; None when nothing is known."""
+    of the layer (built-in windows) or verified (elementwise, the measured footprint boxes,
+    separable), and how many probes at most share a copy; None when nothing is known."""
+    fp = st.footprint
+    if fp is not None and fp.in_shape == x.shape and fp.out_shape == out.shape and not st.elementwise:
+        primary = grouped_entries(x, np.arange(x.size), fp.color,
+                                  footprint_cells(layer, st, fp, x, out, g, layout), np.zeros(x.size), f0)
+
+        def fallback() -> EvaluateEntries:
+            found = grouped_input(layer, dataclasses.replace(st, footprint=None), x, out, g, layout, f0)
+            if found is not None:
+                return found[0]
+            g_flat = g.reshape(-1)
+            return entries_from_stack(copies_evaluator(
+                [layer], [st], "x", x, layout,
+                lambda o: o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat, True), x)
+
+        return guarded_entries(primary, fallback), max(1, x.size // fp.colors)
     kernel = _pool_windows(layer) if x.ndim == 4 and out.ndim == 4 else None
     conv = _conv_geometry(layer) if x.ndim == out.ndim and x.ndim >= 3 else None
     if conv is not None and "x" in st.stacks:

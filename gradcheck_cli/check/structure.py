@@ -14,6 +14,8 @@ and used only where it held.
   not): perturb one example and every other example's output stays bit-identical.
 - elementwise: each output entry depends on the same input entry alone.
 - axes: a parameter's slice q along one axis reaches only the output's slice q along another.
+- footprint: which part of the output each input entry reaches (a plugin convolution's or
+  pooling layer's windows), measured slice by slice (footprint.py).
 
 The last three are tried with index sets that split every pair of indices (the bits of the index):
 perturbing θ at the set must leave every output slice outside it bit-identical.
@@ -22,12 +24,14 @@ Pure: the layer and its arrays are not modified (every call gets its own copy), 
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from .evaluators import with_params
+from .footprint import Footprint, measure
 from ..layers.registry import is_builtin
 
 #: copies that concatenate must agree with separate calls to this fraction of the output's scale
@@ -44,6 +48,8 @@ class Structure:
     elementwise: bool = False
     #: parameter -> (its axis, the output's axis) that index the same slices (parameter_axes)
     axes: tuple[tuple[str, tuple[int, int]], ...] = ()
+    #: the input entries' footprint boxes, where they let copies share more than examples do
+    footprint: Footprint | None = None
 
     def axes_of(self, tensor: str) -> tuple[int, int] | None:
         return dict(self.axes).get(tensor)
@@ -72,8 +78,51 @@ def structure_of(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     axes = tuple((t, a) for t in layer.params if (a := parameter_axes(layer, t, x, layout, rng)))
     if not differentiable:
         return Structure(stacked, axes=axes)
-    return Structure(stacked, concatenates(layer, x, layout, rng), separable(layer, x, layout, rng),
-                     elementwise(layer, x, rng), axes)
+    st = Structure(stacked, concatenates(layer, x, layout, rng), separable(layer, x, layout, rng),
+                   elementwise(layer, x, rng), axes)
+    if st.elementwise or is_builtin(type(layer)):
+        # built-in convolutions and pools have their windows by construction (copies.py)
+        return st
+    found = footprint(layer, st, x, layout, rng)
+    per_example = x.size // max(1, x.shape[batch_axis(layout, x.ndim)]) if st.separable else x.size
+    if found is None or found.colors >= per_example:
+        return st
+    return dataclasses.replace(st, footprint=found)
+
+
+def footprint(layer: Any, st: Structure, x: np.ndarray, layout: str, rng: np.random.Generator
+              ) -> Footprint | None:
+    """The footprint boxes of the layer's input entries (footprint.py), run as the layer's
+    verified structure allows."""
+    clean = _forward(layer, x)
+    if clean is None:
+        return None
+
+    def run(stack: np.ndarray) -> np.ndarray | None:
+        try:
+            with np.errstate(all="ignore"):
+                return through(layer, st, stack.copy(), layout)
+        except (Exception, SystemExit):
+            return None
+
+    return measure(run, x, clean, rng)
+
+
+def through(layer: Any, st: Structure, stack: np.ndarray, layout: str,
+            calls: Callable[[int], None] | None = None) -> np.ndarray:
+    """(B, *x.shape) copies -> (B, *out.shape), in one call when the structure allows."""
+    if "x" in st.stacks:
+        out = layer.forward(stack)[0]
+        n = 1
+    elif st.concatenates:
+        out = split(np.asarray(layer.forward(merge(stack, layout))[0]), stack.shape[0], layout)
+        n = 1
+    else:
+        out = np.stack([np.asarray(layer.forward(c)[0]) for c in stack])
+        n = stack.shape[0]
+    if calls is not None:
+        calls(n)
+    return np.asarray(out)
 
 
 def network_structures(net: Any, layers: list[Any], acts: list[np.ndarray]) -> list[Structure]:

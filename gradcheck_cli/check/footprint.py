@@ -1,0 +1,164 @@
+"""Which outputs each input entry of a layer can reach, measured on the real arrays: footprint
+boxes, so that the user's own convolution or pooling layer shares perturbed copies the way a
+built-in's known windows do (column grouping, Curtis–Powell–Reid).
+
+For every axis a of the input and every index q along it, the whole slice q is perturbed at once
+(every other index with it) and the check records, for every output axis b, which indices along
+b changed: P_a[q, b]. An output that stays bit-identical while a whole slice holding entry e moves
+does not depend on e (generically: a max-pool's argmax entry changes its window under any
+perturbation of its slice; a non-argmax entry has no local dependence). Each P_a[q, b] is an
+"any" over every other axis of the output, so one live output in a row of thousands suffices:
+a relu kink or a dead unit does not hide a row. Entry e = (e_0, e_1, ...) then reaches only the box
+
+    B(e) = ∏_b ∩_a P_a[e_a, b],
+
+and two entries whose boxes are disjoint may share a copy: each is read back from its own box.
+Per axis, indices q and q' may share when for some output axis b their P_a rows are disjoint; an
+entry's colour is the tuple of its axes' colours, so two distinct entries of one colour differ,
+on some axis, in two indices that share, and their boxes are disjoint. A 3×3 convolution with
+padding 1 gets C·3·3 colours with every example sharing (what its built-in twin gets), a 2×2
+max-pool 4, a flatten 1.
+
+Each grouped evaluation also checks what it can of what the boxes promise: an output outside
+every perturbed entry's box must not change (``LeakError`` otherwise, and the caller falls back
+to copies that share less). A change inside another perturbed entry's box cannot be told apart
+from that entry's own; there the measurement is what the grouping rests on, which is why every
+P_a row is an "any" over the whole rest of the output.
+
+Pure: nothing here calls a layer; the caller passes a function that runs a stack of inputs.
+"""
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+#: axes longer than this are not measured: their indices keep colours of their own
+MAX_AXIS = 512
+#: bytes of perturbed inputs run through the layer at once while measuring
+BLOCK_BYTES = 32 * 2**20
+
+
+class LeakError(Exception):
+    """An output outside every perturbed entry's footprint box changed."""
+
+
+@dataclass(frozen=True, eq=False)
+class Footprint:
+    """The measured boxes of one layer's input (see the module docstring)."""
+
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    #: (input axis, output axis, 0/1 matrix (n_a, n_b)): the pairs whose P_a is not all ones
+    tied: tuple[tuple[int, int, np.ndarray], ...]
+    color: np.ndarray                 # the colour of every input entry, flat
+    colors: int
+
+    def cells(self, change: np.ndarray) -> np.ndarray:
+        """(C, *out_shape) weighted changes -> (C, n_in): for every input entry, the change
+        summed over its box (exact for the one perturbed entry of its colour in each copy)."""
+        letters = iter(string.ascii_letters)
+        copy = next(letters)
+        outs = [next(letters) for _ in self.out_shape]
+        ins = [next(letters) for _ in self.in_shape]
+        operands, subs = [change], [copy + "".join(outs)]
+        for a, b, m in self.tied:
+            operands.append(m)
+            subs.append(ins[a] + outs[b])
+        kept = sorted({a for a, _, _ in self.tied})
+        spec = ",".join(subs) + "->" + copy + "".join(ins[a] for a in kept)
+        got = np.einsum(spec, *operands, optimize=True)
+        shape = [change.shape[0]] + [n if a in kept else 1 for a, n in enumerate(self.in_shape)]
+        full = np.broadcast_to(got.reshape(shape), (change.shape[0], *self.in_shape))
+        return full.reshape(change.shape[0], -1)
+
+    def covered(self, perturbed: np.ndarray) -> np.ndarray:
+        """(C, *in_shape) 0/1 perturbed entries -> (C, *out_shape): whether each output lies in
+        the box of some perturbed entry of its copy."""
+        letters = iter(string.ascii_letters)
+        copy = next(letters)
+        outs = [next(letters) for _ in self.out_shape]
+        ins = [next(letters) for _ in self.in_shape]
+        kept = sorted({a for a, _, _ in self.tied})
+        reduced = perturbed.sum(axis=tuple(1 + a for a in range(len(self.in_shape)) if a not in kept))
+        operands, subs = [reduced], [copy + "".join(ins[a] for a in kept)]
+        for a, b, m in self.tied:
+            operands.append(m)
+            subs.append(ins[a] + outs[b])
+        tied_out = sorted({b for _, b, _ in self.tied})
+        spec = ",".join(subs) + "->" + copy + "".join(outs[b] for b in tied_out)
+        got = np.einsum(spec, *operands, optimize=True) > 0
+        shape = [perturbed.shape[0]] + [n if b in tied_out else 1 for b, n in enumerate(self.out_shape)]
+        return np.broadcast_to(got.reshape(shape), (perturbed.shape[0], *self.out_shape))
+
+
+def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean: np.ndarray,
+            rng: np.random.Generator) -> Footprint | None:
+    """The footprint of a layer at input ``x`` (output ``clean``); ``run`` maps a stack of
+    inputs (B, *x.shape) to their outputs (B, *clean.shape), None when the layer failed.
+    None when nothing was learnt (no axis of the input reaches part of the output only)."""
+    if x.ndim == 0 or clean.ndim == 0:
+        return None
+    scale = max(1.0, float(np.abs(x).max(initial=0.0)))
+    delta = 0.1 * scale * rng.standard_normal(x.shape)
+    tied: list[tuple[int, int, np.ndarray]] = []
+    axis_colors: list[np.ndarray] = []
+    for a, n in enumerate(x.shape):
+        rows = _slice_reach(run, x, clean, delta, a) if 1 < n <= MAX_AXIS else None
+        if rows is None:
+            axis_colors.append(np.arange(n))
+            continue
+        mine = [(b, r) for b, r in enumerate(rows) if not r.all()]
+        tied += [(a, b, r.astype(np.float64)) for b, r in mine]
+        axis_colors.append(_greedy_colors([r for _, r in mine], n))
+    if not tied:
+        return None
+    dims = tuple(int(c.max()) + 1 for c in axis_colors)
+    grids = np.meshgrid(*axis_colors, indexing="ij")
+    color = np.ravel_multi_index(tuple(grids), dims).reshape(-1)
+    return Footprint(tuple(x.shape), tuple(clean.shape), tuple(tied), color, int(np.prod(dims)))
+
+
+def _slice_reach(run, x, clean, delta, a) -> list[np.ndarray] | None:
+    """For every output axis b, the (n_a, n_b) indices along b that change when slice q of
+    input axis a moves; None when the layer failed on a perturbed input."""
+    n = x.shape[a]
+    per_block = max(1, BLOCK_BYTES // max(1, x.nbytes))
+    reach = [np.zeros((n, m), dtype=bool) for m in clean.shape]
+    for start in range(0, n, per_block):
+        qs = np.arange(start, min(n, start + per_block))
+        on = np.zeros((qs.size, n), dtype=bool)
+        on[np.arange(qs.size), qs] = True
+        shape = [qs.size] + [1] * x.ndim
+        shape[1 + a] = n
+        stack = x[None] + np.where(on.reshape(shape), delta[None], 0.0)
+        out = run(stack)
+        if out is None or out.shape != (qs.size, *clean.shape):
+            return None
+        changed = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
+        for b in range(clean.ndim):
+            others = tuple(1 + d for d in range(clean.ndim) if d != b)
+            reach[b][qs] = changed.any(axis=others) if others else changed
+    return reach
+
+
+def _greedy_colors(rows: list[np.ndarray], n: int) -> np.ndarray:
+    """Colours of the n indices of one axis: two indices conflict unless some output axis sees
+    them reach disjoint indices; each index takes the smallest colour none of its earlier
+    conflicting indices has."""
+    if not rows:
+        return np.arange(n)
+    conflict = np.ones((n, n), dtype=bool)
+    for r in rows:
+        f = r.astype(np.float64)
+        conflict &= (f @ f.T) > 0
+    color = np.full(n, -1, dtype=np.intp)
+    for q in range(n):
+        taken = set(color[:q][conflict[q, :q]].tolist())
+        c = 0
+        while c in taken:
+            c += 1
+        color[q] = c
+    return color

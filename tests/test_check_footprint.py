@@ -1,0 +1,344 @@
+"""check/footprint.py (and its use in check/copies.py): the user's own convolution, pooling and
+reshape layers get column grouping from footprint boxes measured on the real arrays; each
+grouped difference equals the one-copy-at-a-time difference to rounding, whatever the geometry,
+and a layer that leaks out of its measured footprint falls back to copies that share less."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from gradcheck_cli import build_network, check_network, spec_from_text
+from gradcheck_cli.check.copies import copies_evaluator, grouped_input
+from gradcheck_cli.check.evaluators import entries_from_stack
+from gradcheck_cli.check.state import CheckSettings
+from gradcheck_cli.check.structure import structure_of
+from gradcheck_cli.layers.registry import register, unregister
+from gradcheck_cli.results import Status
+
+from test_check_shortcuts import assert_agree_within_noise
+
+
+def _windows(xpad, k, s, d, out_hw):
+    """xpad's (N, C, Ho, Wo) view at every kernel offset (i, j)."""
+    ho, wo = out_hw
+    for i in range(k):
+        for j in range(k):
+            yield i, j, xpad[:, :, i * d: i * d + s * (ho - 1) + 1: s, j * d: j * d + s * (wo - 1) + 1: s]
+
+
+class FpConv:
+    """A learner's convolution, one kernel offset at a time: x (N, C, H, W) -> (N, F, Ho, Wo)."""
+
+    def __init__(self, filters=3, kernel=3, stride=1, padding=1, dilation=1):
+        self.f, self.k, self.s, self.p, self.d = filters, kernel, stride, padding, dilation
+
+    def build(self, input_shape, rng):
+        c, h, w = input_shape
+        self.params = {"W": rng.standard_normal((self.f, c, self.k, self.k)) * 0.5,
+                       "b": rng.standard_normal(self.f) * 0.1}
+        return (self.f, *self._out((h, w)))
+
+    def _out(self, hw):
+        span = (self.k - 1) * self.d + 1
+        return tuple((n + 2 * self.p - span) // self.s + 1 for n in hw)
+
+    def forward(self, x):
+        W, b = self.params["W"], self.params["b"]
+        p = self.p
+        xpad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        hw = self._out(x.shape[2:])
+        out = np.zeros((x.shape[0], W.shape[0], *hw)) + b[None, :, None, None]
+        for i, j, view in _windows(xpad, self.k, self.s, self.d, hw):
+            out += np.einsum("fc,nchw->nfhw", W[:, :, i, j], view)
+        return out, x
+
+    def backward(self, dout, x):
+        W = self.params["W"]
+        p = self.p
+        xpad = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        dxpad, dW = np.zeros_like(xpad), np.zeros_like(W)
+        hw = dout.shape[2:]
+        for (i, j, view), (_, _, dview) in zip(_windows(xpad, self.k, self.s, self.d, hw),
+                                               _windows(dxpad, self.k, self.s, self.d, hw)):
+            dW[:, :, i, j] = np.einsum("nfhw,nchw->fc", dout, view)
+            dview += np.einsum("fc,nfhw->nchw", W[:, :, i, j], dout)
+        dx = dxpad[:, :, p: p + x.shape[2], p: p + x.shape[3]]
+        return dx, {"W": dW, "b": dout.sum(axis=(0, 2, 3))}
+
+
+class FpConvOff(FpConv):
+    def backward(self, dout, x):
+        dx, grads = super().backward(dout, x)
+        dx = dx.copy()
+        dx[1, 1, 2, 3] += 1e-5 * max(1.0, float(np.abs(dx).max()))
+        return dx, grads
+
+
+class FpPool:
+    """Max-pool with any stride (windows overlap when stride < kernel); the gradient goes to
+    the first maximum of each window."""
+
+    def __init__(self, kernel=2, stride=None):
+        self.k, self.s = kernel, stride or kernel
+        self.params = {}
+
+    def build(self, input_shape, rng):
+        c, h, w = input_shape
+        return (c, (h - self.k) // self.s + 1, (w - self.k) // self.s + 1)
+
+    def _views(self, x):
+        win = np.lib.stride_tricks.sliding_window_view(x, (self.k, self.k), axis=(2, 3))
+        return win[:, :, ::self.s, ::self.s].reshape(*x.shape[:2], -1, self.k * self.k)
+
+    def forward(self, x):
+        win = self._views(x)
+        _, _, h, w = x.shape
+        hw = ((h - self.k) // self.s + 1, (w - self.k) // self.s + 1)
+        return win.max(axis=-1).reshape(*x.shape[:2], *hw), x
+
+    def backward(self, dout, x):
+        win = self._views(x)
+        arg = win.argmax(axis=-1)                                   # (N, C, windows)
+        ho, wo = dout.shape[2:]
+        oi, oj = np.divmod(np.arange(ho * wo), wo)
+        ki, kj = np.divmod(arg, self.k)
+        rows, cols = oi * self.s + ki, oj * self.s + kj             # (N, C, windows)
+        n, c = np.indices(arg.shape[:2])
+        dx = np.zeros_like(x)
+        np.add.at(dx, (n[..., None], c[..., None], rows, cols), dout.reshape(*dout.shape[:2], -1))
+        return dx, {}
+
+
+class FpFlatten:
+    def __init__(self):
+        self.params = {}
+
+    def build(self, input_shape, rng):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], -1), x.shape
+
+    def backward(self, dout, shape):
+        return dout.reshape(shape), {}
+
+
+class FpCumsum:
+    """Not local along the last axis: out[..., j] = Σ_{j' ≤ j} x[..., j']."""
+
+    def __init__(self):
+        self.params = {}
+
+    def build(self, input_shape, rng):
+        return input_shape
+
+    def forward(self, x):
+        return np.cumsum(x, axis=-1), None
+
+    def backward(self, dout, cache):
+        return np.cumsum(dout[..., ::-1], axis=-1)[..., ::-1], {}
+
+
+class FpTrap:
+    """Even positions only, channels mixed, while its structure is measured; past a number of
+    calls every output also reads its left neighbour, so odd positions, which no input reached,
+    change: the footprint it showed no longer holds (an adversary of the grouping, not a layer
+    anyone writes)."""
+
+    calls = 0
+    honest_calls = 10**9
+
+    def __init__(self):
+        self.params = {}
+
+    def build(self, input_shape, rng):
+        return input_shape
+
+    def forward(self, x):
+        type(self).calls += 1
+        even = (np.arange(x.shape[-1]) % 2 == 0)
+        out = even * (x ** 3 + 0.1 * x.sum(axis=1, keepdims=True))  # channels mix, positions do not
+        if type(self).calls > type(self).honest_calls:
+            out = out + 0.5 * np.roll(x, 1, axis=-1)
+        return out, x
+
+    def backward(self, dout, x):
+        d = dout * (np.arange(x.shape[-1]) % 2 == 0)
+        return 3 * x ** 2 * d + 0.1 * d.sum(axis=1, keepdims=True), {}
+
+
+PLUGINS = {"fp_conv": FpConv, "fp_conv_off": FpConvOff, "fp_pool": FpPool, "fp_flatten": FpFlatten,
+           "fp_cumsum": FpCumsum, "fp_trap": FpTrap}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def footprint_layers():
+    for name, cls in PLUGINS.items():
+        register(name)(cls)
+    yield
+    for name in PLUGINS:
+        unregister(name)
+
+
+def _layer(cls, input_shape, **options):
+    layer = cls(**options)
+    layer.build(input_shape, np.random.default_rng(0))
+    return layer
+
+
+def _structure(layer, x):
+    return structure_of(layer, x, "rows", np.random.default_rng(4))
+
+
+@pytest.mark.parametrize("make, shape, colours", [
+    (lambda s: _layer(FpConv, s, filters=3, kernel=3, padding=1), (2, 8, 7), 2 * 3 * 3),
+    (lambda s: _layer(FpConv, s, filters=3, kernel=3, stride=2, padding=0), (2, 9, 9), 2 * 3 * 3),
+    (lambda s: _layer(FpConv, s, filters=2, kernel=2, padding=1, dilation=2), (2, 8, 8), 2 * 2 * 2),
+    (lambda s: _layer(FpPool, s, kernel=2), (3, 8, 8), 4),
+    (lambda s: _layer(FpPool, s, kernel=3, stride=1), (3, 8, 8), 9),
+    (lambda s: _layer(FpFlatten, s), (3, 4, 4), 1),
+], ids=["conv-k3-p1", "conv-k3-s2", "conv-k2-d2", "pool-2", "pool-3-overlapping", "flatten"])
+def test_footprint_colours_of_the_users_convolution_pool_and_flatten(make, shape, colours):
+    x = np.random.default_rng(5).standard_normal((3, *shape))
+    st = _structure(make(shape), x)
+    assert st.separable and st.footprint is not None
+    # inputs of one colour reach disjoint outputs, in every example at once (with stride 2, rows
+    # 0, 1 and 2 of a kernel of 3 all reach output row 0: still 3 colours per axis; a kernel of 2
+    # dilated by 2 reads rows i and i + 2, so neighbouring rows share: 2 colours, not 3)
+    assert st.footprint.colors == colours
+
+
+def test_no_footprint_where_it_would_share_nothing_more_than_examples():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 2, 5, 6))
+    assert _structure(_layer(FpCumsum, (2, 5, 6)), x).footprint is not None     # rows and channels are local
+    dense_like = _structure(_layer(FpFlatten, (30,)), rng.standard_normal((3, 30)))
+    assert dense_like.elementwise and dense_like.footprint is None
+
+
+def _grouped_against_single(layer, x, st=None):
+    """f = ⟨layer(x), g⟩ at x ± h·e_k for every entry k: grouped (the footprint) and one copy
+    at a time; the grouped evaluator and the structure it used."""
+    st = st or _structure(layer, x)
+    out = layer.forward(x.copy())[0]
+    g = np.random.default_rng(7).standard_normal(out.shape)
+    f0 = float((out * g).sum())
+    grouped, _ = grouped_input(layer, st, x, out, g, "rows", f0)
+    g_flat = g.reshape(-1)
+    single = entries_from_stack(copies_evaluator([layer], [st], "x", x, "rows",
+                                                 lambda o: o.reshape(o.shape[0], -1) @ g_flat, True), x)
+    idx = np.repeat(np.arange(x.size), 2)
+    h = 1e-4
+    values = x.reshape(-1)[idx] + np.tile([h, -h], x.size)
+    order = grouped.schedule(idx)
+    got = np.empty(idx.size)
+    got[order] = grouped(idx[order], values[order])
+    want = single(idx, values)
+    return got, want, float(np.abs(out * g).sum()), grouped, st
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda s: _layer(FpConv, s, filters=3, kernel=3, padding=1), (2, 7, 6)),
+    (lambda s: _layer(FpConv, s, filters=2, kernel=3, stride=2, padding=0), (3, 9, 8)),
+    (lambda s: _layer(FpConv, s, filters=2, kernel=2, padding=2, dilation=2), (2, 6, 7)),
+    (lambda s: _layer(FpPool, s, kernel=2), (3, 6, 8)),
+    (lambda s: _layer(FpPool, s, kernel=3, stride=1), (2, 7, 7)),
+    (lambda s: _layer(FpPool, s, kernel=3, stride=2), (2, 9, 9)),
+    (lambda s: _layer(FpFlatten, s), (3, 4, 5)),
+    (lambda s: _layer(FpCumsum, s), (2, 3, 6)),
+], ids=["conv-k3-p1", "conv-k3-s2", "conv-k2-d2", "pool-2", "pool-3-s1", "pool-3-s2", "flatten", "cumsum"])
+def test_grouped_differences_equal_one_copy_at_a_time(make, shape):
+    x = np.random.default_rng(8).standard_normal((3, *shape))
+    got, want, scale, grouped, st = _grouped_against_single(make(shape), x)
+    assert np.all(np.abs(got - want) <= 1e-12 * scale)
+    assert grouped.copies == 2 * st.footprint.colors < x.size      # every example and colour shares
+    assert grouped.fallback is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(kernel=st.integers(1, 4), stride=st.integers(1, 3), padding=st.integers(0, 2),
+       dilation=st.integers(1, 2), channels=st.integers(1, 3), h=st.integers(5, 9), w=st.integers(5, 9),
+       seed=st.integers(0, 2**16))
+def test_grouped_differences_equal_one_copy_at_a_time_for_any_convolution(kernel, stride, padding,
+                                                                          dilation, channels, h, w, seed):
+    span = (kernel - 1) * dilation + 1
+    if h + 2 * padding < span or w + 2 * padding < span:
+        return
+    layer = _layer(FpConv, (channels, h, w), filters=2, kernel=kernel, stride=stride,
+                   padding=padding, dilation=dilation)
+    x = np.random.default_rng(seed).standard_normal((2, channels, h, w))
+    got, want, scale, _, _ = _grouped_against_single(layer, x)
+    assert np.all(np.abs(got - want) <= 1e-12 * scale)
+
+
+CONVNET = """
+seed: SEED
+input: {shape: [2, 8, 8], batch: 3}
+layers:
+  - {type: CONV, filters: 3, kernel: 3, padding: 1}
+  - {type: relu}
+  - {type: fp_pool, kernel: 2}
+  - {type: fp_flatten}
+  - {type: dense, units: 4}
+loss: softmax_cross_entropy
+"""
+
+
+def _both(text):
+    spec = spec_from_text(text)
+    on = check_network(build_network(spec), CheckSettings(keep_arrays=True))
+    off = check_network(build_network(spec), CheckSettings(keep_arrays=True, batched=False))
+    return on, off
+
+
+def _statuses(result):
+    return [(r.label, r.tensor, r.status, r.isolated.status, r.network.status if r.network else None)
+            for r in result.rows]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_plugin_convnet_same_verdicts_and_numbers_with_fewer_evaluations(seed, monkeypatch):
+    on, off = _both(CONVNET.replace("CONV", "fp_conv").replace("SEED", str(seed)))
+    assert _statuses(on) == _statuses(off)
+    assert all(r.status in (Status.PASS, Status.KINK) for r in on.rows)
+    assert_agree_within_noise(on, off)
+    # the footprints are what made the difference: without them the examples alone share
+    monkeypatch.setattr("gradcheck_cli.check.structure.footprint", lambda *a: None)
+    per_example = check_network(build_network(spec_from_text(
+        CONVNET.replace("CONV", "fp_conv").replace("SEED", str(seed)))), CheckSettings())
+    assert _statuses(per_example) == _statuses(on)
+    made = {c.what: c.made for c in on.tensor_costs}
+    alone = {c.what: c.made for c in per_example.tensor_costs}
+    # the convolution's input: 2 copies per colour (2 channels × 3 × 3), every example sharing,
+    # where the examples alone need 2 per entry of one example (2 × 8 × 8)
+    assert (made["isolated check, layer 1 x"], alone["isolated check, layer 1 x"]) == (2 * 18, 2 * 128)
+    assert (made["end to end, layer 1 x"], alone["end to end, layer 1 x"]) == (2 * 18, 2 * 128)
+    # the pool's 2 × 2 windows: 4 colours (and a max-pool's ties, its kinks, take a second look,
+    # itself grouped); the flatten's: 1
+    assert made["isolated check, layer 3 x"] < alone["isolated check, layer 3 x"] / 10
+    assert (made["isolated check, layer 4 x"], alone["isolated check, layer 4 x"]) == (2, 2 * 48)
+
+
+def test_a_planted_1e5_error_in_a_plugin_convolutions_dx_is_found_at_its_entry():
+    on, off = _both(CONVNET.replace("CONV", "fp_conv_off").replace("SEED", "0"))
+    row = next(r for r in on.rows if (r.label, r.tensor) == ("1", "x"))
+    assert row.isolated.status in (Status.WARN, Status.FAIL)
+    assert "worst entry (1, 1, 2, 3)" in row.reason
+    assert _statuses(on) == _statuses(off)
+
+
+def test_a_layer_that_leaves_its_measured_footprint_falls_back_and_gives_the_same_numbers():
+    layer = _layer(FpTrap, (3, 6))
+    x = np.random.default_rng(9).standard_normal((2, 3, 6))
+    FpTrap.calls = 0
+    st = _structure(layer, x)
+    assert st.footprint is not None and not st.elementwise
+    # past the calls its structure took, the layer reads a neighbour: a leak, seen on the copy
+    FpTrap.honest_calls = FpTrap.calls
+    try:
+        got, want, scale, grouped, _ = _grouped_against_single(layer, x, st)
+    finally:
+        FpTrap.honest_calls = 10**9
+    assert grouped.fallback is not None
+    assert np.all(np.abs(got - want) <= 1e-12 * scale)

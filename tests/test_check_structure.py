@@ -233,8 +233,9 @@ loss: mse
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_recurrent_layers_parameter_copies_serve_both_columns(seed):
-    # the isolated check's copies of Wx, Wh and b are contracted with the chained g as well, so
-    # their factored end-to-end rows run no copy of their own
+    # the isolated check's copies of Wx, Wh and b (and the linear layer's grouped copies of W
+    # and b) are contracted with the chained g as well, so their factored end-to-end rows run no
+    # copy of their own
     spec = spec_from_text(RECURRENT.replace("SEED", str(seed)))
     on, off = _both(spec)
     assert _statuses(on) == _statuses(off)
@@ -244,4 +245,10 @@ def test_a_recurrent_layers_parameter_copies_serve_both_columns(seed):
         mp.setattr("gradcheck_cli.check.isolated.TWIN_LIMIT", -1)
         apart = check_network(build_network(spec), CheckSettings())
     lstm = build_network(spec).nodes[0].layer
-    assert apart.evaluations - on.evaluations == 2 * sum(p.size for p in lstm.params.values())
+    params = [f"end to end, layer {k} {name}" for k, names in ((1, ("Wx", "Wh", "b")), (2, ("W", "b")))
+              for name in names]
+    made = {c.what: c.made for c in on.tensor_costs}
+    alone = {c.what: c.made for c in apart.tensor_costs}
+    assert [made[p] for p in params] == [0] * len(params)
+    assert [alone[p] for p in params[:3]] == [2 * p.size for p in lstm.params.values()]
+    assert apart.evaluations - on.evaluations == sum(alone[p] for p in params)

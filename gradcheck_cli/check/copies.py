@@ -82,12 +82,15 @@ class grouped_entries:
     and −h) always go to different copies. ``copies`` counts the copies evaluated."""
 
     def __init__(self, theta: np.ndarray, cell: np.ndarray, color: np.ndarray, evaluate_cells: Cells,
-                 clean_cells: np.ndarray, f0: float) -> None:
+                 clean_cells: np.ndarray, f0: float, twin: "Twin | None" = None) -> None:
         self.shape = np.shape(theta)
         self.flat = np.asarray(theta).reshape(-1)
         self.cell = np.asarray(cell).reshape(-1)
         self.color = np.asarray(color).reshape(-1)
         self.evaluate_cells, self.clean_cells, self.f0 = evaluate_cells, clean_cells, f0
+        #: with a twin, evaluate_cells gives (cells, the twin's cells) of the same copies, and each
+        #: probe's twin value is kept in twin.memo (factored.recalled reads it)
+        self.twin = twin
         self.copies = 0
         #: copies run through the layers at once, at most: a batch sized for probes that share
         #: copies must fit the memory budget even where its probes could not share (None: any)
@@ -117,7 +120,8 @@ class grouped_entries:
         if slots.size <= cap:
             stack = np.repeat(self.flat.astype(dtype)[None], slots.size, axis=0)
             stack[copy, sorted_idx] = values[order]
-            got = self.evaluate_cells(stack.reshape((slots.size,) + self.shape))
+            got = self._cells(stack.reshape((slots.size,) + self.shape), order, sorted_idx, values, copy,
+                              np.arange(live.size))
         else:
             # the copies in blocks of ``cap``, each built only when it is evaluated
             parts, by_copy = [], np.argsort(copy, kind="stable")
@@ -127,12 +131,33 @@ class grouped_entries:
                 mine = by_copy[bounds[k]:bounds[k + 1]]
                 stack = np.repeat(self.flat.astype(dtype)[None], n, axis=0)
                 stack[copy[mine] - start, sorted_idx[mine]] = values[order[mine]]
-                parts.append(self.evaluate_cells(stack.reshape((n,) + self.shape)))
+                parts.append(self._cells(stack.reshape((n,) + self.shape), order, sorted_idx, values,
+                                         copy - start, mine))
             got = np.concatenate(parts)
         self.copies += slots.size
         c = self.cell[sorted_idx]
         out[order] = self.f0 + (got[copy, c] - self.clean_cells[c])
         return out
+
+    def _cells(self, stack: np.ndarray, order, sorted_idx, values, copy, mine) -> np.ndarray:
+        """The cells of a block of copies; with a twin, its values for the probes ``mine`` of the
+        block (whose copies are ``copy[mine]``) go into its memo."""
+        if self.twin is None:
+            return self.evaluate_cells(stack)
+        got, twin_got = self.evaluate_cells(stack)
+        t, c = self.twin, self.cell[sorted_idx[mine]]
+        f = t.f0 + (twin_got[copy[mine], c] - t.clean_cells[c])
+        t.memo.update(zip(zip(sorted_idx[mine].tolist(), np.asarray(values)[order[mine]].tolist()),
+                          np.asarray(f).real.tolist()))
+        return got
+
+
+class Twin:
+    """A second set of weights read from the same copies (the chained g of the layer's output,
+    for the factored end-to-end row), its clean cells and f0, and the values kept per probe."""
+
+    def __init__(self, cells: Cells, clean_cells: np.ndarray, f0: float, memo: dict) -> None:
+        self.cells, self.clean_cells, self.f0, self.memo = cells, clean_cells, f0, memo
 
 
 def example_cells(layout: str, weights: np.ndarray | None = None) -> Cells:
@@ -359,21 +384,31 @@ def slice_of_entries(shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, np.
 
 
 def grouped_parameter(layer: Any, st: Structure, tensor: str, x: np.ndarray, out: np.ndarray,
-                      weights: np.ndarray, layout: str, f0: float
+                      weights: np.ndarray, layout: str, f0: float,
+                      twin: tuple[np.ndarray, dict] | None = None
                       ) -> tuple[EvaluateEntries, int] | None:
     """evaluate_entries of f = ⟨layer(x; θ), weights⟩ for a parameter θ whose slices reach
-    disjoint output slices (verified: Structure.axes), and how many probes share a copy."""
+    disjoint output slices (verified: Structure.axes), and how many probes share a copy.
+    ``twin``: (other weights, a memo) whose f of every probe is kept too, from the same copies."""
     axes = st.axes_of(tensor)
     if axes is None:
         return None
     theta = layer.params[tensor]
     cell, color = slice_of_entries(theta.shape, axes[0])
     cells = slice_cells(axes[1], weights)
+    second = None
+    if twin is not None:
+        twin_cells = slice_cells(axes[1], twin[0])
+        # f0 as the factored row computes it (⟨out, g⟩ as one product), so that the values agree
+        second = Twin(twin_cells, twin_cells(out[None])[0], float(out.reshape(-1) @ twin[0].reshape(-1)),
+                      twin[1])
 
-    def evaluate(stack: np.ndarray) -> np.ndarray:
-        return cells(perturbed(layer, st, tensor, x, stack, layout))
+    def evaluate(stack: np.ndarray):
+        new = perturbed(layer, st, tensor, x, stack, layout)
+        return cells(new) if second is None else (cells(new), second.cells(new))
 
-    return grouped_entries(theta, cell, color, evaluate, cells(out[None])[0], f0), theta.shape[axes[0]]
+    return grouped_entries(theta, cell, color, evaluate, cells(out[None])[0], f0, second), \
+        theta.shape[axes[0]]
 
 
 #: the mean of a loss's per-example terms must give its value to this fraction of Σ|terms|

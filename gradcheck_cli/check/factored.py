@@ -141,6 +141,9 @@ def factored_target(ctx: CheckContext, i: int, tensor: str, g: np.ndarray
         entries, share = grouped
         entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
         per_probe = max(1, per_probe // share)
+        if ctx.twins.get((i, tensor)):
+            # the isolated check's grouped copies were read against this g too
+            entries = recalled(entries, ctx.twins[(i, tensor)])
     elif ctx.twins.get((i, tensor)):
         entries = recalled(entries, ctx.twins[(i, tensor)])
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe
@@ -160,8 +163,9 @@ class recalled:
         miss = np.array([k not in self.memo for k in keys], dtype=bool)
         out = np.array([self.memo.get(k, 0.0) for k in keys], dtype=np.float64)
         if miss.any():
+            before = getattr(self.evaluate, "copies", None)
             out[miss] = np.asarray(self.evaluate(idx[miss], values[miss])).real
-            self.copies += int(miss.sum())
+            self.copies += int(miss.sum()) if before is None else self.evaluate.copies - before
         return out
 
 

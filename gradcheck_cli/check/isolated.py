@@ -79,8 +79,10 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
         elif ctx.settings.batched:
+            both = None if twin[1] is None or theta.size > TWIN_LIMIT else (np.asarray(twin[1], dtype=np.float64).reshape(out64.shape),
+                                                 ctx.twins.setdefault((twin[0], tensor), {}))
             grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0) if tensor == "x" \
-                else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0)
+                else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0, both)
             if grouped is not None:
                 entries, share = grouped
                 entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)

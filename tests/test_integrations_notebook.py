@@ -129,6 +129,54 @@ def test_check_spec_dict_text_and_errors():
     assert "unknown loss type `msee`: did you mean `mse`?" in str(bad)
 
 
+NOTEBOOK_PLUGIN = """
+import numpy as np
+from gradcheck_cli import register
+
+
+@register("notebook_halved_tanh")
+class HalvedTanh:
+    \"\"\"tanh, with dx off by a factor 1/2 (the bug to find).\"\"\"
+
+    def __init__(self):
+        self.params = {}
+
+    def build(self, input_shape, rng):
+        return input_shape
+
+    def forward(self, x):
+        out = np.tanh(x)
+        return out, out
+
+    def backward(self, dout, out):
+        return 0.5 * dout * (1 - out ** 2), {}
+"""
+
+
+def test_check_spec_loads_the_specs_plugins_only_when_allowed(tmp_path, monkeypatch):
+    """A spec's `plugins:` are code: refused with a located error that says how to allow them,
+    loaded (relative to the working directory) with allow_plugins=True or when named in plugins."""
+    from gradcheck_cli.layers.registry import unregister
+
+    (tmp_path / "halved.py").write_text(NOTEBOOK_PLUGIN)
+    monkeypatch.chdir(tmp_path)
+    text = ("input: {shape: [3], batch: 2}\nplugins: [halved.py]\n"
+            "layers:\n  - {type: dense, units: 3}\n  - {type: notebook_halved_tanh}\nloss: mse\n")
+    try:
+        refused = check_spec(text)
+        assert refused.status is Status.ERROR
+        assert refused.result.error == ("<config>:2:1: plugins: this config names plugins, which are "
+                                        "Python code; gradcheck runs them only with allow_plugins=True "
+                                        "(or pass the files in plugins=[...])")
+        for report in (check_spec(text, allow_plugins=True), check_spec(text, plugins=["halved.py"])):
+            assert report.status is Status.FAIL
+            assert by_tensor(report)[("2", "x")].status is Status.FAIL
+        missing = check_spec(text.replace("halved.py", "nope.py"), allow_plugins=True)
+        assert missing.result.error.startswith("<config>:2:11: plugins[0]: plugin file 'nope.py' not found")
+    finally:
+        unregister("notebook_halved_tanh")
+
+
 def test_example_notebook_runs_and_shows_tables():
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

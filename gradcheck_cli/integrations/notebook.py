@@ -126,16 +126,20 @@ def _load_plugins(plugins: Iterable[Any]) -> None:
             raise UsageError(f"plugins: expected file paths or layer classes, got {type(p).__name__}")
 
 
-def check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any] = (), **settings: Any) -> Report:
+def check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any] = (), *,
+               allow_plugins: bool = False, **settings: Any) -> Report:
     """Check a network given as a dict or as YAML/TOML text. ``plugins``: plugin files or layer
     classes (registered under their ``@register`` name, else their snake_case class name).
+    A spec's own `plugins:` (files relative to the working directory) are Python code, loaded
+    only with ``allow_plugins=True`` or when named in ``plugins`` too, as on the command line.
     ``settings``: CheckSettings fields (method, eps, pass_rtol, ...)."""
-    return _check_spec(spec, plugins, None, settings)
+    return _check_spec(spec, plugins, None, settings, allow_plugins)
 
 
 def _check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any], origin: str | None,
-                settings: dict) -> Report:
+                settings: dict, allow_plugins: bool = False) -> Report:
     _load_plugins(plugins)
+    named = [str(p) for p in plugins if isinstance(p, (str, Path))]
     if isinstance(spec, Mapping):
         text, fmt = json.dumps(dict(spec), indent=2, default=list), "yaml"  # JSON is YAML 1.2
     elif isinstance(spec, str):
@@ -145,7 +149,7 @@ def _check_spec(spec: Mapping[str, Any] | str, plugins: Sequence[Any], origin: s
         raise UsageError(f"check_spec takes a dict or YAML/TOML text, got {type(spec).__name__}")
     # Lines of a text the user wrote mean something; lines of our own JSON rendering of a dict
     # (or of check_layer's one-layer spec) do not, so they are not shown.
-    result, exc = _check_text(text, fmt, settings)
+    result, exc = _check_text(text, fmt, settings, named, allow_plugins)
     return Report(result if isinstance(spec, str) else _unlocated(result, exc, origin))
 
 
@@ -162,17 +166,23 @@ def _unlocated(result: ConfigResult, exc: Exception | None, origin: str | None) 
                                rows=[dataclasses.replace(r, line=None) for r in result.rows])
 
 
-def _check_text(text: str, fmt: str, settings: dict) -> tuple[ConfigResult, Exception | None]:
+def _check_text(text: str, fmt: str, settings: dict, named: Sequence[str] = (),
+                allow_plugins: bool = False) -> tuple[ConfigResult, Exception | None]:
     from ..config.models import spec_from_text
     from ..config.plan import plan_network
     from ..errors import GradcheckError
-    from ..run.pipeline import RunOptions, check_plan
+    from ..run.pipeline import RunOptions, check_plan, load_config_plugins
 
-    options = RunOptions.build(check=settings)
+    options = RunOptions.build(check=settings, plugins=tuple(named), allow_plugins=allow_plugins,
+                               allow_hint="allow_plugins=True (or pass the files in plugins=[...])",
+                               load_hint="pass its file or class in plugins=[...]")
     try:
+        spec = spec_from_text(text, fmt, path="<config>")
+        # a spec's `plugins:` are relative to the working directory (a notebook's folder)
+        load_config_plugins(spec, Path.cwd() / "<config>", options)
         # the same guard, build and check as the command line: the resource guard too, so that a
         # typo'd size must not fill the kernel's RAM
-        result = check_plan(plan_network(spec_from_text(text, fmt, path="<config>")), options)
+        result = check_plan(plan_network(spec, options.load_hint), options)
     except GradcheckError as exc:
         return ConfigResult(path="<config>", name="network", status=Status.ERROR, error=str(exc)), exc
     return result, None

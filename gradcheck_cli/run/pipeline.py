@@ -213,7 +213,6 @@ def plan_file(path: Path, options: RunOptions):
     from ..config.models import validate_document
     from ..config.plan import entry_problems, plan_network
     from ..errors import SpecError, spec_errors
-    from ..layers.plugins import load_plugin
 
     doc = load_document(path)
     try:
@@ -226,20 +225,29 @@ def plan_file(path: Path, options: RunOptions):
         raise spec_errors([exc, *([] if plugins else entry_problems(doc, options.load_hint))]) from None
     if spec.name is None:
         spec.name = Path(path).stem
-    if spec.plugins:
-        targets = config_plugin_paths(spec.doc, path, spec.plugins)
-        # Files the user named with --plugin were already allowed on the command line.
-        named = {Path(p).resolve() for p in options.plugins}
-        if not options.allow_plugins and not all(t in named for t in targets):
-            raise spec.doc.error("this config names plugins, which are Python code; gradcheck runs "
-                                 f"them only with {options.allow_hint}", ("plugins",))
-        for i, (entry, target) in enumerate(zip(spec.plugins, targets)):
-            try:
-                # named as the config wrote it, relative to the config's folder
-                load_plugin(target, shown=str(Path(path).parent / entry))
-            except PluginError as exc:
-                raise spec.doc.error(str(exc), ("plugins", i)) from None
+    load_config_plugins(spec, Path(path), options)
     return plan_network(spec, options.load_hint)
+
+
+def load_config_plugins(spec: Any, path: Path, options: RunOptions) -> None:
+    """Load the files a config lists under `plugins:` (relative to ``path``'s folder), if the
+    front end allowed them; a located error otherwise."""
+    from ..layers.plugins import load_plugin
+
+    if not spec.plugins:
+        return
+    targets = config_plugin_paths(spec.doc, path, spec.plugins)
+    # Files the user named with --plugin were already allowed on the command line.
+    named = {Path(p).resolve() for p in options.plugins}
+    if not options.allow_plugins and not all(t in named for t in targets):
+        raise spec.doc.error("this config names plugins, which are Python code; gradcheck runs "
+                             f"them only with {options.allow_hint}", ("plugins",))
+    for i, (entry, target) in enumerate(zip(spec.plugins, targets)):
+        try:
+            # named as the config wrote it, relative to the config's folder
+            load_plugin(target, shown=str(path.parent / entry))
+        except PluginError as exc:
+            raise spec.doc.error(str(exc), ("plugins", i)) from None
 
 
 #: The words of the messages above for a command run by a pre-commit hook (pre-commit sets

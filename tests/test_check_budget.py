@@ -6,7 +6,6 @@ import re
 import subprocess
 import sys
 import tracemalloc
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 from gradcheck_cli.check.diagnose import diagnose
 from gradcheck_cli.check.diagnose import windows as wn
 
-from test_check_localize import correct, ctx, everywhere, few, seeds, silent
+from test_check_diagnose_localize import correct, ctx, everywhere, few, seeds, silent
 
 
 @few

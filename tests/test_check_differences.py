@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gradcheck_cli.check.differences import (AUTO_STEP, METHODS, direction_differences, entry_differences,
+from gradcheck_cli.check.differences import (AUTO_STEP, direction_differences, entry_differences,
                                    stack_entries)
+from gradcheck_cli.names import METHODS
 
 
 def f_stack(stack):

@@ -12,7 +12,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from typer.testing import CliRunner

@@ -16,7 +16,6 @@ from typing import Callable
 
 import numpy as np
 
-from ..names import METHODS  # noqa: F401  (spelled once there, for the spec and the command line)
 
 F64_EPS = float(np.finfo(np.float64).eps)
 

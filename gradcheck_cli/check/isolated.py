@@ -19,7 +19,7 @@ from .tensor import Target, check_analytic, gradient_scale, integer_input, tenso
 from .backward import BackwardFailure, Defect, nondeterministic, run_backward, state_on_self
 from .budget import bytes_per_probe
 from .differences import chunk_for
-from .diagnose.evidence import layer_evidence, loss_evidence
+from .diagnose.evidence import Setting, layer_evidence, loss_evidence
 from ..errors import GradcheckError
 from .differences import stack_entries
 from .copies import (perturbed, copies_evaluator, example_of_entries, grouped_entries, grouped_input,
@@ -92,7 +92,7 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
                                   ctx.twins.setdefault((twin[0], tensor), {}))
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
-        target.diagnosis = layer_evidence(ctx, ref_layer, tensor, x64, out64, g64, analytic, layer)
+        target.diagnosis = layer_evidence(evidence_setting(ctx), ref_layer, tensor, x64, out64, g64, analytic, layer)
         target.progress_label = f"isolated check, layer {label} {tensor}"
         if tensor == "x" and st.separable:
             target.examples_per_call = ctx.net.batch
@@ -109,6 +109,12 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
         ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
         rows.append(make_row(tensor, theta.shape, comparison))
     return rows
+
+
+def evidence_setting(ctx: CheckContext) -> Setting:
+    """What the diagnoses read of this check (diagnose/evidence.py)."""
+    return Setting(tuple(ctx.ref_acts), ctx.ref_targets, ctx.eps, ctx.settings.method,
+                   ctx.net.spec.layout, ctx.net.batch, ctx.net.spec.l2)
 
 
 #: parameters up to this many entries keep their copies' values against the chained g
@@ -223,7 +229,7 @@ def loss_row(ctx: CheckContext) -> Row:
     target.progress_label = "isolated check, layer loss x"
     if terms is not None:
         target.examples_per_call = ctx.net.batch
-    target.diagnosis = loss_evidence(ctx, loss, x64)
+    target.diagnosis = loss_evidence(evidence_setting(ctx), loss, x64)
     comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)
     ctx.keep("isolated/loss/x/analytic", analytic.get("x"))
     ctx.keep("isolated/loss/x/numeric", n_full)

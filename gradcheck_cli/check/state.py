@@ -10,7 +10,7 @@ from ..results import TensorCost
 from .differences import evaluations_per_probe, resolve_step
 from .forward import Forward, clean_forward, reference_forward
 from .network import Network
-from .settings import DEFAULT_MEMORY, CheckSettings  # noqa: F401  (importable from here too)
+from .settings import CheckSettings
 from .structure import Structure, network_structures
 from .tolerance import Tolerance, tolerance_for
 

@@ -3,7 +3,7 @@ layer's backward is called and validated in backward.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from .tensor_function import TensorFunction
 from ..check.tolerance import rel_error
-from ..check.differences import METHODS, entry_differences
+from ..check.differences import entry_differences
+from ..names import METHODS
 
 DEFAULT_STEPS = tuple(10.0 ** -k for k in range(1, 13))
 #: entries used per step; the sweep is about the step, not about every entry

@@ -4,7 +4,8 @@ gradients, and the candidates that cost finite differences or extra backward cal
 only a gradient that nothing cheaper explains pays for them)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -14,21 +15,32 @@ from .candidates import (stride_candidates, transformed_candidates, transposed_c
                          wrong_cache_candidates)
 from .quantities import config_quantities, layer_options, tensor_axes
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..state import CheckContext
+@dataclass(frozen=True)
+class Setting:
+    """What a diagnosis reads of the check around one gradient: the network's float64
+    activations (other layers' inputs are the wrong-cache candidates), its targets, the step and
+    method of the differences, the layout, the batch size and the L2 coefficient."""
+
+    acts: tuple[np.ndarray, ...]
+    targets: Any
+    step: float
+    method: str
+    layout: str
+    batch: int
+    l2: float
 
 
-def layer_evidence(ctx: "CheckContext", ref_layer: Any, tensor: str, x64: np.ndarray,
+def layer_evidence(at: Setting, ref_layer: Any, tensor: str, x64: np.ndarray,
                    out64: np.ndarray, g64: np.ndarray, analytic: dict[str, Any] | None = None,
                    layer: Any = None) -> dict[str, Any]:
     """The Context fields for a failing isolated gradient of one layer's ``tensor``; the
     wrong-cache candidates (gradients at other layers' inputs of the same shape), the
     flipped-kernel and stride-1 ones cost differences, the repairs backward calls: all lazy. Differences take the checker's step
     and method (the float64 reference's, whatever the config's dtype)."""
-    others = {f"layer input {j}": a for j, a in enumerate(ctx.ref_acts)
+    others = {f"layer input {j}": a for j, a in enumerate(at.acts)
               if a.shape == x64.shape and not np.array_equal(a, x64)}
     float_x = np.issubdtype(x64.dtype, np.floating)
-    step, method = ctx.eps, ctx.settings.method
+    step, method = at.step, at.method
 
     def forward(xx, pp):
         return with_params(ref_layer, pp).forward(xx)[0]
@@ -53,11 +65,11 @@ def layer_evidence(ctx: "CheckContext", ref_layer: Any, tensor: str, x64: np.nda
     source = layer if layer is not None else ref_layer
     options = layer_options(source)
     text = shapes_text(type(source))
-    layout = ctx.net.spec.layout
+    layout = at.layout
     axes = tuple(tensor_axes(text, x64.shape, layout)) if x64.ndim else ()
     out_text = text.split("→", 1)[1] if "→" in text else ""
     out_axes = tuple(tensor_axes(out_text, out64.shape, layout)) if out64.ndim else ()
-    quantities = tuple(config_quantities(options, list(axes), ctx.net.batch, ctx.net.spec.l2))
+    quantities = tuple(config_quantities(options, list(axes), at.batch, at.l2))
     theta = x64 if tensor == "x" else ref_layer.params[tensor]
     grads = {k: v for k, v in (analytic or {}).items() if k != tensor and v is not None}
     return dict(cotangent=g64, layer_input=x64 if float_x else None, layer_output=out64,
@@ -66,9 +78,9 @@ def layer_evidence(ctx: "CheckContext", ref_layer: Any, tensor: str, x64: np.nda
                 layer_input_raw=x64, transformed=transformed, repairs=repairs)
 
 
-def loss_evidence(ctx: "CheckContext", loss: Any, x64: np.ndarray) -> dict[str, Any]:
+def loss_evidence(at: Setting, loss: Any, x64: np.ndarray) -> dict[str, Any]:
     """The Context fields for a failing loss gradient: its input, targets and quantities."""
     options = layer_options(loss)
-    axes = tuple(tensor_axes("", x64.shape, ctx.net.spec.layout))
-    return dict(layer_input=x64, targets=ctx.ref_targets, options=options, axes=axes, theta=x64,
-                quantities=tuple(config_quantities(options, list(axes), ctx.net.batch, ctx.net.spec.l2)))
+    axes = tuple(tensor_axes("", x64.shape, at.layout))
+    return dict(layer_input=x64, targets=at.targets, options=options, axes=axes, theta=x64,
+                quantities=tuple(config_quantities(options, list(axes), at.batch, at.l2)))

@@ -1,4 +1,4 @@
-"""check/quantities.py and the constant-factor diagnosis: a factor is said with every quantity
+"""check/diagnose/quantities.py and the constant-factor diagnosis: a factor is said with every quantity
 of the config it equals, or with none, never with one of several."""
 from __future__ import annotations
 

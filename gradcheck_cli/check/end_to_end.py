@@ -9,13 +9,14 @@ import numpy as np
 
 from . import shortcuts
 from .forward import as_f64, differentiable
-from .state import CheckContext
+from .state import Differencing, Ledger, Memo, Reference
+from .forward import Forward
 from ..errors import GradcheckError
-from .network import node_key
+from .network import Network, node_key
 from .differences import EvaluateEntries, EvaluateStack, chunk_for
 from .copies import cells_evaluator, copies_evaluator, example_of_entries, grouped_entries, loss_cells
 from .evaluators import entries_from_stack
-from .factored import (chained_upstream, clean, direct_cost, factored_cost, factored_input_target,
+from .factored import (chained_upstream, within_noise, direct_cost, factored_cost, factored_input_target,
                        factored_target)
 from .structure import Structure
 from ..results import Row
@@ -27,27 +28,28 @@ from .budget import bytes_per_probe
 VANISHING, EXPLODING = 1e-8, 1e8
 
 
-def network_check(ctx: CheckContext, rows: list[Row]) -> set[tuple[str, str]]:
+def network_check(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, clean: Forward,
+                  rows: list[Row]) -> set[tuple[str, str]]:
     """Backpropagate the loss through every layer's backward and check each tensor end to end.
     Returns the (label, tensor) rows whose end-to-end gradient could not be computed: a backward
     after their layer broke the chain."""
-    net, spec = ctx.net, ctx.net.spec
+    net, spec = ref.net, ref.net.spec
     by_key = {(r.label, r.tensor): r for r in rows}
     loss_row = by_key[("loss", "x")]
     loss_row.network = loss_row.isolated
-    chain = backward_chain(ctx)
+    chain = backward_chain(ref.net, clean)
     top = chain.get("top")
-    per_example = shortcuts.PerExampleLoss.of(net.loss.layer, ctx.ref_targets, ctx.ref_acts[-1],
-                                             ctx.ref_loss_value)
-    terms = loss_cells(net.loss.layer, ctx.ref_targets, spec.layout, ctx.ref_acts[-1],
-                       ctx.ref_loss_value) if ctx.settings.batched else None
+    per_example = shortcuts.PerExampleLoss.of(net.loss.layer, ref.targets, ref.acts[-1],
+                                             ref.loss_value)
+    terms = loss_cells(net.loss.layer, ref.targets, spec.layout, ref.acts[-1],
+                       ref.loss_value) if how.settings.batched else None
     not_computed: set[tuple[str, str]] = set()
-    upstream = ctx.upstream if ctx.upstream is not None else chained_upstream(ctx)
+    upstream = memo.upstream if memo.upstream is not None else chained_upstream(ref, how, ledger)
     for i, node in enumerate(net.nodes):
         grads, failure = chain[i]
         for tensor in ["x", *node.layer.params]:
             row = by_key[(node.label, tensor)]
-            theta = ctx.ref_acts[i] if tensor == "x" else ctx.ref_layers[i].params[tensor]
+            theta = ref.acts[i] if tensor == "x" else ref.layers[i].params[tensor]
             if tensor == "x" and not differentiable(theta):
                 row.network = integer_input(grads)
                 continue
@@ -67,33 +69,33 @@ def network_check(ctx: CheckContext, rows: list[Row]) -> set[tuple[str, str]]:
             if failure is not None and failure.has(Defect.NOT_COMPUTED):
                 not_computed.add((node.label, tensor))
             key = (*node_key(node), 50 + tensor_key(node.layer, tensor))
-            diagnosis = dict(cotangent=as_f64(chain[("dout", i)]), layer_input=ctx.ref_acts[i],
-                             layer_output=ctx.ref_acts[i + 1]) if ("dout", i) in chain else {}
+            diagnosis = dict(cotangent=as_f64(chain[("dout", i)]), layer_input=ref.acts[i],
+                             layer_output=ref.acts[i + 1]) if ("dout", i) in chain else {}
             row.network = None
             parts = None
             if tensor == "x" and i + 1 in upstream:
-                parts = factored_input_target(ctx, upstream[i + 1])
+                parts = factored_input_target(ref, how, upstream[i + 1])
             elif tensor != "x" and i + 1 in upstream and \
-                    factored_cost(ctx, i, tensor) < direct_cost(ctx, i, theta.size):
-                parts = factored_target(ctx, i, tensor, upstream[i + 1])
+                    factored_cost(ref, i, tensor) < direct_cost(ref, i, theta.size):
+                parts = factored_target(ref, how, memo, i, tensor, upstream[i + 1])
             if parts is not None:
                 target = _target(theta, *parts, coef, key, gradient_scale(analytic), diagnosis)
                 target.progress_label = f"end to end, layer {node.label} {tensor}"
-                if tensor == "x" and ctx.structures[i].separable:
+                if tensor == "x" and ref.structures[i].separable:
                     target.examples_per_call = net.batch
-                row.network, n_full = check_analytic(ctx, analytic, failure, tensor, target)
-                if not clean(row.network):
+                row.network, n_full = check_analytic(how, ledger, analytic, failure, tensor, target)
+                if not within_noise(row.network):
                     row.network = None  # judged the direct way below
             if row.network is None:
-                parts = _direct(ctx, i, tensor, terms, per_example)
+                parts = _direct(ref, how, i, tensor, terms, per_example)
                 target = _target(theta, *parts, coef, key, gradient_scale(analytic), diagnosis)
                 target.progress_label = f"end to end, layer {node.label} {tensor}"
-                if tensor == "x" and terms is not None and ctx.structures and \
-                        all(st.separable for st in ctx.structures):
+                if tensor == "x" and terms is not None and ref.structures and \
+                        all(st.separable for st in ref.structures):
                     target.examples_per_call = net.batch
-                row.network, n_full = check_analytic(ctx, analytic, failure, tensor, target)
-            ctx.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
-            ctx.keep(f"network/{node.label}/{tensor}/numeric", n_full)
+                row.network, n_full = check_analytic(how, ledger, analytic, failure, tensor, target)
+            ledger.keep(f"network/{node.label}/{tensor}/analytic", analytic.get(tensor))
+            ledger.keep(f"network/{node.label}/{tensor}/numeric", n_full)
             if tensor == "x" and top and analytic.get("x") is not None:
                 _flag_scale(row, analytic["x"], top)
     return not_computed
@@ -107,44 +109,43 @@ def _target(theta, stack, entries, f0, f_scale, per_probe, coef, key, analytic_s
                   diagnosis)
 
 
-def _direct(ctx: CheckContext, i: int, tensor: str, terms, per_example):
+def _direct(ref: Reference, how: Differencing, i: int, tensor: str, terms, per_example):
     """(stack, entries, f0, f_scale, bytes per probe) of the loss as a function of one tensor
     of layer i, perturbed in place and pushed through the rest of the network."""
-    net, layout = ctx.net, ctx.net.spec.layout
-    structures = ctx.structures or [Structure.none()] * len(net.nodes)
+    net, layout = ref.net, how.layout
+    structures = ref.structures or [Structure.none()] * len(net.nodes)
     loss_batched = getattr(type(net.loss.layer), "probe_axes", False)
 
     def loss_tail(out):
-        return net.loss.layer.forward(out, ctx.ref_targets)[0]
+        return net.loss.layer.forward(out, ref.targets)[0]
 
-    theta = ctx.ref_acts[i] if tensor == "x" else ctx.ref_layers[i].params[tensor]
-    stack = copies_evaluator(ctx.ref_layers[i:], structures[i:], tensor, ctx.ref_acts[i], layout,
-                             loss_tail, loss_batched and ctx.settings.batched)
+    theta = ref.acts[i] if tensor == "x" else ref.layers[i].params[tensor]
+    stack = copies_evaluator(ref.layers[i:], structures[i:], tensor, ref.acts[i], layout,
+                             loss_tail, loss_batched and how.settings.batched)
     entries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, [a.size for a in ctx.ref_acts[i:]], ctx.settings.method)
-    if ctx.settings.batched and shortcuts.supports(ctx.ref_layers[i], tensor):
-        entries = shortcuts.entries_evaluator(ctx.ref_layers[i], tensor, ctx.ref_acts[i:],
-                                             ctx.ref_layers[i + 1:], loss_tail, loss_batched,
+    per_probe = bytes_per_probe(theta.size, [a.size for a in ref.acts[i:]], how.settings.method)
+    if how.settings.batched and shortcuts.supports(ref.layers[i], tensor):
+        entries = shortcuts.entries_evaluator(ref.layers[i], tensor, ref.acts[i:],
+                                             ref.layers[i + 1:], loss_tail, loss_batched,
                                              loss=per_example)
         per_probe -= 8 * theta.size  # no copies of θ are made
     elif tensor == "x" and terms is not None and all(st.separable for st in structures):
         # every layer keeps examples apart: one perturbed entry per example shares a copy, and
         # each is read from its own example's loss term
         cell, color = example_of_entries(theta.shape, layout)
-        evaluate = cells_evaluator(ctx.ref_layers, structures, theta, layout, terms)
-        entries = grouped_entries(theta, cell, color, evaluate, terms(ctx.ref_acts[-1][None])[0],
-                                  ctx.ref_loss_value)
-        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
+        evaluate = cells_evaluator(ref.layers, structures, theta, layout, terms)
+        entries = grouped_entries(theta, cell, color, evaluate, terms(ref.acts[-1][None])[0],
+                                  ref.loss_value)
+        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
         per_probe = max(1, per_probe // net.batch)
-    return stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe
+    return stack, entries, ref.loss_value, abs(ref.loss_value), per_probe
 
 
-def backward_chain(ctx: CheckContext) -> dict:
+def backward_chain(net: Network, clean: Forward) -> dict:
     """Every layer's backward, chained from the loss: {i: (grads, failure)}, plus the loss gradient."""
-    net = ctx.net
     chain: dict = {}
     try:
-        d = net.loss.layer.backward(1.0, ctx.clean.loss_cache)
+        d = net.loss.layer.backward(1.0, clean.loss_cache)
         chain["top"] = float(np.linalg.norm(np.asarray(d, dtype=np.float64)))
         broken = None
     except GradcheckError:  # ours (a time limit, a located error): as it is
@@ -156,7 +157,7 @@ def backward_chain(ctx: CheckContext) -> dict:
             chain[i] = ({}, broken)
             continue
         chain[("dout", i)] = np.array(d, copy=True)   # for the diagnosis of this layer's rows
-        grads, failure = run_backward(net.nodes[i].layer, d, ctx.clean.caches[i])
+        grads, failure = run_backward(net.nodes[i].layer, d, clean.caches[i])
         chain[i] = (grads, failure)
         d = grads.get("x")
         if d is not None:

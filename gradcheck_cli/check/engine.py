@@ -46,11 +46,12 @@ def check_network(net: Network, settings: CheckSettings | None = None) -> Config
 
 def _check(ctx: CheckContext, started: float) -> ConfigResult:
     net, spec, settings = ctx.net, ctx.net.spec, ctx.settings
+    ref, how, ledger, memo, clean = ctx.ref, ctx.how, ctx.ledger, ctx.memo, ctx.clean
     rows: list[Row] = []
-    ctx.upstream = chained_upstream(ctx)
+    memo.upstream = chained_upstream(ref, how, ledger)
     for i, node in enumerate(net.nodes):
-        rows.extend(isolated_rows(ctx, i, node))
-    rows.append(loss_row(ctx))
+        rows.extend(isolated_rows(ref, how, ledger, memo, clean, i, node))
+    rows.append(loss_row(ref, how, ledger, clean))
     for r in rows:
         if r.tensor == "x" and r.label in ctx.clean.upcast:
             r.isolated.notes = "; ".join(filter(None, [r.isolated.notes, ctx.clean.upcast[r.label]]))
@@ -58,21 +59,21 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
             r.isolated.status = Status.FAIL
             r.isolated.reason = "; ".join(filter(None, [ctx.clean.mutated[r.label], r.isolated.reason]))
             r.isolated.diagnosis = r.isolated.diagnosis or "forward writes into its input"
-    not_computed = network_check(ctx, rows)
+    not_computed = network_check(ref, how, ledger, memo, clean, rows)
     _settle(rows, not_computed)
     status = worst(r.status for r in rows)
     return ConfigResult(
         path=spec.doc.path, name=spec.name or "", status=status, seed=spec.seed, dtype=spec.dtype,
-        layout=spec.layout, method=settings.method, eps=ctx.eps,
+        layout=spec.layout, method=settings.method, eps=how.eps,
         reference="float64 (float32 values cast exactly)" if spec.dtype == "float32" else "float64",
         n_params=sum(math.prod(s) for n in net.nodes for s in n.param_shapes.values()),
         batch=net.batch, rows=rows,
         settings={"method": settings.method, "eps": settings.eps, "mode": settings.mode,
                   "samples": settings.samples, "directions": settings.directions,
-                  "pass_rtol": ctx.tol.pass_rtol, "warn_rtol": ctx.tol.warn_rtol,
+                  "pass_rtol": how.tol.pass_rtol, "warn_rtol": how.tol.warn_rtol,
                   "batched": settings.batched},
-        seconds=time.perf_counter() - started, arrays=ctx.arrays, evaluations=ctx.evaluations,
-        probes=ctx.probes, tensor_costs=ctx.tensor_costs(),
+        seconds=time.perf_counter() - started, arrays=ledger.arrays, evaluations=ledger.evaluations,
+        probes=ledger.probes, tensor_costs=ledger.tensor_costs(),
         peak_memory=_peak_memory())
 
 

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from . import shortcuts
-from .state import CheckContext
+from .state import Differencing, Ledger, Memo, Reference
 from .copies import (copies_evaluator, example_of_entries, grouped_entries,
                      grouped_input, grouped_parameter, loss_cells)
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
@@ -24,94 +24,95 @@ from ..results import Comparison, Status
 from .budget import bytes_per_probe
 
 
-def _factoring(ctx: CheckContext) -> bool:
+def _factoring(ref: Reference, how: Differencing) -> bool:
     # directions are few and cheap the direct way; one-sided and complex steps have no kink test
     # of their own to fall back on
-    return bool(ctx.structures) and ctx.settings.mode != "directional" \
-        and ctx.settings.method in ("central", "richardson")
+    return bool(ref.structures) and how.settings.mode != "directional" \
+        and how.settings.method in ("central", "richardson")
 
 
-def input_entries(ctx: CheckContext, k: int, g: np.ndarray) -> tuple[EvaluateEntries, int, float, float] | None:
+def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray
+                  ) -> tuple[EvaluateEntries, int, float, float] | None:
     """(evaluate_entries, bytes per probe, f0, f_scale) of f(a) = ⟨layer_k(a), g⟩ for the layer's
     input a, where copies can share (the dense shortcut, known windows, verified elementwise or
     separable layers); None where every entry would need its own copy."""
-    layer, st, layout = ctx.ref_layers[k], ctx.structures[k], ctx.net.spec.layout
-    x, out = ctx.ref_acts[k], ctx.ref_acts[k + 1]
+    layer, st, layout = ref.layers[k], ref.structures[k], how.layout
+    x, out = ref.acts[k], ref.acts[k + 1]
     if not np.issubdtype(x.dtype, np.floating) or out.shape != g.shape:
         return None
     g_flat = g.reshape(-1)
     f0 = float(out.reshape(-1) @ g_flat)
-    per_probe = bytes_per_probe(x.size, [x.size, out.size], ctx.settings.method)
+    per_probe = bytes_per_probe(x.size, [x.size, out.size], how.settings.method)
     if shortcuts.supports(layer, "x", isolated=True):
         def tail(o: np.ndarray) -> np.ndarray:
             return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
         entries = shortcuts.entries_evaluator(layer, "x", [x, out], [], tail, True, contraction=g)
     elif (grouped := grouped_input(layer, st, x, out, g, layout, f0)) is not None:
         entries, share = grouped
-        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
+        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
         per_probe = max(1, per_probe // share)
     else:
         return None
     return entries, per_probe, f0, float(np.abs(out * g).sum())
 
 
-def chained_upstream(ctx: CheckContext) -> dict[int, np.ndarray]:
+def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger) -> dict[int, np.ndarray]:
     """Numeric d loss/d a_k for the layer outputs a_k from the top down: {k: g} with g the
-    gradient with respect to ctx.ref_acts[k] (k = len(layers) is the loss's input).
+    gradient with respect to ref.acts[k] (k = len(layers) is the loss's input).
 
     The loss's input is differenced per example (its terms, verified); each layer's input then
     against ⟨layer(a), g_above⟩, the layer alone, its entries grouped where its structure allows
     (a convolution's windows, a pool's, an elementwise or separable layer): g_k = J_kᵀ·g_(k+1),
     both factors numeric, so a chain of single layers replaces runs of the whole rest of the
     network. The chain stops at a layer whose entries cannot share copies (a batch statistic)."""
-    net, layout = ctx.net, ctx.net.spec.layout
-    if not _factoring(ctx):
+    net, layout = ref.net, how.layout
+    if not _factoring(ref, how):
         return {}
-    top = ctx.ref_acts[-1]
-    terms = loss_cells(net.loss.layer, ctx.ref_targets, layout, top, ctx.ref_loss_value)
+    top = ref.acts[-1]
+    terms = loss_cells(net.loss.layer, ref.targets, layout, top, ref.loss_value)
     if terms is None or not np.issubdtype(top.dtype, np.floating):
         return {}
     cell, color = example_of_entries(top.shape, layout)
-    entries = grouped_entries(top, cell, color, terms, terms(top[None])[0], ctx.ref_loss_value)
-    per_copy = bytes_per_probe(top.size, [top.size], ctx.settings.method)
-    entries.max_copies = chunk_for(per_copy, ctx.settings.max_memory)
-    chunk = chunk_for(max(1, per_copy // net.batch), ctx.settings.max_memory)
-    diffs = entry_differences(entries, top, np.arange(top.size), ctx.eps, ctx.settings.method,
-                              ctx.ref_loss_value, chunk, abs(ctx.ref_loss_value))
-    ctx.count(entries.copies, "upstream of the loss")
-    ctx.needs("upstream of the loss", top.size, net.batch)
+    entries = grouped_entries(top, cell, color, terms, terms(top[None])[0], ref.loss_value)
+    per_copy = bytes_per_probe(top.size, [top.size], how.settings.method)
+    entries.max_copies = chunk_for(per_copy, how.settings.max_memory)
+    chunk = chunk_for(max(1, per_copy // net.batch), how.settings.max_memory)
+    diffs = entry_differences(entries, top, np.arange(top.size), how.eps, how.settings.method,
+                              ref.loss_value, chunk, abs(ref.loss_value))
+    ledger.count(entries.copies, "upstream of the loss")
+    ledger.needs("upstream of the loss", top.size, net.batch)
     g = {len(net.nodes): diffs.grad.reshape(top.shape)}
     # g_0 (the network input's) is the end-to-end check of x itself, differenced there
     for k in reversed(range(1, len(net.nodes))):
-        found = input_entries(ctx, k, g[k + 1])
+        found = input_entries(ref, how, k, g[k + 1])
         if found is None:
             break
         entries, per_probe, f0, f_scale = found
-        x = ctx.ref_acts[k]
+        x = ref.acts[k]
         before = getattr(entries, "copies", None)
-        diffs = entry_differences(entries, x, np.arange(x.size), ctx.eps, ctx.settings.method, f0,
-                                  chunk_for(per_probe, ctx.settings.max_memory), f_scale)
+        diffs = entry_differences(entries, x, np.arange(x.size), how.eps, how.settings.method, f0,
+                                  chunk_for(per_probe, how.settings.max_memory), f_scale)
         what = f"upstream of layer {net.nodes[k].label}"
-        ctx.count(x.size * 2 if before is None else entries.copies - before, what)
-        ctx.needs(what, x.size, net.batch if ctx.structures[k].separable else 1)
+        ledger.count(x.size * 2 if before is None else entries.copies - before, what)
+        ledger.needs(what, x.size, net.batch if ref.structures[k].separable else 1)
         g[k] = diffs.grad.reshape(x.shape)
     return g
 
 
-def direct_cost(ctx: CheckContext, i: int, size: int) -> int:
+def direct_cost(ref: Reference, i: int, size: int) -> int:
     """Entries computed by the direct route for a tensor of ``size`` entries of layer i."""
-    return 2 * size * sum(math.prod(a.shape) for a in ctx.ref_acts[i:])
+    return 2 * size * sum(math.prod(a.shape) for a in ref.acts[i:])
 
 
-def factored_cost(ctx: CheckContext, i: int, tensor: str) -> int:
+def factored_cost(ref: Reference, i: int, tensor: str) -> int:
     """Entries computed by the factored route (layer i alone; g_l is shared by its tensors)."""
-    size = math.prod(np.shape(ctx.ref_layers[i].params[tensor]))
-    axes = ctx.structures[i].axes_of(tensor)
-    copies = size // np.shape(ctx.ref_layers[i].params[tensor])[axes[0]] if axes else size
-    return 2 * copies * (math.prod(ctx.ref_acts[i].shape) + math.prod(ctx.ref_acts[i + 1].shape))
+    size = math.prod(np.shape(ref.layers[i].params[tensor]))
+    axes = ref.structures[i].axes_of(tensor)
+    copies = size // np.shape(ref.layers[i].params[tensor])[axes[0]] if axes else size
+    return 2 * copies * (math.prod(ref.acts[i].shape) + math.prod(ref.acts[i + 1].shape))
 
 
-def clean(comparison: Comparison) -> bool:
+def within_noise(comparison: Comparison) -> bool:
     """A factored row is kept only when it passes with every entry within the noise: anything
     else (a kink further on shows in g_l, not in θ_l) is re-run the direct way."""
     return comparison.status is Status.PASS and not comparison.reason and not comparison.kinks \
@@ -119,12 +120,12 @@ def clean(comparison: Comparison) -> bool:
         and comparison.noise is not None and comparison.rel_error <= comparison.noise
 
 
-def factored_target(ctx: CheckContext, i: int, tensor: str, g: np.ndarray
+def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tensor: str, g: np.ndarray
                     ) -> tuple[EvaluateStack, EvaluateEntries, float, float, int]:
     """(stack, entries, f0, f_scale, bytes per probe) of f(θ) = ⟨layer_i(x; θ), g⟩: the
     end-to-end difference of θ factored through the layer's output."""
-    layer, st, layout = ctx.ref_layers[i], ctx.structures[i], ctx.net.spec.layout
-    x, out = ctx.ref_acts[i], ctx.ref_acts[i + 1]
+    layer, st, layout = ref.layers[i], ref.structures[i], how.layout
+    x, out = ref.acts[i], ref.acts[i + 1]
     theta = layer.params[tensor]
     g_flat = g.reshape(-1)
 
@@ -134,18 +135,18 @@ def factored_target(ctx: CheckContext, i: int, tensor: str, g: np.ndarray
     f0 = float(tail(out))
     stack = copies_evaluator([layer], [st], tensor, x, layout, tail, True)
     entries: EvaluateEntries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, [x.size, out.size], ctx.settings.method)
+    per_probe = bytes_per_probe(theta.size, [x.size, out.size], how.settings.method)
     if shortcuts.supports(layer, tensor, isolated=True):
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:
         entries, share = grouped
-        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
+        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
         per_probe = max(1, per_probe // share)
-        if ctx.twins.get((i, tensor)):
+        if memo.twins.get((i, tensor)):
             # the isolated check's grouped copies were read against this g too
-            entries = recalled(entries, ctx.twins[(i, tensor)])
-    elif ctx.twins.get((i, tensor)):
-        entries = recalled(entries, ctx.twins[(i, tensor)])
+            entries = recalled(entries, memo.twins[(i, tensor)])
+    elif memo.twins.get((i, tensor)):
+        entries = recalled(entries, memo.twins[(i, tensor)])
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe
 
 
@@ -169,19 +170,19 @@ class recalled:
         return out
 
 
-def factored_input_target(ctx: CheckContext, g: np.ndarray
+def factored_input_target(ref: Reference, how: Differencing, g: np.ndarray
                           ) -> tuple[EvaluateStack, EvaluateEntries, float, float, int] | None:
     """The same for the network input x: f(x) = ⟨layer_0(x), g⟩, entries shared as the chain
     shares them; None where they cannot share."""
-    found = input_entries(ctx, 0, g)
+    found = input_entries(ref, how, 0, g)
     if found is None:
         return None
     entries, per_probe, f0, f_scale = found
-    layer, st, x = ctx.ref_layers[0], ctx.structures[0], ctx.ref_acts[0]
+    layer, st, x = ref.layers[0], ref.structures[0], ref.acts[0]
     g_flat = g.reshape(-1)
 
     def tail(o: np.ndarray) -> np.ndarray:
         return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
 
-    stack = copies_evaluator([layer], [st], "x", x, ctx.net.spec.layout, tail, True)
+    stack = copies_evaluator([layer], [st], "x", x, how.layout, tail, True)
     return stack, entries, f0, f_scale, per_probe

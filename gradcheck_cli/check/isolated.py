@@ -10,7 +10,8 @@ import numpy as np
 from . import shortcuts
 from ..layers.protocol import full_shape
 from .forward import as_f64, differentiable
-from .state import CheckContext
+from .state import Differencing, Ledger, Memo, Reference
+from .forward import Forward
 from .network import STREAM_COTANGENT, node_key, rng_for
 from ..config.plan import PlannedLayer
 from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with_params
@@ -28,17 +29,21 @@ from ..layers.registry import is_builtin
 from .structure import Structure
 
 
-def isolated_rows(ctx: CheckContext, i: int, node: PlannedLayer) -> list[Row]:
-    st = ctx.structures[i] if ctx.structures else Structure.none()
-    rows = _isolated(ctx, node.layer, ctx.ref_layers[i], st, ctx.ref_acts[i], ctx.clean.caches[i],
+def isolated_rows(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, clean: Forward,
+                  i: int, node: PlannedLayer) -> list[Row]:
+    st = ref.structures[i] if ref.structures else Structure.none()
+    rows = _isolated(ref, how, ledger, memo, clean, node.layer, ref.layers[i], st, ref.acts[i],
+                     clean.caches[i],
                      node.label, node_key(node),
-                     lambda tensor, shape, comparison: layer_row(ctx, node, tensor, shape, comparison),
-                     ctx.clean.acts[i], twin=(i, (ctx.upstream or {}).get(i + 1)))
-    rows.extend(_inner_rows(ctx, node, node.layer, ctx.clean.caches[i], node.label, node_key(node)))
+                     lambda tensor, shape, comparison: layer_row(how, node, tensor, shape, comparison),
+                     clean.acts[i], twin=(i, (memo.upstream or {}).get(i + 1)))
+    rows.extend(_inner_rows(ref, how, ledger, memo, clean, node, node.layer, clean.caches[i],
+                            node.label, node_key(node)))
     return rows
 
 
-def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64: np.ndarray,
+def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, clean: Forward,
+              layer: Any, ref_layer: Any, st: Structure, x64: np.ndarray,
               cache: Any, label: str,
               key: tuple[int, ...], make_row: Callable[[str, tuple, Comparison], Row],
               x: np.ndarray, twin: tuple[int, np.ndarray | None] = (-1, None)) -> list[Row]:
@@ -48,13 +53,13 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
     # a copy: a forward that writes into its input must not corrupt the cached activation
     # that every later difference of the network starts from (see clean_forward)
     out64 = ref_layer.forward(x64.copy())[0]
-    g64 = rng_for(ctx.net.spec.seed, STREAM_COTANGENT, *key).standard_normal(out64.shape)
-    g = g64.astype(ctx.net.dtype)
+    g64 = rng_for(ref.net.spec.seed, STREAM_COTANGENT, *key).standard_normal(out64.shape)
+    g = g64.astype(ref.net.dtype)
     analytic, failure = run_backward(layer, g, cache)
     if failure is None:
         failure = nondeterministic(layer, g, cache, analytic)
     stateful = {} if failure else state_on_self(layer, x, g, cache, analytic,
-                                                rng_for(ctx.net.spec.seed, STREAM_COTANGENT, *key, 7))
+                                                rng_for(ref.net.spec.seed, STREAM_COTANGENT, *key, 7))
     g_flat = g64.reshape(-1)
 
     def tail(out):
@@ -63,10 +68,10 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
 
     f0 = float(tail(out64))
     f_scale = float(np.abs(out64 * g64).sum())
-    batched = ctx.settings.batched and probe_capable([ref_layer])
-    layout = ctx.net.spec.layout
+    batched = how.settings.batched and probe_capable([ref_layer])
+    layout = how.layout
     rows = []
-    ctx.keep(f"isolated/{label}/cotangent", g64)
+    ledger.keep(f"isolated/{label}/cotangent", g64)
     for tensor in ["x", *layer.params]:
         theta = x64 if tensor == "x" else ref_layer.params[tensor]
         if tensor == "x" and not differentiable(theta):
@@ -74,47 +79,48 @@ def _isolated(ctx: CheckContext, layer: Any, ref_layer: Any, st: Structure, x64:
             continue
         stack = copies_evaluator([ref_layer], [st], tensor, x64, layout, tail, True)
         entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
-            theta.size, [x64.size, out64.size], ctx.settings.method)
+            theta.size, [x64.size, out64.size], how.settings.method)
         if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
-        elif ctx.settings.batched:
+        elif how.settings.batched:
             both = None if twin[1] is None or theta.size > TWIN_LIMIT else (np.asarray(twin[1], dtype=np.float64).reshape(out64.shape),
-                                                 ctx.twins.setdefault((twin[0], tensor), {}))
+                                                 memo.twins.setdefault((twin[0], tensor), {}))
             grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0) if tensor == "x" \
                 else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0, both)
             if grouped is not None:
                 entries, share = grouped
-                entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
+                entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
                 per_probe = max(1, per_probe // share)
             elif tensor != "x" and twin[1] is not None and theta.size <= TWIN_LIMIT:
                 entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, twin[1],
-                                  ctx.twins.setdefault((twin[0], tensor), {}))
+                                  memo.twins.setdefault((twin[0], tensor), {}))
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
-        target.diagnosis = layer_evidence(evidence_setting(ctx), ref_layer, tensor, x64, out64, g64, analytic, layer)
+        target.diagnosis = layer_evidence(evidence_setting(ref, how), ref_layer, tensor, x64, out64,
+                                          g64, analytic, layer)
         target.progress_label = f"isolated check, layer {label} {tensor}"
         if tensor == "x" and st.separable:
-            target.examples_per_call = ctx.net.batch
-        comparison, n_full = check_analytic(ctx, analytic, failure, tensor, target)
+            target.examples_per_call = how.batch
+        comparison, n_full = check_analytic(how, ledger, analytic, failure, tensor, target)
         if tensor in stateful:
             comparison.status = Status.FAIL
             comparison.diagnosis = "backward reads state that forward left on self"
             comparison.reason = "; ".join(filter(None, [stateful[tensor], comparison.reason]))
         # (a forward that upcasts has its own warning, and its cache makes backward follow)
-        wider = None if label in ctx.clean.upcast else _upcast_gradient(ctx, x, analytic.get(tensor), tensor)
+        wider = None if label in clean.upcast else _upcast_gradient(how, x, analytic.get(tensor), tensor)
         if wider:
             comparison.notes = "; ".join(filter(None, [comparison.notes, wider]))
-        ctx.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
-        ctx.keep(f"isolated/{label}/{tensor}/numeric", n_full)
+        ledger.keep(f"isolated/{label}/{tensor}/analytic", analytic.get(tensor))
+        ledger.keep(f"isolated/{label}/{tensor}/numeric", n_full)
         rows.append(make_row(tensor, theta.shape, comparison))
     return rows
 
 
-def evidence_setting(ctx: CheckContext) -> Setting:
+def evidence_setting(ref: Reference, how: Differencing) -> Setting:
     """What the diagnoses read of this check (diagnose/evidence.py)."""
-    return Setting(tuple(ctx.ref_acts), ctx.ref_targets, ctx.eps, ctx.settings.method,
-                   ctx.net.spec.layout, ctx.net.batch, ctx.net.spec.l2)
+    return Setting(tuple(ref.acts), ref.targets, how.eps, how.settings.method,
+                   how.layout, how.batch, ref.net.spec.l2)
 
 
 #: parameters up to this many entries keep their copies' values against the chained g
@@ -139,9 +145,9 @@ def twinned(layer: Any, st: Structure, tensor: str, x: np.ndarray, theta: np.nda
     return entries
 
 
-def _upcast_gradient(ctx: CheckContext, x: np.ndarray, grad: Any, tensor: str) -> str | None:
+def _upcast_gradient(how: Differencing, x: np.ndarray, grad: Any, tensor: str) -> str | None:
     """Why a float32 check of a backward that returns a wider dtype is not a float32 check."""
-    if ctx.net.dtype != np.float32 or np.asarray(x).dtype.itemsize > 4 or grad is None:
+    if how.dtype != "float32" or np.asarray(x).dtype.itemsize > 4 or grad is None:
         return None
     dtype = getattr(grad, "dtype", None)
     if dtype is None or not np.issubdtype(dtype, np.floating) or dtype.itemsize <= 4:
@@ -151,7 +157,8 @@ def _upcast_gradient(ctx: CheckContext, x: np.ndarray, grad: Any, tensor: str) -
             "float32 is what you mean to test")
 
 
-def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, label: str,
+def _inner_rows(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, clean: Forward,
+                node: PlannedLayer, layer: Any, cache: Any, label: str,
                 key: tuple[int, ...]) -> list[Row]:
     """Isolated rows for the inner layers of a composite (labels 3.1, 3.2, ...), so that a bug
     inside a block is located inside it. A composite lists them with ``inner(cache)``."""
@@ -159,7 +166,7 @@ def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, l
     if inner is None:
         return []
     rows: list[Row] = []
-    doc = ctx.net.spec.doc
+    doc = ref.net.spec.doc
     written = dict(zip(getattr(layer, "labels", ()), getattr(layer, "inner_keypaths", ())))
     for k, (suffix, sub, sub_x) in enumerate(inner(cache), start=1):
         sub_label = f"{label}.{suffix}"
@@ -175,34 +182,35 @@ def _inner_rows(ctx: CheckContext, node: PlannedLayer, layer: Any, cache: Any, l
                        output_shape=tuple(np.shape(sub_out)), tensor_shape=tuple(shape),
                        isolated=comparison, network=None)
 
-        sub_st = Structure(frozenset(["x", *sub.params])) if ctx.settings.batched and \
+        sub_st = Structure(frozenset(["x", *sub.params])) if how.settings.batched and \
             probe_capable([sub]) and is_builtin(type(sub)) else Structure.none()
-        rows.extend(_isolated(ctx, sub, ref_sub, sub_st, as_f64(np.asarray(sub_x)), sub_cache, sub_label,
+        rows.extend(_isolated(ref, how, ledger, memo, clean, sub, ref_sub, sub_st, as_f64(np.asarray(sub_x)),
+                              sub_cache, sub_label,
                               sub_key, make_row, np.asarray(sub_x)))
-        rows.extend(_inner_rows(ctx, node, sub, sub_cache, sub_label, sub_key))
+        rows.extend(_inner_rows(ref, how, ledger, memo, clean, node, sub, sub_cache, sub_label, sub_key))
     return rows
 
 
-def layer_row(ctx: CheckContext, node: PlannedLayer, tensor: str, shape, comparison: Comparison) -> Row:
-    spec, m = ctx.net.spec, ctx.net.batch
+def layer_row(how: Differencing, node: PlannedLayer, tensor: str, shape, comparison: Comparison) -> Row:
+    m = how.batch
     return Row(label=node.label, index=node.index, layer_type=node.type_name, line=node.line,
-               tensor=tensor, input_shape=full_shape(spec.layout, node.input_shape, m),
-               output_shape=full_shape(spec.layout, node.output_shape, m) if node.output_shape else (),
+               tensor=tensor, input_shape=full_shape(how.layout, node.input_shape, m),
+               output_shape=full_shape(how.layout, node.output_shape, m) if node.output_shape else (),
                tensor_shape=tuple(shape), isolated=comparison, network=None)
 
 
-def loss_row(ctx: CheckContext) -> Row:
-    net = ctx.net
+def loss_row(ref: Reference, how: Differencing, ledger: Ledger, clean: Forward) -> Row:
+    net = ref.net
     node, loss = net.loss, net.loss.layer
     try:
-        analytic, failure = {"x": loss.backward(1.0, ctx.clean.loss_cache)}, None
+        analytic, failure = {"x": loss.backward(1.0, clean.loss_cache)}, None
     except GradcheckError:  # ours (a time limit, a located error): as it is
         raise
     except (Exception, SystemExit) as exc:  # plugin code may call sys.exit
         analytic, failure = {}, BackwardFailure.of(f"backward raised {type(exc).__name__}: {exc}",
                                                    Defect.RAISED)
-    x64 = ctx.ref_acts[-1]
-    targets = ctx.ref_targets
+    x64 = ref.acts[-1]
+    targets = ref.targets
 
     def tail(value):
         return value
@@ -213,25 +221,25 @@ def loss_row(ctx: CheckContext) -> Row:
         def forward(self, x):
             return loss.forward(x, targets)
 
-    batched = ctx.settings.batched and probe_capable([_AsLayer()])
+    batched = how.settings.batched and probe_capable([_AsLayer()])
     stack = stack_evaluator(_AsLayer(), "x", x64, [], tail, batched)
     entries, per_probe = entries_from_stack(stack, x64), bytes_per_probe(x64.size, [x64.size],
-                                                                         ctx.settings.method)
-    terms = loss_cells(loss, targets, ctx.net.spec.layout, x64, ctx.ref_loss_value) \
-        if ctx.settings.batched else None
+                                                                         how.settings.method)
+    terms = loss_cells(loss, targets, how.layout, x64, ref.loss_value) \
+        if how.settings.batched else None
     if terms is not None:
-        cell, color = example_of_entries(x64.shape, ctx.net.spec.layout)
-        entries = grouped_entries(x64, cell, color, terms, terms(x64[None])[0], ctx.ref_loss_value)
-        entries.max_copies = chunk_for(per_probe, ctx.settings.max_memory)
-        per_probe = max(1, per_probe // ctx.net.batch)
-    target = Target(x64, stack, entries, ctx.ref_loss_value, abs(ctx.ref_loss_value), per_probe,
+        cell, color = example_of_entries(x64.shape, how.layout)
+        entries = grouped_entries(x64, cell, color, terms, terms(x64[None])[0], ref.loss_value)
+        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
+        per_probe = max(1, per_probe // how.batch)
+    target = Target(x64, stack, entries, ref.loss_value, abs(ref.loss_value), per_probe,
                     (0, 9, 0))
     target.progress_label = "isolated check, layer loss x"
     if terms is not None:
-        target.examples_per_call = ctx.net.batch
-    target.diagnosis = loss_evidence(evidence_setting(ctx), loss, x64)
-    comparison, n_full = check_analytic(ctx, analytic, failure, "x", target)
-    ctx.keep("isolated/loss/x/analytic", analytic.get("x"))
-    ctx.keep("isolated/loss/x/numeric", n_full)
-    return layer_row(ctx, node, "x", x64.shape, comparison)
+        target.examples_per_call = how.batch
+    target.diagnosis = loss_evidence(evidence_setting(ref, how), loss, x64)
+    comparison, n_full = check_analytic(how, ledger, analytic, failure, "x", target)
+    ledger.keep("isolated/loss/x/analytic", analytic.get("x"))
+    ledger.keep("isolated/loss/x/numeric", n_full)
+    return layer_row(how, node, "x", x64.shape, comparison)
 

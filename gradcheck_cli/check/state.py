@@ -1,7 +1,20 @@
-"""What every part of the check shares: the state built from the frozen settings (settings.py):
-the forward passes, the float64 reference, the tolerance and step."""
+"""What the parts of a check share, each part complete when built, and passed only to the code that
+reads it:
+
+- ``Differencing``: how a tensor is differenced and judged (the frozen settings, the step and
+  tolerance they imply, the seed, dtype, layout and batch);
+- ``Reference``: the float64 reference network at its clean point (layers, activations, targets,
+  loss value) and what each layer lets perturbed copies share (structure.py);
+- ``Ledger``: what the check counts as it goes (evaluations, the minimum per tensor) and the
+  arrays it keeps for --dump;
+- ``Memo``: what one check computes for another (the chained numeric dL/da of the layer outputs,
+  the parameter copies' values against it).
+
+``CheckContext`` builds them all from the network and the settings.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -15,45 +28,56 @@ from .structure import Structure, network_structures
 from .tolerance import Tolerance, tolerance_for
 
 
-class CheckContext:
-    """The state every part of a check shares, complete when built: the settings, the tolerance
-    and step they imply, the clean forward pass and the float64 reference. What grows during the
-    check: the evaluations counted, the arrays kept for --dump."""
+@dataclass(frozen=True)
+class Differencing:
+    """How one tensor is differenced and judged."""
 
-    def __init__(self, net: Network, settings: CheckSettings) -> None:
-        self.net, self.settings = net, settings
-        self.tol: Tolerance = tolerance_for(net.spec.dtype, settings.pass_rtol, settings.warn_rtol)
-        self.eps: float = resolve_step(settings.eps, settings.method)
-        self.arrays: dict[str, np.ndarray] | None = {} if settings.keep_arrays else None
-        self.evaluations = 0
-        self.clean: Forward = clean_forward(net)
-        ref = reference_forward(net, self.clean)
-        self.ref_layers, self.ref_acts = ref.layers, ref.acts
-        self.ref_loss_value, self.ref_targets = ref.loss_value, ref.targets
-        #: plugin layers whose probe_axes claim failed
-        self.untrusted: list[str] = ref.untrusted
+    settings: CheckSettings
+    eps: float                       # the step h of the method (scaled per entry by max(1, |θ|))
+    tol: Tolerance
+    seed: int
+    dtype: str                       # the config's dtype (the reference is float64)
+    layout: str
+    batch: int
+
+    @classmethod
+    def of(cls, net: Network, settings: CheckSettings) -> "Differencing":
+        return cls(settings, resolve_step(settings.eps, settings.method),
+                   tolerance_for(net.spec.dtype, settings.pass_rtol, settings.warn_rtol),
+                   net.spec.seed, net.spec.dtype, net.spec.layout, net.batch)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The float64 reference network at its clean point, and each layer's verified structure
+    (empty when shortcuts are off)."""
+
+    net: Network
+    layers: list[Any]
+    acts: list[np.ndarray]
+    targets: Any
+    loss_value: float
+    structures: list[Structure]
+
+
+class Ledger:
+    """What a check counts as it runs, and the arrays it keeps for --dump."""
+
+    def __init__(self, per_probe: int, keep_arrays: bool = False,
+                 progress: Callable[[int, str], None] | None = None) -> None:
+        #: the method's evaluations per entry probed (2 for central differences)
+        self.per_probe = per_probe
         #: perturbed copies evaluated (the measured cost), and entries (or directions) probed
         #: times the method's offsets: what the estimate counts, what a check without shortcuts
         #: evaluates
+        self.evaluations = 0
         self.probes = 0
         #: per tensor check (its progress label): evaluations made, and the minimum with the
         #: examples that share a call in it
         self.made: dict[str, int] = {}
         self.minimum: dict[str, tuple[int, int]] = {}
-        #: what each layer lets perturbed copies share, found on the real arrays (structure.py);
-        #: empty when shortcuts are off
-        self.structures: list[Structure] = network_structures(net, self.ref_layers, self.ref_acts) \
-            if settings.batched else []
-        #: numeric d loss/d a_k from the top down (factored.chained_upstream), once computed
-        self.upstream: dict[int, np.ndarray] | None = None
-        #: (layer index, tensor) -> {(entry, value): ⟨layer output, g⟩}: what the isolated check's
-        #: copies of a parameter give against the chained g, for the factored end-to-end row
-        self.twins: dict[tuple[int, str], dict] = {}
-        self.keep("input", net.x)
-        self.keep("targets", net.targets)
-        for node in net.nodes:
-            for name, value in node.layer.params.items():
-                self.keep(f"params/{node.label}/{name}", value)
+        self.progress = progress
+        self.arrays: dict[str, np.ndarray] | None = {} if keep_arrays else None
 
     def count(self, evaluations: int, what: str) -> None:
         """Every batch of perturbed copies evaluated: the measured cost of the check."""
@@ -65,19 +89,47 @@ class CheckContext:
         ``probes`` entries (or directions), of one example where ``examples_per_call`` examples
         are verified to be independent (one call serves them all)."""
         per_call = max(1, examples_per_call)
-        self.minimum[what] = (evaluations_per_probe(self.settings.method) * -(-probes // per_call),
-                              per_call)
+        self.minimum[what] = (self.per_probe * -(-probes // per_call), per_call)
 
     def tensor_costs(self) -> list[TensorCost]:
         return [TensorCost(what, self.made.get(what, 0), minimum, per_call)
                 for what, (minimum, per_call) in self.minimum.items()]
 
-    def count_and_report(self, progress: Callable[[int, str], None]) -> Callable[[int, str], None]:
-        def both(evaluations: int, what: str) -> None:
-            self.count(evaluations, what)
-            progress(evaluations, what)
-        return both
-
     def keep(self, key: str, value: Any) -> None:
         if self.arrays is not None and value is not None:
             self.arrays[key] = np.array(value)
+
+
+@dataclass
+class Memo:
+    """What one check computes for another."""
+
+    #: numeric d loss/d a_k from the top down (factored.chained_upstream), once computed
+    upstream: dict[int, np.ndarray] | None = None
+    #: (layer index, tensor) -> {(entry, value): ⟨layer output, g⟩}: what the isolated check's
+    #: copies of a parameter give against the chained g, for the factored end-to-end row
+    twins: dict[tuple[int, str], dict] = field(default_factory=dict)
+
+
+class CheckContext:
+    """Every part of one check, built from the network and the settings: the clean forward pass
+    (in the config's dtype), the float64 reference, how to difference, the ledger and the memo."""
+
+    def __init__(self, net: Network, settings: CheckSettings) -> None:
+        self.net, self.settings = net, settings
+        self.how = Differencing.of(net, settings)
+        self.clean: Forward = clean_forward(net)
+        ref = reference_forward(net, self.clean)
+        structures = network_structures(net, ref.layers, ref.acts) if settings.batched else []
+        self.ref = Reference(net, ref.layers, ref.acts, ref.targets, ref.loss_value, structures)
+        #: plugin layers whose probe_axes claim failed
+        self.untrusted: list[str] = ref.untrusted
+        self.ledger = Ledger(evaluations_per_probe(settings.method), settings.keep_arrays,
+                             settings.progress)
+        self.memo = Memo()
+        self.ledger.keep("input", net.x)
+        self.ledger.keep("targets", net.targets)
+        for node in net.nodes:
+            for name, value in node.layer.params.items():
+                self.ledger.keep(f"params/{node.label}/{name}", value)
+

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .judge import as_gradient, judge, shape_mismatch
-from .state import CheckContext
+from .state import Differencing, Ledger
 from .diagnose import Context
 from .backward import BackwardFailure, Defect, dx_none
 from .network import STREAM_PROBES, rng_for
@@ -45,12 +45,13 @@ class Target:
     examples_per_call: int = 1
 
 
-def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) -> tuple[Comparison, np.ndarray | None]:
+def check_tensor(how: Differencing, ledger: Ledger, analytic: Any, tensor: str, target: Target
+                 ) -> tuple[Comparison, np.ndarray | None]:
     """Compare one analytic gradient with its numeric reference in the chosen mode.
     Returns the comparison and the numeric gradient when it was computed for every entry."""
-    s, tol, theta = ctx.settings, ctx.tol, target.theta
-    target = _counted(target, ctx, target.progress_label or tensor)
-    context = Context(tensor, ctx.net.batch, ctx.net.spec.layout, tol.pass_rtol, **target.diagnosis)
+    s, tol, theta = how.settings, how.tol, target.theta
+    target = _counted(target, ledger, target.progress_label or tensor)
+    context = Context(tensor, how.batch, how.layout, tol.pass_rtol, **target.diagnosis)
     a, problem = as_gradient(analytic, tensor, theta.shape, tol)
     if problem is not None:
         shape = problem.analytic_shape
@@ -59,8 +60,8 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
         # matches it); small tensors get it, as transposed ones always did
         wrong_shape = shape is not None and tuple(shape) != theta.shape and problem.reason.startswith(f"d{tensor} has shape")
         if transposed or (wrong_shape and theta.size <= SHAPE_NUMERIC_LIMIT):
-            ctx.needs(target.progress_label or tensor, theta.size, target.examples_per_call)
-            n_full = _full_numeric(ctx, target)
+            ledger.needs(target.progress_label or tensor, theta.size, target.examples_per_call)
+            n_full = _full_numeric(how, target)
             problem = shape_mismatch(np.asarray(analytic, dtype=np.float64), tensor, theta.shape, tol, n_full,
                                      context)
             problem.entries = theta.size
@@ -74,49 +75,49 @@ def check_tensor(ctx: CheckContext, analytic: Any, tensor: str, target: Target) 
         return Comparison(Status.SKIPPED, analytic_shape=a.shape, reason="empty tensor"), None
     what = target.progress_label or tensor
     if s.mode == "full" or (s.mode == "sample" and theta.size <= s.samples):
-        ctx.needs(what, theta.size, target.examples_per_call)
+        ledger.needs(what, theta.size, target.examples_per_call)
     else:
-        ctx.needs(what, s.directions if s.mode == "directional" else s.samples)
+        ledger.needs(what, s.directions if s.mode == "directional" else s.samples)
     chunk = chunk_for(target.bytes_per_probe, s.max_memory)
     if s.mode == "directional":
-        rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)
+        rng = rng_for(how.seed, STREAM_PROBES, *target.key)
         u = rng.standard_normal((s.directions, theta.size))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         # where θ has equal entries (ties), the same directions made constant on them too
         tied = tie_directions(theta, u)
         if tied is not None:
             u = np.concatenate([u, tied])
-        diffs = direction_differences(target.stack, theta, u, ctx.eps, s.method, target.f0, chunk,
+        diffs = direction_differences(target.stack, theta, u, how.eps, s.method, target.f0, chunk,
                                       target.f_scale)
         def refine(pos: np.ndarray):
-            return direction_differences(target.stack, theta, u[pos], ctx.eps / 2, s.method,
+            return direction_differences(target.stack, theta, u[pos], how.eps / 2, s.method,
                                          target.f0, chunk, target.f_scale)
 
-        out = judge(u @ a.reshape(-1), diffs.grad, diffs, tensor, ctx.net.spec.dtype, tol, context,
+        out = judge(u @ a.reshape(-1), diffs.grad, diffs, tensor, how.dtype, tol, context,
                     refine=None if s.method == "complex" else refine,
                     analytic_scale=target.analytic_scale)
         out.analytic_shape = a.shape
         if out.status is not Status.FAIL:
             return out, None
         # A direction says that something is wrong, not where: check every entry to show it.
-        full, n_full = _entries_check(ctx, a, tensor, target, np.arange(theta.size), chunk, context)
+        full, n_full = _entries_check(how, ledger, a, tensor, target, np.arange(theta.size), chunk, context)
         full.reason = f"directional check failed ({out.reason}); full check: {full.reason}"
         return full, n_full
-    idx = np.arange(theta.size) if s.mode == "full" or theta.size <= s.samples else _sample(ctx, a, target)
-    return _entries_check(ctx, a, tensor, target, idx, chunk, context)
+    idx = np.arange(theta.size) if s.mode == "full" or theta.size <= s.samples else _sample(how, a, target)
+    return _entries_check(how, ledger, a, tensor, target, idx, chunk, context)
 
 
-def _counted(target: Target, ctx: CheckContext, what: str) -> Target:
+def _counted(target: Target, ledger: Ledger, what: str) -> Target:
     """The same target, counting each batch: the copies evaluated (the measured cost) and the
     entries probed (what the estimate and the progress display count)."""
     from dataclasses import replace
 
-    progress = ctx.settings.progress
+    progress = ledger.progress
 
     def stack(st: np.ndarray) -> np.ndarray:
         out = target.stack(st)
-        ctx.count(st.shape[0], what)
-        ctx.probes += st.shape[0]
+        ledger.count(st.shape[0], what)
+        ledger.probes += st.shape[0]
         if progress is not None:
             progress(st.shape[0], what)
         return out
@@ -125,8 +126,8 @@ def _counted(target: Target, ctx: CheckContext, what: str) -> Target:
         # an evaluator that perturbs several entries per copy says how many copies it made
         before = getattr(target.entries, "copies", None)
         out = target.entries(idx, values)
-        ctx.count(idx.size if before is None else target.entries.copies - before, what)
-        ctx.probes += idx.size
+        ledger.count(idx.size if before is None else target.entries.copies - before, what)
+        ledger.probes += idx.size
         if progress is not None:
             progress(idx.size, what)
         return out
@@ -136,27 +137,28 @@ def _counted(target: Target, ctx: CheckContext, what: str) -> Target:
     return replace(target, stack=stack, entries=entries)
 
 
-def _entries_check(ctx: CheckContext, a: np.ndarray, tensor: str, target: Target, idx: np.ndarray,
+def _entries_check(how: Differencing, ledger: Ledger, a: np.ndarray, tensor: str, target: Target,
+                   idx: np.ndarray,
                    chunk: int, context: Context) -> tuple[Comparison, np.ndarray | None]:
-    s = ctx.settings
-    diffs = entry_differences(target.entries, target.theta, idx, ctx.eps, s.method, target.f0, chunk,
+    s = how.settings
+    diffs = entry_differences(target.entries, target.theta, idx, how.eps, s.method, target.f0, chunk,
                               target.f_scale)
     def at_half_step(pos: np.ndarray):
-        return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / 2, s.method,
+        return entry_differences(target.entries, target.theta, idx[pos], how.eps / 2, s.method,
                                  target.f0, chunk, target.f_scale)
 
     def at_step(pos: np.ndarray, divisor: float):
-        return entry_differences(target.entries, target.theta, idx[pos], ctx.eps / divisor, s.method,
+        return entry_differences(target.entries, target.theta, idx[pos], how.eps / divisor, s.method,
                                  target.f0, chunk, target.f_scale)
 
     def ties(pos: np.ndarray, analytic: np.ndarray, noise: np.ndarray, d_plus: np.ndarray,
              d_minus: np.ndarray, bracketed: np.ndarray, delta: float):
         # the group is every entry of θ with a kink entry's value: the whole gradient is needed
         return check_ties(target.theta, idx[pos], a, noise, (d_plus, d_minus), target.stack,
-                          ctx.eps, target.f0, target.f_scale, chunk, bracketed, delta)
+                          how.eps, target.f0, target.f_scale, chunk, bracketed, delta)
 
     # the complex step has no truncation to estimate and crosses no kink
-    out = judge(a.reshape(-1)[idx], diffs.grad, diffs, tensor, ctx.net.spec.dtype, ctx.tol, context,
+    out = judge(a.reshape(-1)[idx], diffs.grad, diffs, tensor, how.dtype, how.tol, context,
                 refine=None if s.method == "complex" else at_half_step, index=idx,
                 full_shape=target.theta.shape,
                 analytic_scale=target.analytic_scale, ties=ties,
@@ -168,10 +170,10 @@ def _entries_check(ctx: CheckContext, a: np.ndarray, tensor: str, target: Target
     return out, n_full
 
 
-def _sample(ctx: CheckContext, a: np.ndarray, target: Target) -> np.ndarray:
+def _sample(how: Differencing, a: np.ndarray, target: Target) -> np.ndarray:
     """K entries drawn from the seed, always including the largest |analytic| entry."""
-    rng = rng_for(ctx.net.spec.seed, STREAM_PROBES, *target.key)
-    k = ctx.settings.samples
+    rng = rng_for(how.seed, STREAM_PROBES, *target.key)
+    k = how.settings.samples
     chosen = rng.choice(target.theta.size, size=k, replace=False)
     top = int(np.argmax(np.abs(a).reshape(-1)))
     if top not in chosen:
@@ -179,10 +181,10 @@ def _sample(ctx: CheckContext, a: np.ndarray, target: Target) -> np.ndarray:
     return np.sort(chosen)
 
 
-def _full_numeric(ctx: CheckContext, target: Target) -> np.ndarray:
+def _full_numeric(how: Differencing, target: Target) -> np.ndarray:
     idx = np.arange(target.theta.size)
-    chunk = chunk_for(target.bytes_per_probe, ctx.settings.max_memory)
-    d = entry_differences(target.entries, target.theta, idx, ctx.eps, ctx.settings.method,
+    chunk = chunk_for(target.bytes_per_probe, how.settings.max_memory)
+    d = entry_differences(target.entries, target.theta, idx, how.eps, how.settings.method,
                           target.f0, chunk, target.f_scale)
     return d.grad.reshape(target.theta.shape)
 
@@ -213,7 +215,8 @@ def integer_input(analytic: dict[str, Any]) -> Comparison:
     return Comparison(Status.SKIPPED, analytic_shape=tuple(np.shape(dx)), reason="n/a (integer input)")
 
 
-def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: BackwardFailure | None,
+def check_analytic(how: Differencing, ledger: Ledger, analytic: dict[str, Any],
+                   failure: BackwardFailure | None,
                    tensor: str, target: Target) -> tuple[Comparison, np.ndarray | None]:
     """Check one tensor; a defect of the whole backward (extra keys, nondeterminism, writing
     into dout) fails the row even where the numbers match."""
@@ -226,7 +229,7 @@ def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: Backwar
         if value is None:
             return Comparison(Status.FAIL, entries=target.theta.size,
                               reason=str(failure or f"backward returned no gradient for {tensor}")), None
-        comparison, n_full = check_tensor(ctx, value, tensor, target)
+        comparison, n_full = check_tensor(how, ledger, value, tensor, target)
         if failure:
             comparison.status = Status.FAIL
             comparison.reason = "; ".join(filter(None, [failure.message, comparison.reason]))
@@ -237,4 +240,4 @@ def check_analytic(ctx: CheckContext, analytic: dict[str, Any], failure: Backwar
             dx_none(target.theta) if none_dx else f"backward returned no gradient for {tensor}"
         return Comparison(Status.FAIL, entries=target.theta.size, reason=reason,
                           diagnosis="dx = None for a float input" if none_dx else None), None
-    return check_tensor(ctx, analytic[tensor], tensor, target)
+    return check_tensor(how, ledger, analytic[tensor], tensor, target)

@@ -30,30 +30,30 @@ def tensor_function(net: Network, label: str, tensor: str, network: bool = True)
     """The function behind row (label, tensor) of a built network: end to end, the loss (+ L2)
     as a function of that tensor; isolated, ⟨layer.forward(x; θ), G⟩."""
     ctx = CheckContext(net, CheckSettings())
-    loss, targets = net.loss.layer, ctx.ref_targets
+    loss, targets = net.loss.layer, ctx.ref.targets
     if label == "loss":
-        theta = ctx.ref_acts[-1]
+        theta = ctx.ref.acts[-1]
         analytic = loss.backward(1.0, ctx.clean.loss_cache)
 
         def evaluate(stack: np.ndarray) -> np.ndarray:
             return np.asarray(loss.forward(stack, targets)[0]).reshape(stack.shape[0])
 
-        return TensorFunction(label, tensor, theta, evaluate, ctx.ref_loss_value,
+        return TensorFunction(label, tensor, theta, evaluate, ctx.ref.loss_value,
                               np.asarray(analytic, dtype=np.float64))
-    chain = backward_chain(ctx) if network else {}
+    chain = backward_chain(net, ctx.clean) if network else {}
     for i, node in enumerate(net.nodes):
         if node.label != label:
             continue
-        layer, ref_layer, x64 = node.layer, ctx.ref_layers[i], ctx.ref_acts[i]
+        layer, ref_layer, x64 = node.layer, ctx.ref.layers[i], ctx.ref.acts[i]
         if tensor != "x" and tensor not in layer.params:
             break
         theta = x64 if tensor == "x" else ref_layer.params[tensor]
         if network:
-            rest = ctx.ref_layers[i + 1:]
+            rest = ctx.ref.layers[i + 1:]
             batched = probe_capable([ref_layer, *rest, net.loss.layer])
             evaluate = stack_evaluator(ref_layer, tensor, x64, rest,
                                        lambda out: loss.forward(out, targets)[0], batched)
-            grads, f0 = chain[i][0], ctx.ref_loss_value
+            grads, f0 = chain[i][0], ctx.ref.loss_value
             a = grads.get(tensor)
             coef = l2_coefficient(layer, tensor, net.spec.l2, net.batch)
             if coef:

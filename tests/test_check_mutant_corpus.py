@@ -11,6 +11,7 @@ import mutant_corpus as corpus
 
 NETWORKS, CASES = corpus.load()
 README = Path(__file__).resolve().parents[1] / "README.md"
+LEARNERS = Path(__file__).resolve().parents[1] / "docs" / "learners.md"
 #: bad statuses for a correct layer: a FAIL, a warn, or a row blamed on it end to end
 ALARMS = {"FAIL", "warn", "inherited", "error"}
 
@@ -55,8 +56,13 @@ def test_every_family_has_its_mutants_and_its_correct_twin():
     assert not {n.correct for n in NETWORKS} & {c.layer for c in CASES}
 
 
-def test_summary_names_most_bugs_and_the_readme_shows_the_corpus():
+def test_summary_names_most_bugs_and_the_docs_show_the_corpus():
     mutants = [c for c in CASES if c.status == "FAIL"]
     named = sum(not c.generic for c in mutants)
     assert named / len(mutants) >= 0.8
-    assert corpus.table(CASES) in README.read_text(encoding="utf-8")
+    assert corpus.table(CASES) in LEARNERS.read_text(encoding="utf-8")
+    named_line = (f"Measured on {len(mutants)} planted bugs in learner-style plugin layers across "
+                  f"{len({c.family for c in mutants})} families")
+    assert named_line in " ".join(README.read_text(encoding="utf-8").split())
+    assert named == len(mutants) or "every one gets a diagnosis that names the bug" not in \
+        README.read_text(encoding="utf-8")

@@ -342,3 +342,21 @@ def test_a_layer_that_leaves_its_measured_footprint_falls_back_and_gives_the_sam
         FpTrap.honest_calls = 10**9
     assert grouped.fallback is not None
     assert np.all(np.abs(got - want) <= 1e-12 * scale)
+
+
+def test_an_axis_whose_first_and_last_slices_reach_everything_is_not_measured_further():
+    # a dense layer's features: two slices say it, not one per feature; and with no local axis
+    # beside it, the batch axis (examples, known apart already) is not measured at all
+    from gradcheck_cli.check.footprint import measure
+
+    rng = np.random.default_rng(10)
+    W = rng.standard_normal((40, 7))
+    x = rng.standard_normal((5, 40))
+    copies = []
+
+    def run(stack):
+        copies.append(stack.shape[0])
+        return stack @ W
+
+    assert measure(run, x, x @ W, rng, batch=0) is None
+    assert sum(copies) == 2

@@ -95,40 +95,63 @@ class Footprint:
 
 
 def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean: np.ndarray,
-            rng: np.random.Generator) -> Footprint | None:
+            rng: np.random.Generator, batch: int | None = None) -> Footprint | None:
     """The footprint of a layer at input ``x`` (output ``clean``); ``run`` maps a stack of
     inputs (B, *x.shape) to their outputs (B, *clean.shape), None when the layer failed.
-    None when nothing was learnt (no axis of the input reaches part of the output only)."""
+    None when nothing was learnt beyond the examples: the batch axis ``batch`` (an axis whose
+    examples stay apart, known already) is measured only when another axis is local too."""
     if x.ndim == 0 or clean.ndim == 0:
         return None
     scale = max(1.0, float(np.abs(x).max(initial=0.0)))
     delta = 0.1 * scale * rng.standard_normal(x.shape)
     tied: list[tuple[int, int, np.ndarray]] = []
-    axis_colors: list[np.ndarray] = []
-    for a, n in enumerate(x.shape):
+    axis_colors: dict[int, np.ndarray] = {}
+    order = [a for a in range(x.ndim) if a != batch] + ([batch] if batch is not None else [])
+    for a in order:
+        n = x.shape[a]
+        if a == batch and not tied:
+            return None
         rows = _slice_reach(run, x, clean, delta, a) if 1 < n <= MAX_AXIS else None
         if rows is None:
-            axis_colors.append(np.arange(n))
+            axis_colors[a] = np.arange(n)
             continue
         mine = [(b, r) for b, r in enumerate(rows) if not r.all()]
         tied += [(a, b, r.astype(np.float64)) for b, r in mine]
-        axis_colors.append(_greedy_colors([r for _, r in mine], n))
+        axis_colors[a] = _greedy_colors([r for _, r in mine], n)
     if not tied:
         return None
-    dims = tuple(int(c.max()) + 1 for c in axis_colors)
-    grids = np.meshgrid(*axis_colors, indexing="ij")
+    colors = [axis_colors[a] for a in range(x.ndim)]
+    dims = tuple(int(c.max()) + 1 for c in colors)
+    grids = np.meshgrid(*colors, indexing="ij")
     color = np.ravel_multi_index(tuple(grids), dims).reshape(-1)
     return Footprint(tuple(x.shape), tuple(clean.shape), tuple(tied), color, int(np.prod(dims)))
 
 
 def _slice_reach(run, x, clean, delta, a) -> list[np.ndarray] | None:
     """For every output axis b, the (n_a, n_b) indices along b that change when slice q of
-    input axis a moves; None when the layer failed on a perturbed input."""
+    input axis a moves; None when the layer failed on a perturbed input, or when the first and
+    the last slice each reach the whole output (a dense layer's features): the axis is then
+    taken as reaching everything, which only shares less."""
+    n = x.shape[a]
+    ends = _reach(run, x, clean, delta, a, np.array([0, n - 1]))
+    if ends is None or all(r.all() for r in ends):
+        return None
+    middle = _reach(run, x, clean, delta, a, np.arange(1, n - 1)) if n > 2 else []
+    if middle is None:
+        return None
+    if n == 2:
+        return ends
+    return [np.concatenate([e[:1], m, e[1:]]) for e, m in zip(ends, middle)]
+
+
+def _reach(run, x, clean, delta, a, qs_all) -> list[np.ndarray] | None:
+    """_slice_reach for the indices ``qs_all`` of axis a: (len(qs_all), n_b) per output axis b."""
     n = x.shape[a]
     per_block = max(1, BLOCK_BYTES // max(1, x.nbytes))
-    reach = [np.zeros((n, m), dtype=bool) for m in clean.shape]
-    for start in range(0, n, per_block):
-        qs = np.arange(start, min(n, start + per_block))
+    reach = [np.zeros((qs_all.size, m), dtype=bool) for m in clean.shape]
+    for start in range(0, qs_all.size, per_block):
+        pos = np.arange(start, min(qs_all.size, start + per_block))
+        qs = qs_all[pos]
         on = np.zeros((qs.size, n), dtype=bool)
         on[np.arange(qs.size), qs] = True
         shape = [qs.size] + [1] * x.ndim
@@ -140,7 +163,7 @@ def _slice_reach(run, x, clean, delta, a) -> list[np.ndarray] | None:
         changed = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
         for b in range(clean.ndim):
             others = tuple(1 + d for d in range(clean.ndim) if d != b)
-            reach[b][qs] = changed.any(axis=others) if others else changed
+            reach[b][pos] = changed.any(axis=others) if others else changed
     return reach
 
 

@@ -1,4 +1,4 @@
-"""check/footprint.py (and its use in check/copies.py): the user's own convolution, pooling and
+"""check/footprint.py (and its use in check/grouping.py): the user's own convolution, pooling and
 reshape layers get column grouping from footprint boxes measured on the real arrays; each
 grouped difference equals the one-copy-at-a-time difference to rounding, whatever the geometry,
 and a layer that leaks out of its measured footprint falls back to copies that share less."""
@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gradcheck_cli import build_network, check_network, spec_from_text
-from gradcheck_cli.check.copies import copies_evaluator, grouped_input
+from gradcheck_cli.check.copies import copies_evaluator
+from gradcheck_cli.check.grouping import grouped_input
 from gradcheck_cli.check.evaluators import entries_from_stack
 from gradcheck_cli.check.state import CheckSettings
 from gradcheck_cli.check.structure import structure_of

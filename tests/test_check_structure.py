@@ -1,4 +1,4 @@
-"""check/structure.py, check/copies.py, check/factored.py: what the engine shares between
+"""check/structure.py, check/copies.py, check/grouping.py, check/factored.py: what the engine shares between
 perturbed copies is found on the real arrays, never taken from a plugin's word, and every verdict
 is the same with and without the shortcuts."""
 from __future__ import annotations
@@ -181,7 +181,7 @@ def test_convolution_inputs_grouped_by_window_same_verdicts_and_numbers(geometry
     # in the isolated check of dx and in the end-to-end row of the network input (which is
     # differenced through the first layer alone against the chained g)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("gradcheck_cli.check.copies._conv_geometry", lambda layer: None)
+        mp.setattr("gradcheck_cli.check.grouping._conv_geometry", lambda layer: None)
         per_example = check_network(build_network(_convnet(*geometry)), CheckSettings())
     colours = channels * period
     assert per_example.evaluations - on.evaluations == 2 * 2 * (conv_x.size // conv_x.shape[0] - colours)

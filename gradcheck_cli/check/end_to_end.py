@@ -14,7 +14,8 @@ from .forward import Forward
 from ..errors import GradcheckError
 from .network import Network, node_key
 from .differences import EvaluateEntries, EvaluateStack, chunk_for
-from .copies import cells_evaluator, copies_evaluator, example_of_entries, grouped_entries, loss_cells
+from .copies import cells_evaluator, copies_evaluator, grouped_entries
+from .grouping import example_of_entries, loss_cells
 from .evaluators import entries_from_stack
 from .factored import (chained_upstream, within_noise, direct_cost, factored_cost, factored_input_target,
                        factored_target)

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import shortcuts
 from .state import Differencing, Ledger, Memo, Reference
-from .copies import (copies_evaluator, example_of_entries, grouped_entries,
-                     grouped_input, grouped_parameter, loss_cells)
+from .copies import copies_evaluator, grouped_entries
+from .grouping import example_of_entries, grouped_input, grouped_parameter, loss_cells
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status

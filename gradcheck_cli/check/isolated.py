@@ -23,8 +23,8 @@ from .differences import chunk_for
 from .diagnose.evidence import Setting, layer_evidence, loss_evidence
 from ..errors import GradcheckError
 from .differences import stack_entries
-from .copies import (perturbed, copies_evaluator, example_of_entries, grouped_entries, grouped_input,
-                     grouped_parameter, loss_cells)
+from .copies import copies_evaluator, grouped_entries, perturbed
+from .grouping import example_of_entries, grouped_input, grouped_parameter, loss_cells
 from ..layers.registry import is_builtin
 from .structure import Structure
 

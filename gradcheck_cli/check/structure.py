@@ -81,7 +81,7 @@ def structure_of(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     st = Structure(stacked, concatenates(layer, x, layout, rng), separable(layer, x, layout, rng),
                    elementwise(layer, x, rng), axes)
     if st.elementwise or is_builtin(type(layer)):
-        # built-in convolutions and pools have their windows by construction (copies.py)
+        # built-in convolutions and pools have their windows by construction (grouping.py)
         return st
     found = footprint(layer, st, x, layout, rng)
     per_example = x.size // max(1, x.shape[batch_axis(layout, x.ndim)]) if st.separable else x.size

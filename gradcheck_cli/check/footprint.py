@@ -3,10 +3,11 @@ boxes, so that the user's own convolution or pooling layer shares perturbed copi
 built-in's known windows do (column grouping, Curtis–Powell–Reid).
 
 For every axis a of the input and every index q along it, the whole slice q is perturbed at once
-(every other index with it) and the check records, for every output axis b, which indices along
-b changed: P_a[q, b]. An output that stays bit-identical while a whole slice holding entry e moves
+(every other index with it, once by δ and once by −δ) and the check records, for every output
+axis b, which indices along b changed: P_a[q, b]. An output that stays bit-identical while a whole slice holding entry e moves
 does not depend on e (generically: a max-pool's argmax entry changes its window under any
-perturbation of its slice; a non-argmax entry has no local dependence). Each P_a[q, b] is an
+perturbation of its slice; a non-argmax entry has no local dependence; an entry tied for the
+maximum changes it in one of the two directions). Each P_a[q, b] is an
 "any" over every other axis of the output, so one live output in a row of thousands suffices:
 a relu kink or a dead unit does not hide a row. Entry e = (e_0, e_1, ...) then reaches only the box
 
@@ -156,11 +157,15 @@ def _reach(run, x, clean, delta, a, qs_all) -> list[np.ndarray] | None:
         on[np.arange(qs.size), qs] = True
         shape = [qs.size] + [1] * x.ndim
         shape[1 + a] = n
-        stack = x[None] + np.where(on.reshape(shape), delta[None], 0.0)
-        out = run(stack)
-        if out is None or out.shape != (qs.size, *clean.shape):
+        # each slice moved both ways: at a tie (a max-pool window whose maximum is shared, as
+        # relu's zeros are) only one direction of an entry moves the output, and a probe may
+        # take either
+        step = np.where(on.reshape(shape), delta[None], 0.0)
+        out = run(np.concatenate([x[None] + step, x[None] - step]))
+        if out is None or out.shape != (2 * qs.size, *clean.shape):
             return None
-        changed = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
+        moved = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
+        changed = moved[:qs.size] | moved[qs.size:]
         for b in range(clean.ndim):
             others = tuple(1 + d for d in range(clean.ndim) if d != b)
             reach[b][pos] = changed.any(axis=others) if others else changed

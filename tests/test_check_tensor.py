@@ -1,4 +1,4 @@
-"""tensorcheck.py, what a layer's backward returns: dx = None is the answer for token input and a
+"""tensor.py, what a layer's backward returns: dx = None is the answer for token input and a
 clear FAIL for a float input; a backward that reads its cache from self (the cs231n habit) FAILs
 the rows whose gradient it changes."""
 from __future__ import annotations

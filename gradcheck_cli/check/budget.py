@@ -3,11 +3,11 @@
 A config that anyone can put in a pull request must not be able to eat the CI machine's memory
 or keep it busy for hours. Before building a network, the runner estimates its parameters, the
 function evaluations both checks will make, and the peak memory, and refuses (exit 2) a check
-over ``--max-memory`` or ``--max-evals``. The figures mirror check.py: every tensor (each layer's
-input and parameters) is probed in isolation (one layer), and the parameters and the network
-input once more end to end (the rest of the network and the loss); each probe costs one
-evaluation per offset of the difference method; perturbed copies are evaluated in batches that
-fit the settings' memory budget.
+over ``--max-memory`` or ``--max-evals``. The figures mirror the checker (isolated.py,
+end_to_end.py): every tensor (each layer's input and parameters) is probed in isolation (one
+layer), and the parameters and the network input once more end to end (the rest of the network
+and the loss); each probe costs one evaluation per offset of the difference method; perturbed
+copies are evaluated in batches that fit the settings' memory budget.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Perturbed copies through layers, as few and as large calls as each layer's verified structure
 allows (structure.py): a stack in one call, one batch of concatenated copies, or one call per copy.
 
-The evaluators here feed numeric.py: ``copies_evaluator`` gives f of each copy in a stack, and
+The evaluators here feed differences.py: ``copies_evaluator`` gives f of each copy in a stack, and
 ``grouped_entries`` perturbs many entries of θ in one copy when their effects land in disjoint
 *cells* of the result (examples of a separable layer, entries of an elementwise one, windows of
 a pooling layer) and reads each entry's f from its own cells. That is column grouping (Curtis,

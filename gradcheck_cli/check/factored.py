@@ -6,7 +6,7 @@ running the rest of the network (one perturbed entry per example shares a copy w
 layer and the loss keep examples apart), then θ_l against f(θ) = ⟨layer_l(x; θ), g_l⟩, which runs
 layer l alone. The two agree with the direct differences of the loss to O(h²) plus g_l's own
 error; a row whose factored numbers are not cleanly within the noise is re-run the direct way
-(endtoend.py), so a kink further on or a gradient at the noise floor is judged as before.
+(end_to_end.py), so a kink further on or a gradient at the noise floor is judged as before.
 """
 from __future__ import annotations
 

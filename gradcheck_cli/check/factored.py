@@ -11,6 +11,7 @@ error; a row whose factored numbers are not cleanly within the noise is re-run t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differ
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
 from .budget import bytes_per_probe
+from .recurrence import scan_of
 
 
 def _factoring(ref: Reference, how: Differencing) -> bool:
@@ -147,7 +149,19 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
             entries = recalled(entries, memo.twins[(i, tensor)])
     elif memo.twins.get((i, tensor)):
         entries = recalled(entries, memo.twins[(i, tensor)])
+    elif (scan := _scan(memo, i, layer, x, out, g, how, tensor)) is not None:
+        scan.max_copies = chunk_for(per_probe, how.settings.max_memory)
+        entries, per_probe = scan, max(1, per_probe // scan.share)
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe
+
+
+def _scan(memo: Memo, i: int, layer: Any, x: np.ndarray, out: np.ndarray, g: np.ndarray,
+          how: Differencing, tensor: str):
+    """A recurrent layer's parameter differenced step by step against g (recurrence.py); the
+    layer's adjoints serve all of its parameters."""
+    if i not in memo.scans:
+        memo.scans[i] = scan_of(layer, x, out, g, how.eps, how.settings.method)
+    return None if memo.scans[i] is None else memo.scans[i].entries(tensor)
 
 
 class recalled:

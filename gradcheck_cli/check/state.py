@@ -109,6 +109,8 @@ class Memo:
     #: (layer index, tensor) -> {(entry, value): ⟨layer output, g⟩}: what the isolated check's
     #: copies of a parameter give against the chained g, for the factored end-to-end row
     twins: dict[tuple[int, str], dict] = field(default_factory=dict)
+    #: layer index -> the recurrent layer's scan against the chained g (recurrence.Scan), or None
+    scans: dict[int, Any] = field(default_factory=dict)
 
 
 class CheckContext:

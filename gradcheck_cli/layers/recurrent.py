@@ -20,7 +20,9 @@ from ._shapes import ShapedLayer, lift
 
 
 def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+    e = np.exp(-a)
+    e += 1.0
+    return np.reciprocal(e, out=e)
 
 
 class _Recurrent(ShapedLayer):
@@ -62,6 +64,16 @@ class _Recurrent(ShapedLayer):
         through paths that do not go through Wh."""
         raise NotImplementedError
 
+    def initial_state(self, m: int, dtype) -> tuple[np.ndarray, ...]:
+        return tuple(np.zeros((m, self.hidden), dtype=dtype) for _ in range(self.n_states))
+
+    def advance(self, params: dict[str, np.ndarray], xt: np.ndarray, state: tuple) -> tuple:
+        """One step of the scan with these parameters: x_t (m, n), state parts (m, H) → the next
+        state (h first); parameters and state parts may carry leading probe axes. The checker
+        differences the layer step by step through it (check/recurrence.py)."""
+        ax = xt @ params["Wx"] + lift(params["b"], 1, 1)
+        return self.step(ax, state[0] @ params["Wh"], state)[0]
+
     def explain(self, s):
         """The step equations from the class docstring, with this config's shapes."""
         doc = " ".join((type(self).__doc__ or "").split())
@@ -75,22 +87,27 @@ class _Recurrent(ShapedLayer):
 
     def forward(self, x):
         Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
-        T = x.shape[-2]
-        b = lift(b, 1, 1)
-        state = None
+        *lead, m, T, n = x.shape
+        # Every step's input product at once: one (m·T, n) product instead of T small ones.
+        ax_all = (x.reshape(*lead, m * T, n) @ Wx).reshape(
+            *np.broadcast_shapes(tuple(lead), Wx.shape[:-2]), m, T, -1) + lift(b, 1, 2)
+        # The state starts at zero, so the first step's h·Wh is zero whatever Wh is: a stack of
+        # Wh copies shares that step, and the state broadcasts against the stacks from there on.
+        state = tuple(np.zeros((m, self.hidden), dtype=ax_all.dtype) for _ in range(self.n_states))
+        ah = np.zeros((m, Wh.shape[-1]), dtype=ax_all.dtype)
         hs, caches = [], []
         for t in range(T):
-            xt = x[..., t, :]
-            ax = xt @ Wx + b
-            if state is None:
-                state = tuple(np.zeros(ax.shape[:-1] + (self.hidden,), dtype=ax.dtype)
-                              for _ in range(self.n_states))
-            ah = state[0] @ Wh
-            new, c = self.step(ax, ah, state)
-            caches.append((xt, state[0], c))
+            if t:
+                ah = state[0] @ Wh
+            new, c = self.step(ax_all[..., t, :], ah, state)
+            caches.append((x[..., t, :], state[0], c))
             state = new
             hs.append(state[0])
-        out = np.stack(hs, axis=-2) if self.return_sequences else hs[-1]
+        # A stack of copies gets its probe axes back even where a step did not use them (Wh in a
+        # one-step sequence).
+        probe = np.broadcast_shapes(tuple(lead), Wx.shape[:-2], Wh.shape[:-2], b.shape[:-1])
+        hs = [np.broadcast_to(h, (*probe, m, self.hidden)) for h in hs]
+        out = np.stack(hs, axis=-2) if self.return_sequences else hs[-1].copy()
         return out, caches
 
     def backward(self, dout, cache):
@@ -148,7 +165,8 @@ class LSTM(_Recurrent):
     def step(self, ax, ah, state):
         H = self.hidden
         a = ax + ah
-        i, f, o = sigmoid(a[..., :H]), sigmoid(a[..., H:2 * H]), sigmoid(a[..., 2 * H:3 * H])
+        ifo = sigmoid(a[..., :3 * H])
+        i, f, o = ifo[..., :H], ifo[..., H:2 * H], ifo[..., 2 * H:]
         g = np.tanh(a[..., 3 * H:])
         c = f * state[1] + i * g
         tc = np.tanh(c)

@@ -13,7 +13,9 @@ Workloads (float64, central differences, the arrays gradcheck draws from the see
            forward call cost milliseconds, so the full-size convnet would take an hour
 Variants: gradcheck's built-in layers; the same network as the user's own vectorised plugins
 (benchmarks/plugins/vectorised.py: `x @ W + b`, an im2col convolution, a step-by-step LSTM, no
-base class, no probe_axes); for `loops`, cs231n-style loop layers (benchmarks/plugins/loops.py).
+base class, no probe_axes; the LSTM's step a method of its own, forward_step, as cs231n's
+lstm_forward runs lstm_step_forward); for `lstm`, also the same plugin with its step hidden inside
+forward; for `loops`, cs231n-style loop layers (benchmarks/plugins/loops.py).
 Every variant gets the built-in network's parameter values, input and targets.
 
 Peers: torch.autograd.gradcheck(fast_mode=False) on the same function and arrays (parameters
@@ -86,7 +88,9 @@ WORKLOADS = {
     "lstm": ({"built-in": _spec("lstm", [8, 16], 4, ["{type: lstm, hidden: 32}", "{type: linear, units: 10}"],
                                 "mse"),
               "vectorised plugins": _spec("lstm", [8, 16], 4, ["{type: my_lstm, hidden: 32}",
-                                                               "{type: my_affine, units: 10}"], "mse")},
+                                                               "{type: my_affine, units: 10}"], "mse"),
+              "plugins, step hidden": _spec("lstm", [8, 16], 4, ["{type: my_lstm_no_step, hidden: 32}",
+                                                                 "{type: my_affine, units: 10}"], "mse")},
              "lstm"),
     "loops": ({"built-in": _spec("convnet-small", [3, 8, 8], 2, _convnet_layers((8, 16), **BUILTIN),
                                  "softmax_cross_entropy"),

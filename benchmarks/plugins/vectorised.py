@@ -3,9 +3,8 @@ im2col convolution, a reshape max-pool, a step-by-step LSTM. No base class, no `
 gradcheck knows nothing about them but what it can verify on the arrays.
 
 Rows layout throughout (x is (N, ...), as in cs231n). The parameter shapes match gradcheck's
-built-in layers, so that the benchmark can check both on the same arrays.
-
-    gradcheck check benchmarks/plugins/convnet.yaml --allow-plugins
+built-in layers, so that the benchmark (benchmarks/bench_networks.py) can check both on the same
+arrays.
 """
 import numpy as np
 
@@ -160,8 +159,10 @@ def sigmoid(a):
 
 @register("my_lstm")
 class MyLSTM:
-    """LSTM over a sequence, one time step at a time: x (N, T, D) → h (N, T, H).
-    a = x_t Wx + h_{t-1} Wh + b, gates i, f, o, g in that order; h_0 = c_0 = 0."""
+    """LSTM over a sequence, one time step at a time, as cs231n's lstm_forward runs its
+    lstm_step_forward: x (N, T, D) → h (N, T, H). a = x_t Wx + h_{t-1} Wh + b, gates i, f, o, g
+    in that order; h_0 = c_0 = 0. The step is a method of its own, forward_step(x_t, state):
+    gradcheck differences the layer through it, one step at a time (docs/plugins.md)."""
 
     def __init__(self, hidden):
         self.hidden = hidden
@@ -174,25 +175,31 @@ class MyLSTM:
                        "b": 0.1 * rng.standard_normal(4 * H)}
         return (T, H)
 
-    def forward(self, x):
+    def initial_state(self, N):
+        return np.zeros((N, self.hidden)), np.zeros((N, self.hidden))
+
+    def forward_step(self, x_t, state):
         Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
-        N, T, D = x.shape
+        h, c = state
         H = self.hidden
-        h = np.zeros((N, H))
-        c = np.zeros((N, H))
-        hs = np.zeros((N, T, H))
+        a = x_t @ Wx + h @ Wh + b
+        i = sigmoid(a[:, :H])
+        f = sigmoid(a[:, H:2 * H])
+        o = sigmoid(a[:, 2 * H:3 * H])
+        g = np.tanh(a[:, 3 * H:])
+        c_next = f * c + i * g
+        h_next = o * np.tanh(c_next)
+        return (h_next, c_next), (x_t, h, c, i, f, o, g, c_next)
+
+    def forward(self, x):
+        N, T, D = x.shape
+        state = self.initial_state(N)
+        hs = np.zeros((N, T, self.hidden))
         steps = []
         for t in range(T):
-            a = x[:, t, :] @ Wx + h @ Wh + b
-            i = sigmoid(a[:, :H])
-            f = sigmoid(a[:, H:2 * H])
-            o = sigmoid(a[:, 2 * H:3 * H])
-            g = np.tanh(a[:, 3 * H:])
-            c_next = f * c + i * g
-            h_next = o * np.tanh(c_next)
-            steps.append((x[:, t, :], h, c, i, f, o, g, c_next))
-            h, c = h_next, c_next
-            hs[:, t, :] = h
+            state, cache = self.forward_step(x[:, t, :], state)
+            steps.append(cache)
+            hs[:, t, :] = state[0]
         return hs, steps
 
     def backward(self, dh_all, steps):
@@ -216,3 +223,23 @@ class MyLSTM:
             dh_next = da @ Wh.T
             dc_next = dc * f
         return dx, {"Wx": dWx, "Wh": dWh, "b": db}
+
+
+@register("my_lstm_no_step")
+class MyLSTMNoStep(MyLSTM):
+    """MyLSTM with its step out of gradcheck's sight (no forward_step, the step run inside forward,
+    as many write it): the check can only perturb the whole sequence, one call per parameter
+    probe, since a step-by-step forward takes no stack of parameter copies."""
+
+    forward_step = None
+
+    def forward(self, x):
+        N, T, D = x.shape
+        state = self.initial_state(N)
+        hs = np.zeros((N, T, self.hidden))
+        steps = []
+        for t in range(T):
+            state, cache = MyLSTM.forward_step(self, x[:, t, :], state)
+            steps.append(cache)
+            hs[:, t, :] = state[0]
+        return hs, steps

@@ -149,18 +149,19 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
             entries = recalled(entries, memo.twins[(i, tensor)])
     elif memo.twins.get((i, tensor)):
         entries = recalled(entries, memo.twins[(i, tensor)])
-    elif (scan := _scan(memo, i, layer, x, out, g, how, tensor)) is not None:
+    elif (scan := _scan(memo, i, layer, x, out, g, f0, how, tensor)) is not None:
         scan.max_copies = chunk_for(per_probe, how.settings.max_memory)
         entries, per_probe = scan, max(1, per_probe // scan.share)
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe
 
 
-def _scan(memo: Memo, i: int, layer: Any, x: np.ndarray, out: np.ndarray, g: np.ndarray,
+def _scan(memo: Memo, i: int, layer: Any, x: np.ndarray, out: np.ndarray, g: np.ndarray, f0: float,
           how: Differencing, tensor: str):
     """A recurrent layer's parameter differenced step by step against g (recurrence.py); the
     layer's adjoints serve all of its parameters."""
     if i not in memo.scans:
-        memo.scans[i] = scan_of(layer, x, out, g, how.eps, how.settings.method)
+        memo.scans[i] = scan_of(layer, x, out, g, f0, how.eps, how.settings.method,
+                                np.random.default_rng([how.seed, 8, i]), how.layout)
     return None if memo.scans[i] is None else memo.scans[i].entries(tensor)
 
 

@@ -75,8 +75,12 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
     layout = how.layout
     rows = []
     ledger.keep(f"isolated/{label}/cotangent", g64)
-    scans = scan_of(ref_layer, x64, out64, g64, how.eps, how.settings.method) \
+    scans = scan_of(ref_layer, x64, out64, g64, f0, how.eps, how.settings.method,
+                    rng_for(ref.net.spec.seed, STREAM_COTANGENT, *key, 8), layout) \
         if how.settings.batched else None
+    upstream = None if twin[1] is None else np.asarray(twin[1], dtype=np.float64).reshape(out64.shape)
+    scans_up = None if scans is None or upstream is None else \
+        scans.against(upstream, float(out64.reshape(-1) @ upstream.reshape(-1)))
     for tensor in ["x", *layer.params]:
         theta = x64 if tensor == "x" else ref_layer.params[tensor]
         if tensor == "x" and not differentiable(theta):
@@ -107,7 +111,12 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
         target.progress_label = f"isolated check, layer {label} {tensor}"
         if tensor == "x" and st.separable:
             target.examples_per_call = how.batch
-        scan = scans.entries(tensor) if scans is not None and tensor != "x" else None
+        scan = None
+        if scans is not None and tensor != "x":
+            # with the chained g at hand, the same copies serve the factored end-to-end row
+            both = None if scans_up is None or theta.size > TWIN_LIMIT else \
+                (scans_up, memo.twins.setdefault((twin[0], tensor), {}))
+            scan = scans.entries(tensor, both)
         comparison = None
         if scan is not None:
             scan.max_copies = chunk_for(per_probe, how.settings.max_memory)

@@ -1,17 +1,17 @@
 """A recurrent layer's parameters differenced step by step: the derivative factored through time.
 
-A built-in recurrent layer is a scan, s_t = advance(θ, x_t, s_{t−1}), with output h_t = s_t[0].
-The derivative of f(θ) = ⟨h, W⟩ with respect to the shared θ is a sum over the steps,
+A recurrent layer is a scan, s_t = step(θ, x_t, s_{t−1}), with output h_t = s_t[0] (steps.py says
+which layers offer their step and what is verified of it). The derivative of f(θ) = ⟨h, W⟩ with
+respect to the shared θ is a sum over the steps,
 
-    ∂f/∂θ = Σ_t ∂F_t/∂θ,   F_t(θ) = ⟨advance(θ, x_t, s_{t−1}), λ_t⟩,   s_{t−1} held clean,
+    ∂f/∂θ = Σ_t ∂F_t/∂θ,   F_t(θ) = ⟨step(θ, x_t, s_{t−1}), λ_t⟩,   s_{t−1} held clean,
 
 where λ_t = ∂f/∂s_t, the state's adjoint: λ_T = (W_T, 0), λ_{t−1} = (W_{t−1}, 0) +
-∂⟨advance(θ, x_t, s), λ_t⟩/∂s at s_{t−1}. Both are finite differences of the layer's own step
-(never its backward): λ per example (examples do not mix), and F_t with column grouping, since
-within one step a column of θ reaches one hidden unit only (column j feeds gate j // H of unit
-j mod H), so one copy perturbs a row and gate of θ for all H units at once. Perturbing the whole
-forward per entry costs 2·|θ| copies of T steps; this costs 2·rows·gates copies of T steps and
-2·(states·H) steps per step for λ.
+∂⟨step(θ, x_t, s), λ_t⟩/∂s at s_{t−1}. Both are finite differences of the layer's own step
+(never its backward): λ per example (a step keeps examples apart), and F_t with column grouping,
+since within one step a column of θ reaches one hidden unit only, so one copy perturbs, for every
+unit, one column of θ that reaches it. Perturbing the whole forward per entry costs 2·|θ| copies
+of T steps; this costs 2·|θ|/H copies of T steps and 2·(states·H) steps per step for λ.
 
 What is differenced is F = Σ_t F_t, a function with f's derivative but not f: its numbers carry
 λ's own differencing error, so a row that is not cleanly within the noise is judged again the
@@ -23,81 +23,95 @@ from typing import Any
 
 import numpy as np
 
-from .copies import grouped_entries
+from .copies import Twin, grouped_entries
+from .steps import Steps
 
 #: methods whose rows may be factored through time (the complex step is exact where the factored
 #: sum is not, and Richardson's extrapolation would only extrapolate λ's error)
 METHODS = ("central", "forward")
 
 
-def scan_of(layer: Any, x: np.ndarray, out: np.ndarray, weights: np.ndarray, eps: float,
-            method: str) -> "Scan | None":
-    """f = ⟨layer(x), weights⟩ seen as a scan, or None where the layer is not a built-in scan or
-    its scan does not reproduce ``out``."""
-    if method not in METHODS or not _builtin_scan(layer) or x.ndim != 3:
+def scan_of(layer: Any, x: np.ndarray, out: np.ndarray, weights: np.ndarray, f0: float, eps: float,
+            method: str, rng: np.random.Generator, layout: str = "rows") -> "Scan | None":
+    """f = ⟨layer(x), weights⟩ seen as a scan, or None where the layer offers no step that can
+    be used (steps.py). ``f0``: f at the clean point as the caller computes it; F's values are
+    given as f0 plus F's change, so that one-sided differences against f0 mean what they say."""
+    if method not in METHODS or layout != "rows" or x.ndim != 3 or out.ndim not in (2, 3):
         return None
-    m, T = x.shape[0], x.shape[1]
-    states = [layer.initial_state(m, np.float64)]
-    for t in range(T):
-        states.append(layer.advance(layer.params, x[:, t], states[-1]))
-    h = np.stack([s[0] for s in states[1:]], axis=1)
-    if out.ndim == 2:
-        h = h[:, -1]
-    # the scan must be the forward that was run, to the rounding of its products
-    if h.shape != out.shape or not np.allclose(h, out, rtol=1e-12, atol=1e-12 * max(1.0, float(np.abs(out).max()))):
+    steps = Steps.of(layer, x, out)
+    if steps is None:
         return None
-    per_step = [weights[:, t] if out.ndim == 3 else (weights if t == T - 1 else np.zeros_like(weights))
-                for t in range(T)]
-    return Scan(layer, x, states, per_step, eps)
+    return Scan(steps, _per_step(weights, steps.T, out.ndim == 3), f0, eps, rng)
 
 
-def _builtin_scan(layer: Any) -> bool:
-    """Whether the layer's step is a built-in one (a subclass may change its backward only): the
-    grouping by unit is known of the built-in steps, not verified."""
-    return all(getattr(getattr(type(layer), name, None), "__module__", "").startswith("gradcheck_cli.layers.")
-               for name in ("initial_state", "advance", "step", "forward"))
+def _per_step(weights: np.ndarray, T: int, sequences: bool) -> list[np.ndarray]:
+    """W_t for t = 1 … T: the weights of h_t, zero before the last step for a layer that returns
+    only h_T."""
+    return [weights[:, t] if sequences else (weights if t == T - 1 else np.zeros_like(weights))
+            for t in range(T)]
 
 
 class Scan:
-    """The clean trajectory s_0 … s_T, the weights per step, and the adjoints λ_1 … λ_T, which
-    are differenced on first use and serve every parameter of the layer."""
+    """The steps at the clean trajectory, the weights per step, and the adjoints λ_1 … λ_T,
+    which are differenced on first use and serve every parameter of the layer."""
 
-    def __init__(self, layer: Any, x: np.ndarray, states: list, weights: list, eps: float) -> None:
-        self.layer, self.x, self.states, self.weights, self.eps = layer, x, states, weights, eps
+    def __init__(self, steps: Steps, weights: list, f0: float, eps: float,
+                 rng: np.random.Generator) -> None:
+        self.steps, self.weights, self.f0, self.eps, self.rng = steps, weights, f0, eps, rng
         self._lam: list | None = None
-        #: layer-sized copies (T steps) that differencing λ took, not yet counted by an entries
-        self.uncounted = 0
+        self._counted = 0
 
-    def entries(self, tensor: str) -> "ScanEntries | None":
-        return ScanEntries(self, tensor) if tensor in self.layer.params else None
+    def entries(self, tensor: str, twin: "tuple[Scan, dict] | None" = None) -> "ScanEntries | None":
+        """evaluate_entries of F for one parameter; ``twin``: (the scan against other weights, a
+        memo) whose value of every probe is kept too, read from the same copies."""
+        if tensor not in self.steps.layer.params:
+            return None
+        unit = self.steps.units(tensor, self.rng)
+        return None if unit is None else ScanEntries(self, tensor, unit, twin)
+
+    def against(self, weights: np.ndarray, f0: float) -> "Scan":
+        """The same steps contracted with other weights of the layer's output (shaped like it)."""
+        sequences = weights.ndim == 3
+        return Scan(self.steps, _per_step(weights, self.steps.T, sequences), f0, self.eps, self.rng)
+
+    def uncounted(self) -> int:
+        """Steps run and not yet counted by an entries, in layer-sized copies (T steps each)."""
+        calls = self.steps.calls - self._counted
+        self._counted = self.steps.calls
+        return -(-calls // self.steps.T)
 
     @property
     def lam(self) -> list[tuple[np.ndarray, ...]]:
         """λ_t for t = 1 … T (the state after step t), from the last step down."""
         if self._lam is None:
-            states, T = self.states, len(self.weights)
+            states, T = self.steps.states, self.steps.T
             zeros = [np.zeros_like(p) for p in states[0][1:]]
             lam: list = [None] * T
             lam[T - 1] = (self.weights[T - 1], *zeros)
             for t in range(T - 1, 0, -1):
-                d = self._state_gradient(self.x[:, t], states[t], lam[t])
+                d = self._state_gradient(t, lam[t])
                 lam[t - 1] = (self.weights[t - 1] + d[0], *d[1:])
             self._lam = lam
         return self._lam
 
-    def cells(self, tensor: str, theta: np.ndarray) -> np.ndarray:
-        """Σ_t F_t per hidden unit, for θ or a stack of copies of it: (..., H)."""
-        params = {**self.layer.params, tensor: theta}
-        total = 0.0
-        for t, lam in enumerate(self.lam):
-            new = self.layer.advance(params, self.x[:, t], self.states[t])
-            total = total + sum((part * w).sum(axis=-2) for part, w in zip(new, lam))
-        return np.asarray(total)
+    def cells(self, tensor: str, stack: np.ndarray, *others: "Scan") -> list[np.ndarray]:
+        """Σ_t F_t per hidden unit, for each copy in a stack of θ: (B, H); one array for this
+        scan and one for each of ``others`` (other weights), from the same steps."""
+        lams = [self.lam] + [o.lam for o in others]
+        before = self.steps.calls
+        totals: list = [0.0] * len(lams)
+        for t in range(self.steps.T):
+            new = self.steps.with_param(tensor, stack, t)
+            for k, lam in enumerate(lams):
+                totals[k] = totals[k] + sum((part * w).sum(axis=-2) for part, w in zip(new, lam[t]))
+        self._counted += self.steps.calls - before  # counted as copies by grouped_entries
+        return [np.asarray(total) for total in totals]
 
-    def _state_gradient(self, xt: np.ndarray, state: tuple, lam: tuple) -> tuple[np.ndarray, ...]:
-        """∂⟨advance(θ, x_t, s), λ⟩/∂s by central differences, every example in one copy (a step
-        keeps examples apart): one copy per (state part, unit) and sign."""
-        base = np.stack(state)                                       # (P, m, H)
+    def _state_gradient(self, t: int, lam: tuple) -> tuple[np.ndarray, ...]:
+        """∂⟨step(θ, x_t, s), λ⟩/∂s at the clean s_t (0-based step t) by central differences,
+        every example in one copy (a step keeps examples apart): one copy per (state part,
+        unit) and sign."""
+        base = np.stack(self.steps.states[t])                        # (P, m, H)
         P, H = base.shape[0], base.shape[-1]
         part, unit = np.divmod(np.arange(P * H), H)
         h = self.eps * np.maximum(1.0, np.abs(base[part, :, unit]))  # (P·H, m)
@@ -106,9 +120,8 @@ class Scan:
         n = np.arange(P * H)
         stack[n, part, :, unit] = up
         stack[P * H + n, part, :, unit] = down
-        new = self.layer.advance(self.layer.params, xt, tuple(stack[:, p] for p in range(P)))
+        new = self.steps.with_state(t, tuple(stack[:, p] for p in range(P)))
         f = sum((s * w).sum(axis=-1) for s, w in zip(new, lam))      # (2·P·H, m)
-        self.uncounted += -(-2 * P * H // len(self.weights))
         grad = np.zeros_like(base)
         grad[part, :, unit] = (f[:P * H] - f[P * H:]) / (up - down)
         return tuple(grad)
@@ -116,18 +129,23 @@ class Scan:
 
 class ScanEntries:
     """evaluate_entries of F for one parameter: grouped_entries over its cells (the hidden
-    units), built on the first call; ``copies`` counts layer-sized copies (T steps each), λ's
-    included where this parameter was the first to need them."""
+    units), built on the first call; ``copies`` counts layer-sized copies (T steps each), the
+    measuring and λ's included where this parameter was the first to need them."""
 
-    def __init__(self, scan: Scan, tensor: str) -> None:
-        self.scan, self.tensor = scan, tensor
-        theta = scan.layer.params[tensor]
-        H, cols = scan.states[0][0].shape[-1], theta.shape[-1]
+    def __init__(self, scan: Scan, tensor: str, unit: np.ndarray,
+                 twin: "tuple[Scan, dict] | None" = None) -> None:
+        self.scan, self.tensor, self.twin = scan, tensor, twin
+        theta = scan.steps.layer.params[tensor]
+        cols = theta.shape[-1]
+        # a column's rank among the columns that reach its unit (its gate, for a built-in)
+        order = np.argsort(unit, kind="stable")
+        rank = np.empty(cols, dtype=np.intp)
+        rank[order] = np.arange(cols) - np.searchsorted(unit[order], unit[order], side="left")
         index = np.arange(theta.size)
-        self.cell = index % cols % H
-        # (entries of the other axes) × gate: the entries of one colour reach distinct units
-        self.color = index // cols * (cols // H) + index % cols // H
-        self.share = H
+        self.cell = unit[index % cols]
+        # the entries of one colour reach distinct units
+        self.color = index // cols * (int(rank.max()) + 1) + rank[index % cols]
+        self.share = int(np.bincount(self.color).max())
         self.max_copies: int | None = None
         self._inner: grouped_entries | None = None
         self._own = 0
@@ -141,11 +159,18 @@ class ScanEntries:
 
     def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         if self._inner is None:
-            theta = self.scan.layer.params[self.tensor]
-            clean = self.scan.cells(self.tensor, theta)
-            self._own, self.scan.uncounted = self.scan.uncounted, 0
-            self._inner = grouped_entries(theta, self.cell, self.color,
-                                          lambda stack: self.scan.cells(self.tensor, stack),
-                                          clean, float(clean.sum()))
+            theta = np.asarray(self.scan.steps.layer.params[self.tensor])
+            others = () if self.twin is None else (self.twin[0],)
+            clean = [c[0] for c in self.scan.cells(self.tensor, theta[None], *others)]
+            self._own += 1 + self.scan.uncounted()
+            if self.twin is None:
+                self._inner = grouped_entries(theta, self.cell, self.color,
+                                              lambda stack: self.scan.cells(self.tensor, stack)[0],
+                                              clean[0], self.scan.f0)
+            else:
+                twin = Twin(None, clean[1], self.twin[0].f0, self.twin[1])
+                self._inner = grouped_entries(theta, self.cell, self.color,
+                                              lambda stack: tuple(self.scan.cells(self.tensor, stack, *others)),
+                                              clean[0], self.scan.f0, twin)
         self._inner.max_copies = self.max_copies
         return self._inner(idx, values)

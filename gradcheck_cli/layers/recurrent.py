@@ -64,15 +64,16 @@ class _Recurrent(ShapedLayer):
         through paths that do not go through Wh."""
         raise NotImplementedError
 
-    def initial_state(self, m: int, dtype) -> tuple[np.ndarray, ...]:
-        return tuple(np.zeros((m, self.hidden), dtype=dtype) for _ in range(self.n_states))
+    def initial_state(self, n: int) -> tuple[np.ndarray, ...]:
+        """The state before the first step, for n examples: zeros, h first."""
+        return tuple(np.zeros((n, self.hidden)) for _ in range(self.n_states))
 
-    def advance(self, params: dict[str, np.ndarray], xt: np.ndarray, state: tuple) -> tuple:
-        """One step of the scan with these parameters: x_t (m, n), state parts (m, H) → the next
-        state (h first); parameters and state parts may carry leading probe axes. The checker
-        differences the layer step by step through it (check/recurrence.py)."""
-        ax = xt @ params["Wx"] + lift(params["b"], 1, 1)
-        return self.step(ax, state[0] @ params["Wh"], state)[0]
+    def forward_step(self, xt: np.ndarray, state: tuple) -> tuple:
+        """One step: x_t (m, n) and the state parts (m, H) → (the next state, h first; the step's
+        cache). Parameters and state parts may carry leading probe axes. The checker differences
+        the layer step by step through it (check/recurrence.py)."""
+        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
+        return self.step(xt @ Wx + lift(b, 1, 1), state[0] @ Wh, state)
 
     def explain(self, s):
         """The step equations from the class docstring, with this config's shapes."""

@@ -1,0 +1,169 @@
+"""One step of a recurrent layer, run on stacks of perturbed copies, and what the step-by-step
+differences (recurrence.py) need to know of it: which hidden unit each column of a parameter
+reaches within one step.
+
+A layer offers its step as ``forward_step(x_t, state) -> (next state, cache)`` (a state is a
+tuple of (m, H) arrays, h first), with ``initial_state(m)``, the state before the first step. For a built-in rnn, lstm or gru the unit of column
+j is j mod H (gate j // H of that unit) and its step broadcasts over stacks of copies, by
+construction. A plugin's step is held to what is measured on its real arrays: its trajectory
+reproduces its forward, a step keeps examples apart (copies of the state then run as one batch
+along the example axis), and each column of a parameter, moved as a whole both ways at two
+steps, changes exactly one unit, the same at both; its parameter copies run one call each.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .evaluators import with_params
+
+#: how far a scan may be from the forward that was run, relative to the output's size (the
+#: rounding of products taken in another order)
+REPRODUCES = 1e-12
+
+
+def builtin_step(layer: Any) -> bool:
+    """Whether the layer's step is a built-in one (a subclass may change its backward only)."""
+    return all(getattr(getattr(type(layer), name, None), "__module__", "").startswith("gradcheck_cli.layers.")
+               for name in ("initial_state", "forward_step", "step", "forward"))
+
+
+class Steps:
+    """A layer's step at the clean point (``states``: s_0 … s_T), on copies of a parameter or of
+    the state; ``calls`` counts the steps run, a copy each."""
+
+    def __init__(self, layer: Any, x: np.ndarray, builtin: bool) -> None:
+        self.layer, self.x, self.builtin, self.calls = layer, x, builtin, 0
+        self.states = [_parts(layer.initial_state(x.shape[0]))]
+        for t in range(x.shape[1]):
+            self.states.append(self._call(layer, x[:, t], self.states[-1]))
+
+    @classmethod
+    def of(cls, layer: Any, x: np.ndarray, out: np.ndarray) -> "Steps | None":
+        """The steps, or None where the layer offers none, fails, or does not reproduce ``out``."""
+        if not callable(getattr(layer, "forward_step", None)) or not callable(getattr(layer, "initial_state", None)):
+            return None
+        builtin = builtin_step(layer)
+        try:
+            with np.errstate(all="ignore"):
+                steps = cls(layer, x, builtin)
+                h = np.stack([s[0] for s in steps.states[1:]], axis=1)
+                if out.ndim == 2:
+                    h = h[:, -1]
+                if h.shape != out.shape or not np.allclose(h, out, rtol=REPRODUCES,
+                                                           atol=REPRODUCES * max(1.0, float(np.abs(out).max()))):
+                    return None
+                if not builtin and not steps._keeps_examples_apart():
+                    return None
+        except (Exception, SystemExit):  # a plugin's step that cannot run is not used
+            return None
+        return steps
+
+    @property
+    def T(self) -> int:
+        return self.x.shape[1]
+
+    def hidden(self) -> int:
+        return self.states[0][0].shape[-1]
+
+    def with_param(self, tensor: str, stack: np.ndarray, t: int) -> tuple[np.ndarray, ...]:
+        """Step t (0-based) from the clean state s_t with a stack (B, *θ.shape) of copies of a
+        parameter: the new state parts, (B, m, H) each."""
+        xt, state = self.x[:, t], self.states[t]
+        if self.builtin:
+            return tuple(np.broadcast_to(p, (stack.shape[0], *p.shape[-2:]))
+                         for p in self._call(with_params(self.layer, {tensor: stack}), xt, state,
+                                             stack.shape[0]))
+        # one shallow copy of the layer whose parameters are swapped per copy: a plugin's step
+        # costs microseconds, and copying the layer for each would add a third to it
+        layer, new = with_params(self.layer, {}), []
+        for c in stack:
+            layer.params = {**self.layer.params, tensor: c}
+            new.append(self._call(layer, xt, state))
+        return tuple(np.stack([n[k] for n in new]) for k in range(len(state)))
+
+    def with_state(self, t: int, stack: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Step t from copies of the state (parts (B, m, H)): the new parts, (B, m, H) each."""
+        xt = self.x[:, t]
+        if self.builtin:
+            return self._call(self.layer, xt, stack, stack[0].shape[0])
+        # examples are verified to stay apart: the copies run as one batch of B·m examples
+        B, m = stack[0].shape[:2]
+        merged = tuple(p.reshape(B * m, -1) for p in stack)
+        new = self._call(self.layer, np.tile(xt, (B,) + (1,) * (xt.ndim - 1)), merged, B)
+        return tuple(p.reshape(B, m, -1) for p in new)
+
+    def units(self, tensor: str, rng: np.random.Generator) -> np.ndarray | None:
+        """The hidden unit that each column (last axis) of a parameter reaches within one step,
+        or None where no layout of the gates is verified: gates side by side (column j reaches
+        unit j mod H, as the built-ins and cs231n lay them out) or unit by unit (j // gates)."""
+        theta = np.asarray(self.layer.params[tensor], dtype=np.float64)
+        H, cols = self.hidden(), theta.shape[-1]
+        if cols % H:
+            return None
+        if self.builtin:
+            return np.arange(cols) % H
+        if self.T < 2:
+            return None
+        for unit in (np.arange(cols) % H, np.arange(cols) // (cols // H)):
+            if all(self._reaches_only(tensor, theta, unit, t, rng) for t in (self.T // 2, self.T - 1)):
+                return unit
+        return None
+
+    def _reaches_only(self, tensor: str, theta: np.ndarray, unit: np.ndarray, t: int,
+                      rng: np.random.Generator) -> bool:
+        """Whether, at step t, every column reaches no unit but ``unit[column]``. For each bit of
+        the unit's index, the columns whose unit has that bit set are moved together (and then
+        the others): a change outside the units with that bit refutes it. Columns that pass every
+        bit reach only their own unit, with 4·log2(H) copies where one column at a time would
+        take 2·columns. Moves are random and taken both ways, so a change does not cancel and a
+        tie shows (see footprint.py)."""
+        H = self.hidden()
+        bits = max(1, int(H - 1).bit_length())
+        scale = 0.1 * max(1.0, float(np.abs(theta).max(initial=0.0)))
+        sets, allowed = [], []
+        for b in range(bits):
+            on = (unit >> b) & 1 == 1
+            units_on = (np.arange(H) >> b) & 1 == 1
+            sets += [on, ~on]
+            allowed += [units_on, ~units_on]
+        mask = np.array(sets)                                       # (2·bits, cols)
+        mask = mask.reshape((len(sets),) + (1,) * (theta.ndim - 1) + (theta.shape[-1],))
+        delta = scale * rng.standard_normal((len(sets),) + theta.shape) * mask
+        try:
+            with np.errstate(all="ignore"):
+                new = self.with_param(tensor, np.concatenate([theta + delta, theta - delta]), t)
+        except (Exception, SystemExit):
+            return False
+        moved = np.zeros((2 * len(sets), H), dtype=bool)
+        for part, clean in zip(new, self.states[t + 1]):
+            moved |= ~((part == clean[None]) | (np.isnan(part) & np.isnan(clean[None]))).all(axis=1)
+        moved = moved[:len(sets)] | moved[len(sets):]
+        return not (moved & ~np.array(allowed)).any()
+
+    def _keeps_examples_apart(self) -> bool:
+        """A step moved in example 0 only (its state and input) leaves every other example's new
+        state bit-identical, at a step with a live state."""
+        m = self.x.shape[0]
+        if m < 2:
+            return True
+        t = self.T // 2
+        state = tuple(p.copy() for p in self.states[t])
+        xt = self.x[:, t].copy()
+        for p in state:
+            p[0] += 0.1 * max(1.0, float(np.abs(p).max(initial=0.0)))
+        xt[0] += 0.1 * max(1.0, float(np.abs(xt).max(initial=0.0)))
+        moved = self._call(self.layer, xt, state)
+        clean = self.states[t + 1]
+        return all(np.array_equal(a[1:], b[1:]) for a, b in zip(moved, clean))
+
+    def _call(self, layer: Any, xt: np.ndarray, state: tuple, copies: int = 1) -> tuple[np.ndarray, ...]:
+        self.calls += copies
+        return _parts(layer.forward_step(xt, state)[0])
+
+
+def _parts(state: Any) -> tuple[np.ndarray, ...]:
+    """A state as a tuple of float arrays (a plugin's one-part state may be a bare array)."""
+    parts = state if isinstance(state, tuple) else (state,)
+    return tuple(np.asarray(p) for p in parts)

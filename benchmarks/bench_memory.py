@@ -22,6 +22,8 @@ NETWORKS = {
     "MLP [300, 300, 10], m=16": "input: {shape: [300], batch: 16}\nlayers:\n"
                                 "  - {type: dense, units: 300, activation: tanh}\n"
                                 "  - {type: dense, units: 10}\nloss: mse\n",
+    "LSTM 64 over 16x32, m=8": "input: {shape: [16, 32], batch: 8}\nlayers:\n"
+                               "  - {type: lstm, hidden: 64}\n  - {type: linear, units: 4}\nloss: mse\n",
 }
 BUDGETS = ("16M", "48M")
 

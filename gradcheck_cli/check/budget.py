@@ -74,7 +74,9 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     m = spec.input.batch
     item = 4 if spec.dtype == "float32" else 8
     per_probe = evaluations_per_probe(settings.method)
-    acts = [math.prod(spec.input.shape) * m] + [math.prod(n.output_shape) * m for n in plan.nodes]
+    shapes = [(m, *spec.input.shape)] + [(m, *n.output_shape) for n in plan.nodes]
+    acts = [math.prod(s) for s in shapes]
+    layers = [n.layer for n in plan.nodes]
     params = sum(math.prod(s) for n in plan.nodes for s in n.param_shapes.values())
     # network copy in its dtype, float64 reference copy, and caches about as large as activations
     base = (params + m * math.prod(spec.input.shape)) * (item + 8) + sum(acts) * (2 * item + 8)
@@ -98,10 +100,10 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
         name = f"layer {node.label} ({node.type_name})"
         tensors += len(sizes)
         for tensor, size in sizes.items():
-            account(size, [acts[i], acts[i + 1]], f"{name} {tensor}")       # isolated
+            account(size, copy_sizes(layers[i:i + 1], shapes[i:i + 2]), f"{name} {tensor}")  # isolated
             if tensor != "x" or i == 0:
                 # end to end: parameters and the network input (a hidden dx only in isolation)
-                account(size, acts[i:], f"{name} {tensor}")
+                account(size, copy_sizes(layers[i:], shapes[i:]), f"{name} {tensor}")
     account(acts[-1], [acts[-1]], "loss x")
     tensors += 1
     # a margin for what the model leaves out (directions, refinement, temporaries): better to
@@ -119,6 +121,19 @@ def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str) -> 
     check sizes its batches with it, and the estimate above models the peak with it."""
     item = 16 if method == "complex" else 8
     return item * (size + 3 * sum(activation_sizes) + 16)
+
+
+def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]]) -> list[int]:
+    """The activation sizes a copy passes through (``shapes``: the input of layers[0], then each
+    layer's output, batch axis first), each output raised to a third of what its layer says one
+    forward holds, where it says (a recurrent layer's cache holds every step's gates):
+    bytes_per_probe counts three arrays per activation."""
+    sizes = [math.prod(s) for s in shapes]
+    for k, layer in enumerate(layers):
+        held = getattr(layer, "held_entries", None)
+        if k + 1 < len(sizes) and callable(held):
+            sizes[k + 1] = max(sizes[k + 1], -(-int(held(tuple(shapes[k]))) // 3))
+    return sizes
 
 
 def _probes(settings: Any, size: int) -> int:

@@ -145,8 +145,7 @@ class grouped_entries:
         got, twin_got = self.evaluate_cells(stack)
         t, c = self.twin, self.cell[sorted_idx[mine]]
         f = t.f0 + (twin_got[copy[mine], c] - t.clean_cells[c])
-        t.memo.update(zip(zip(sorted_idx[mine].tolist(), np.asarray(values)[order[mine]].tolist()),
-                          np.asarray(f).real.tolist()))
+        t.memo.keep(sorted_idx[mine], np.asarray(values)[order[mine]], np.asarray(f).real)
         return got
 
 
@@ -154,5 +153,41 @@ class Twin:
     """A second set of weights read from the same copies (the chained g of the layer's output,
     for the factored end-to-end row), its clean cells and f0, and the values kept per probe."""
 
-    def __init__(self, cells: Cells, clean_cells: np.ndarray, f0: float, memo: dict) -> None:
+    def __init__(self, cells: Cells | None, clean_cells: np.ndarray, f0: float, memo: "Kept") -> None:
         self.cells, self.clean_cells, self.f0, self.memo = cells, clean_cells, f0, memo
+
+
+class Kept:
+    """What probes of θ gave against the chained g, kept by the isolated check's copies for the
+    factored end-to-end row (factored.recalled): per entry, the value last taken above θ and the
+    one below, and f at each. Dense arrays, 32 bytes an entry: a dict keyed by (entry, value)
+    took about 240 bytes a probe, tens of megabytes for a recurrent layer's weights, which the
+    memory estimate does not see. A value kept in neither slot (Richardson's inner steps, a
+    refinement) is simply evaluated again."""
+
+    def __init__(self, theta: np.ndarray) -> None:
+        self.theta = np.asarray(theta, dtype=np.float64).reshape(-1)
+        self.values = np.full((2, self.theta.size), np.nan)
+        self.f = np.zeros((2, self.theta.size))
+        self.count = 0
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def _slot(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        # factored rows exist for real steps only (central, Richardson): see factored._factoring
+        assert not np.iscomplexobj(values)
+        return np.where(values > self.theta[idx], 0, 1)
+
+    def keep(self, idx: np.ndarray, values: np.ndarray, f: np.ndarray) -> None:
+        idx, values = np.asarray(idx, dtype=np.intp), np.asarray(values)
+        slot = self._slot(idx, values)
+        self.values[slot, idx] = values
+        self.f[slot, idx] = f
+        self.count += idx.size
+
+    def lookup(self, idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(kept?, f) of each probe (entry idx[k] set to values[k])."""
+        idx, values = np.asarray(idx, dtype=np.intp), np.asarray(values)
+        slot = self._slot(idx, values)
+        return self.values[slot, idx] == values, self.f[slot, idx]

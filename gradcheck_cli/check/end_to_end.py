@@ -23,7 +23,7 @@ from .structure import Structure
 from ..results import Row
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, run_backward
-from .budget import bytes_per_probe
+from .budget import bytes_per_probe, copy_sizes
 
 #: a layer-input gradient this much smaller (larger) than the loss gradient is flagged
 VANISHING, EXPLODING = 1e-8, 1e8
@@ -124,7 +124,8 @@ def _direct(ref: Reference, how: Differencing, i: int, tensor: str, terms, per_e
     stack = copies_evaluator(ref.layers[i:], structures[i:], tensor, ref.acts[i], layout,
                              loss_tail, loss_batched and how.settings.batched)
     entries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, [a.size for a in ref.acts[i:]], how.settings.method)
+    per_probe = bytes_per_probe(theta.size, copy_sizes(ref.layers[i:], [a.shape for a in ref.acts[i:]]),
+                                how.settings.method)
     if how.settings.batched and shortcuts.supports(ref.layers[i], tensor):
         entries = shortcuts.entries_evaluator(ref.layers[i], tensor, ref.acts[i:],
                                              ref.layers[i + 1:], loss_tail, loss_batched,

@@ -17,12 +17,12 @@ import numpy as np
 
 from . import shortcuts
 from .state import Differencing, Ledger, Memo, Reference
-from .copies import copies_evaluator, grouped_entries
+from .copies import Kept, copies_evaluator, grouped_entries
 from .grouping import example_of_entries, grouped_input, grouped_parameter, loss_cells
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
-from .budget import bytes_per_probe
+from .budget import bytes_per_probe, copy_sizes
 from .recurrence import scan_of
 
 
@@ -44,7 +44,7 @@ def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray
         return None
     g_flat = g.reshape(-1)
     f0 = float(out.reshape(-1) @ g_flat)
-    per_probe = bytes_per_probe(x.size, [x.size, out.size], how.settings.method)
+    per_probe = bytes_per_probe(x.size, copy_sizes([layer], [x.shape, out.shape]), how.settings.method)
     if shortcuts.supports(layer, "x", isolated=True):
         def tail(o: np.ndarray) -> np.ndarray:
             return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
@@ -137,7 +137,7 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
     f0 = float(tail(out))
     stack = copies_evaluator([layer], [st], tensor, x, layout, tail, True)
     entries: EvaluateEntries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, [x.size, out.size], how.settings.method)
+    per_probe = bytes_per_probe(theta.size, copy_sizes([layer], [x.shape, out.shape]), how.settings.method)
     if shortcuts.supports(layer, tensor, isolated=True):
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:
@@ -161,7 +161,8 @@ def _scan(memo: Memo, i: int, layer: Any, x: np.ndarray, out: np.ndarray, g: np.
     layer's adjoints serve all of its parameters."""
     if i not in memo.scans:
         memo.scans[i] = scan_of(layer, x, out, g, f0, how.eps, how.settings.method,
-                                np.random.default_rng([how.seed, 8, i]), how.layout)
+                                np.random.default_rng([how.seed, 8, i]), how.layout,
+                                how.settings.max_memory)
     return None if memo.scans[i] is None else memo.scans[i].entries(tensor)
 
 
@@ -170,14 +171,13 @@ class recalled:
     against this g (isolated.twinned: the same entry and value, the same layer output), and
     evaluates only the probes it has not seen. ``copies`` counts those."""
 
-    def __init__(self, evaluate: EvaluateEntries, memo: dict) -> None:
+    def __init__(self, evaluate: EvaluateEntries, memo: Kept) -> None:
         self.evaluate, self.memo, self.copies = evaluate, memo, 0
 
     def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         idx, values = np.asarray(idx), np.asarray(values)
-        keys = list(zip(idx.tolist(), values.tolist()))
-        miss = np.array([k not in self.memo for k in keys], dtype=bool)
-        out = np.array([self.memo.get(k, 0.0) for k in keys], dtype=np.float64)
+        kept, out = self.memo.lookup(idx, values)
+        miss = ~kept
         if miss.any():
             before = getattr(self.evaluate, "copies", None)
             out[miss] = np.asarray(self.evaluate(idx[miss], values[miss])).real

@@ -19,12 +19,12 @@ from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with
 from ..results import Comparison, Row, Status
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, nondeterministic, run_backward, state_on_self
-from .budget import bytes_per_probe
+from .budget import bytes_per_probe, copy_sizes
 from .differences import chunk_for
 from .diagnose.evidence import Setting, layer_evidence, loss_evidence
 from ..errors import GradcheckError
 from .differences import stack_entries
-from .copies import copies_evaluator, grouped_entries, perturbed
+from .copies import Kept, copies_evaluator, grouped_entries, perturbed
 from .grouping import example_of_entries, grouped_input, grouped_parameter, loss_cells
 from ..layers.registry import is_builtin
 from .structure import Structure
@@ -76,7 +76,8 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
     rows = []
     ledger.keep(f"isolated/{label}/cotangent", g64)
     scans = scan_of(ref_layer, x64, out64, g64, f0, how.eps, how.settings.method,
-                    rng_for(ref.net.spec.seed, STREAM_COTANGENT, *key, 8), layout) \
+                    rng_for(ref.net.spec.seed, STREAM_COTANGENT, *key, 8), layout,
+                    how.settings.max_memory) \
         if how.settings.batched else None
     upstream = None if twin[1] is None else np.asarray(twin[1], dtype=np.float64).reshape(out64.shape)
     scans_up = None if scans is None or upstream is None else \
@@ -88,13 +89,13 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
             continue
         stack = copies_evaluator([ref_layer], [st], tensor, x64, layout, tail, True)
         entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
-            theta.size, [x64.size, out64.size], how.settings.method)
+            theta.size, copy_sizes([ref_layer], [x64.shape, out64.shape]), how.settings.method)
         if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
         elif how.settings.batched:
             both = None if twin[1] is None or theta.size > TWIN_LIMIT else (np.asarray(twin[1], dtype=np.float64).reshape(out64.shape),
-                                                 memo.twins.setdefault((twin[0], tensor), {}))
+                                                 memo.kept(twin[0], tensor, theta))
             grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0) if tensor == "x" \
                 else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0, both)
             if grouped is not None:
@@ -103,7 +104,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
                 per_probe = max(1, per_probe // share)
             elif tensor != "x" and twin[1] is not None and theta.size <= TWIN_LIMIT:
                 entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, twin[1],
-                                  memo.twins.setdefault((twin[0], tensor), {}))
+                                  memo.kept(twin[0], tensor, theta))
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
         target.diagnosis = layer_evidence(evidence_setting(ref, how), ref_layer, tensor, x64, out64,
@@ -115,7 +116,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
         if scans is not None and tensor != "x":
             # with the chained g at hand, the same copies serve the factored end-to-end row
             both = None if scans_up is None or theta.size > TWIN_LIMIT else \
-                (scans_up, memo.twins.setdefault((twin[0], tensor), {}))
+                (scans_up, memo.kept(twin[0], tensor, theta))
             scan = scans.entries(tensor, both)
         comparison = None
         if scan is not None:
@@ -152,7 +153,7 @@ TWIN_LIMIT = 1 << 18
 
 
 def twinned(layer: Any, st: Structure, tensor: str, x: np.ndarray, theta: np.ndarray, layout: str,
-            g_flat: np.ndarray, upstream: np.ndarray, memo: dict) -> Callable:
+            g_flat: np.ndarray, upstream: np.ndarray, memo: Kept) -> Callable:
     """evaluate_entries of ⟨layer(x; θ), G⟩ that also keeps ⟨layer(x; θ), g⟩ of every copy in
     ``memo``: the factored end-to-end row of θ differences the same copies against the chained
     g (factored.recalled), so a parameter that shares no copy (a recurrent layer's weights)
@@ -163,7 +164,7 @@ def twinned(layer: Any, st: Structure, tensor: str, x: np.ndarray, theta: np.nda
         stack = stack_entries(theta, idx, values)
         out = np.asarray(perturbed(layer, st, tensor, x, stack, layout))
         f = out.reshape(stack.shape[0], -1) @ both
-        memo.update(zip(zip(idx.tolist(), values.tolist()), f[:, 1].tolist()))
+        memo.keep(idx, values, f[:, 1])
         return f[:, 0]
 
     return entries

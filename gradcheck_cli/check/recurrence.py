@@ -32,7 +32,8 @@ METHODS = ("central", "forward")
 
 
 def scan_of(layer: Any, x: np.ndarray, out: np.ndarray, weights: np.ndarray, f0: float, eps: float,
-            method: str, rng: np.random.Generator, layout: str = "rows") -> "Scan | None":
+            method: str, rng: np.random.Generator, layout: str = "rows",
+            max_bytes: int = 64 << 20) -> "Scan | None":
     """f = ⟨layer(x), weights⟩ seen as a scan, or None where the layer offers no step that can
     be used (steps.py). ``f0``: f at the clean point as the caller computes it; F's values are
     given as f0 plus F's change, so that one-sided differences against f0 mean what they say."""
@@ -41,7 +42,7 @@ def scan_of(layer: Any, x: np.ndarray, out: np.ndarray, weights: np.ndarray, f0:
     steps = Steps.of(layer, x, out)
     if steps is None:
         return None
-    return Scan(steps, _per_step(weights, steps.T, out.ndim == 3), f0, eps, rng)
+    return Scan(steps, _per_step(weights, steps.T, out.ndim == 3), f0, eps, rng, max_bytes)
 
 
 def _per_step(weights: np.ndarray, T: int, sequences: bool) -> list[np.ndarray]:
@@ -56,8 +57,9 @@ class Scan:
     which are differenced on first use and serve every parameter of the layer."""
 
     def __init__(self, steps: Steps, weights: list, f0: float, eps: float,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, max_bytes: int) -> None:
         self.steps, self.weights, self.f0, self.eps, self.rng = steps, weights, f0, eps, rng
+        self.max_bytes = max_bytes
         self._lam: list | None = None
         self._counted = 0
 
@@ -72,7 +74,8 @@ class Scan:
     def against(self, weights: np.ndarray, f0: float) -> "Scan":
         """The same steps contracted with other weights of the layer's output (shaped like it)."""
         sequences = weights.ndim == 3
-        return Scan(self.steps, _per_step(weights, self.steps.T, sequences), f0, self.eps, self.rng)
+        return Scan(self.steps, _per_step(weights, self.steps.T, sequences), f0, self.eps, self.rng,
+                    self.max_bytes)
 
     def uncounted(self) -> int:
         """Steps run and not yet counted by an entries, in layer-sized copies (T steps each)."""
@@ -112,18 +115,22 @@ class Scan:
         every example in one copy (a step keeps examples apart): one copy per (state part,
         unit) and sign."""
         base = np.stack(self.steps.states[t])                        # (P, m, H)
-        P, H = base.shape[0], base.shape[-1]
-        part, unit = np.divmod(np.arange(P * H), H)
-        h = self.eps * np.maximum(1.0, np.abs(base[part, :, unit]))  # (P·H, m)
-        up, down = base[part, :, unit] + h, base[part, :, unit] - h
-        stack = np.repeat(base[None], 2 * P * H, axis=0)             # (2·P·H, P, m, H)
-        n = np.arange(P * H)
-        stack[n, part, :, unit] = up
-        stack[P * H + n, part, :, unit] = down
-        new = self.steps.with_state(t, tuple(stack[:, p] for p in range(P)))
-        f = sum((s * w).sum(axis=-1) for s, w in zip(new, lam))      # (2·P·H, m)
+        P, m, H = base.shape
         grad = np.zeros_like(base)
-        grad[part, :, unit] = (f[:P * H] - f[P * H:]) / (up - down)
+        # blocks of state entries, so that a block's copies and the step's temporaries for them
+        # (about 16·H numbers per example) fit the memory budget
+        block = max(1, self.max_bytes // (2 * 8 * 16 * H * m))
+        for start in range(0, P * H, block):
+            part, unit = np.divmod(np.arange(start, min(P * H, start + block)), H)
+            h = self.eps * np.maximum(1.0, np.abs(base[part, :, unit]))  # (n, m)
+            up, down = base[part, :, unit] + h, base[part, :, unit] - h
+            n = np.arange(part.size)
+            stack = np.repeat(base[None], 2 * part.size, axis=0)         # (2n, P, m, H)
+            stack[n, part, :, unit] = up
+            stack[part.size + n, part, :, unit] = down
+            new = self.steps.with_state(t, tuple(stack[:, p] for p in range(P)))
+            f = sum((s * w).sum(axis=-1) for s, w in zip(new, lam))      # (2n, m)
+            grad[part, :, unit] = (f[:part.size] - f[part.size:]) / (up - down)
         return tuple(grad)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..results import TensorCost
+from .copies import Kept
 from .differences import evaluations_per_probe, resolve_step
 from .forward import Forward, clean_forward, reference_forward
 from .network import Network
@@ -106,11 +107,17 @@ class Memo:
 
     #: numeric d loss/d a_k from the top down (factored.chained_upstream), once computed
     upstream: dict[int, np.ndarray] | None = None
-    #: (layer index, tensor) -> {(entry, value): ⟨layer output, g⟩}: what the isolated check's
-    #: copies of a parameter give against the chained g, for the factored end-to-end row
-    twins: dict[tuple[int, str], dict] = field(default_factory=dict)
+    #: (layer index, tensor) -> copies.Kept: what the isolated check's copies of a parameter give
+    #: against the chained g (⟨layer output, g⟩ per probe), for the factored end-to-end row
+    twins: dict[tuple[int, str], Kept] = field(default_factory=dict)
     #: layer index -> the recurrent layer's scan against the chained g (recurrence.Scan), or None
     scans: dict[int, Any] = field(default_factory=dict)
+
+    def kept(self, i: int, tensor: str, theta: np.ndarray) -> Kept:
+        """The copies.Kept of layer i's parameter, made on first use."""
+        if (i, tensor) not in self.twins:
+            self.twins[(i, tensor)] = Kept(theta)
+        return self.twins[(i, tensor)]
 
 
 class CheckContext:

@@ -64,6 +64,15 @@ class _Recurrent(ShapedLayer):
         through paths that do not go through Wh."""
         raise NotImplementedError
 
+    def held_entries(self, x_shape: tuple[int, ...]) -> int:
+        """Entries one forward holds at its peak for an input of shape (m, T, n): every step's
+        gates and states stay in the cache for backward, up to (2·gates + 2)·T·H per example,
+        and a step's pre-activations. The checker sizes its batches of copies with it."""
+        *_, T, _n = x_shape
+        m = int(np.prod(x_shape[:-2]))
+        H, k = self.hidden, self.gates
+        return m * H * ((2 * k + 2) * T + 3 * k)
+
     def initial_state(self, n: int) -> tuple[np.ndarray, ...]:
         """The state before the first step, for n examples: zeros, h first."""
         return tuple(np.zeros((n, self.hidden)) for _ in range(self.n_states))
@@ -89,18 +98,19 @@ class _Recurrent(ShapedLayer):
     def forward(self, x):
         Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
         *lead, m, T, n = x.shape
-        # Every step's input product at once: one (m·T, n) product instead of T small ones.
-        ax_all = (x.reshape(*lead, m * T, n) @ Wx).reshape(
-            *np.broadcast_shapes(tuple(lead), Wx.shape[:-2]), m, T, -1) + lift(b, 1, 2)
+        bias = lift(b, 1, 1)
+        dtype = np.result_type(x, Wx, Wh, b)
         # The state starts at zero, so the first step's h·Wh is zero whatever Wh is: a stack of
         # Wh copies shares that step, and the state broadcasts against the stacks from there on.
-        state = tuple(np.zeros((m, self.hidden), dtype=ax_all.dtype) for _ in range(self.n_states))
-        ah = np.zeros((m, Wh.shape[-1]), dtype=ax_all.dtype)
+        state = tuple(np.zeros((m, self.hidden), dtype=dtype) for _ in range(self.n_states))
+        ah = np.zeros((m, Wh.shape[-1]), dtype=dtype)
         hs, caches = [], []
         for t in range(T):
             if t:
                 ah = state[0] @ Wh
-            new, c = self.step(ax_all[..., t, :], ah, state)
+            # one step's x_t·Wx at a time: a stack of copies holds (copies, m, gates·H) per step,
+            # not per sequence
+            new, c = self.step(x[..., t, :] @ Wx + bias, ah, state)
             caches.append((x[..., t, :], state[0], c))
             state = new
             hs.append(state[0])

@@ -39,6 +39,11 @@ Refine = Callable[[np.ndarray], Differences]  # probe positions -> the same prob
 Probe = Callable[[np.ndarray, float], Differences]  # probe positions, d -> the same probes at h/d
 
 
+def numeric(a: np.ndarray) -> bool:
+    """Whether an analytic gradient's array holds numbers (not objects or strings)."""
+    return a.dtype != object and (np.issubdtype(a.dtype, np.number) or a.dtype == bool)
+
+
 def as_gradient(analytic, tensor: str, shape: tuple[int, ...], tol: Tolerance,
                 numeric_full: np.ndarray | None = None) -> tuple[np.ndarray | None, Comparison | None]:
     """The analytic gradient as a float64 array of the tensor's shape, or a FAIL saying why not."""
@@ -46,7 +51,7 @@ def as_gradient(analytic, tensor: str, shape: tuple[int, ...], tol: Tolerance,
         a = np.asarray(analytic)
     except Exception:
         return None, Comparison(Status.FAIL, reason=f"d{tensor} is not an array ({type(analytic).__name__})")
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+    if not numeric(a):
         return None, Comparison(Status.FAIL, analytic_shape=a.shape,
                                 reason=f"d{tensor} is not numeric (dtype {a.dtype})")
     a = (a.real if np.iscomplexobj(a) else a).astype(np.float64)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .judge import as_gradient, judge, shape_mismatch
+from .judge import as_gradient, judge, numeric, shape_mismatch
 from .state import Differencing, Ledger
 from .diagnose import Context
 from .backward import BackwardFailure, Defect, dx_none
@@ -58,7 +58,7 @@ def check_tensor(how: Differencing, ledger: Ledger, analytic: Any, tensor: str, 
         transposed = shape is not None and len(shape) == 2 and tuple(shape) == theta.shape[::-1]
         # a wrong shape is explained best with the numeric gradient at hand (a crop, a sum that
         # matches it); small tensors get it, as transposed ones always did
-        wrong_shape = shape is not None and tuple(shape) != theta.shape and problem.reason.startswith(f"d{tensor} has shape")
+        wrong_shape = shape is not None and tuple(shape) != theta.shape and numeric(np.asarray(analytic))
         if transposed or (wrong_shape and theta.size <= SHAPE_NUMERIC_LIMIT):
             ledger.needs(target.progress_label or tensor, theta.size, target.examples_per_call)
             n_full = _full_numeric(how, target)

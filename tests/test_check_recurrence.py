@@ -276,3 +276,25 @@ def test_a_planted_1e5_error_in_a_plugin_lstms_dWh_is_found_at_its_entry():
     assert row.isolated.status is Status.FAIL
     assert "worst entry (1, 6)" in row.reason
     assert _statuses(on) == _statuses(off)
+
+
+class StepWritesItsState(StepLSTM):
+    """Its step updates the cell state it is given in place (c *= f, then c += i·g)."""
+
+    def step(self, x_t, state):
+        h, c = state
+        (h_next, c_next), cache = super().step(x_t, (h, c.copy()))
+        c *= 0.0
+        c += c_next
+        return (h_next, c), cache
+
+
+def test_a_plugin_step_that_writes_into_its_state_does_not_move_the_trajectory():
+    register("step_writes_state")(StepWritesItsState)
+    try:
+        on, off = _both(_plugin_spec("step_writes_state"))
+    finally:
+        unregister("step_writes_state")
+    assert _statuses(on) == _statuses(off)
+    assert all(r.status is Status.PASS for r in on.rows)
+    _assert_factored(on, off, H=4, gates=4)

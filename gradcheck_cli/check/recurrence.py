@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .copies import Twin, grouped_entries
+from .copies import Kept, Twin, grouped_entries
 from .steps import Steps
 
 #: methods whose rows may be factored through time (the complex step is exact where the factored
@@ -63,7 +63,7 @@ class Scan:
         self._lam: list | None = None
         self._counted = 0
 
-    def entries(self, tensor: str, twin: "tuple[Scan, dict] | None" = None) -> "ScanEntries | None":
+    def entries(self, tensor: str, twin: "tuple[Scan, Kept] | None" = None) -> "ScanEntries | None":
         """evaluate_entries of F for one parameter; ``twin``: (the scan against other weights, a
         memo) whose value of every probe is kept too, read from the same copies."""
         if tensor not in self.steps.layer.params:
@@ -140,7 +140,7 @@ class ScanEntries:
     measuring and λ's included where this parameter was the first to need them."""
 
     def __init__(self, scan: Scan, tensor: str, unit: np.ndarray,
-                 twin: "tuple[Scan, dict] | None" = None) -> None:
+                 twin: "tuple[Scan, Kept] | None" = None) -> None:
         self.scan, self.tensor, self.twin = scan, tensor, twin
         theta = scan.steps.layer.params[tensor]
         cols = theta.shape[-1]

@@ -160,6 +160,10 @@ class Steps:
 
     def _call(self, layer: Any, xt: np.ndarray, state: tuple, copies: int = 1) -> tuple[np.ndarray, ...]:
         self.calls += copies
+        if not self.builtin:
+            # a plugin's step gets its own copies: one that writes into its state or input must
+            # not move the clean trajectory every later step starts from
+            xt, state = xt.copy(), tuple(np.array(p, copy=True) for p in state)
         return _parts(layer.forward_step(xt, state)[0])
 
 

@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -295,8 +296,14 @@ loss: mse
 """
 
 
+#: the same LSTM as a learner's plugin (benchmarks/plugins/vectorised.py)
+PLUGIN_LSTM = LSTM.replace("layers:", "plugins: [vectorised.py]\nlayers:").replace(
+    "type: lstm", "type: my_lstm").replace("type: linear", "type: my_affine")
+PLUGINS = Path(__file__).resolve().parent.parent / "benchmarks" / "plugins" / "vectorised.py"
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
-@pytest.mark.parametrize("config", [CONV, LSTM], ids=["conv", "lstm"])
+@pytest.mark.parametrize("config", [CONV, LSTM, PLUGIN_LSTM], ids=["conv", "lstm", "plugin-lstm"])
 def test_memory_stays_within_the_budget_and_the_verbose_estimate(tmp_path, config):
     """A small --max-memory bounds what the check allocates, and -v's estimate says it: the
     traced peak (numpy's arrays and Python's objects, the table's rendering included) within
@@ -304,10 +311,12 @@ def test_memory_stays_within_the_budget_and_the_verbose_estimate(tmp_path, confi
     resident memory's growth within 1.5x of the estimate and of the budget (it also holds what
     tracemalloc does not see: BLAS buffers, the allocator's slack). The LSTM's forward holds every
     step's gates in its cache, far more than its output, which the estimate is told
-    (held_entries), and its step-by-step differences keep within the budget too."""
+    (held_entries), and its step-by-step differences keep within the budget too. A plugin's
+    cache is measured (Structure.held), since it says nothing."""
     (tmp_path / "conv.yaml").write_text(config)
+    (tmp_path / "vectorised.py").write_text(PLUGINS.read_text(encoding="utf-8"), encoding="utf-8")
     budget = 16 * 1024**2
-    run = subprocess.run([sys.executable, "-c", MEASURE, "conv.yaml", "--max-memory", "16M"],
+    run = subprocess.run([sys.executable, "-c", MEASURE, "conv.yaml", "--max-memory", "16M", "--allow-plugins"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     out = json.loads(run.stdout.splitlines()[-1])
     assert out["code"] == 0, out["stderr"]

@@ -123,16 +123,23 @@ def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str) -> 
     return item * (size + 3 * sum(activation_sizes) + 16)
 
 
-def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]]) -> list[int]:
+def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],
+               measured: Iterable[int | None] = ()) -> list[int]:
     """The activation sizes a copy passes through (``shapes``: the input of layers[0], then each
-    layer's output, batch axis first), each output raised to a third of what its layer says one
-    forward holds, where it says (a recurrent layer's cache holds every step's gates):
-    bytes_per_probe counts three arrays per activation."""
+    layer's output, batch axis first), each output raised to a third of what one forward of its
+    layer holds, where that is known: measured for a plugin (Structure.held: its cache, in
+    entries), or said by a built-in (held_entries: a recurrent layer's cache holds every step's
+    gates). bytes_per_probe counts three arrays per activation."""
     sizes = [math.prod(s) for s in shapes]
+    measured = list(measured)
     for k, layer in enumerate(layers):
-        held = getattr(layer, "held_entries", None)
-        if k + 1 < len(sizes) and callable(held):
-            sizes[k + 1] = max(sizes[k + 1], -(-int(held(tuple(shapes[k]))) // 3))
+        if k + 1 >= len(sizes):
+            break
+        said = getattr(layer, "held_entries", None)
+        held = measured[k] if k < len(measured) and measured[k] is not None else \
+            said(tuple(shapes[k])) if callable(said) else None
+        if held is not None:
+            sizes[k + 1] = max(sizes[k + 1], -(-int(held) // 3))
     return sizes
 
 

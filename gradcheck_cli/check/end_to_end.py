@@ -124,7 +124,8 @@ def _direct(ref: Reference, how: Differencing, i: int, tensor: str, terms, per_e
     stack = copies_evaluator(ref.layers[i:], structures[i:], tensor, ref.acts[i], layout,
                              loss_tail, loss_batched and how.settings.batched)
     entries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, copy_sizes(ref.layers[i:], [a.shape for a in ref.acts[i:]]),
+    per_probe = bytes_per_probe(theta.size, copy_sizes(ref.layers[i:], [a.shape for a in ref.acts[i:]],
+                                                       [s.held for s in structures[i:]]),
                                 how.settings.method)
     if how.settings.batched and shortcuts.supports(ref.layers[i], tensor):
         entries = shortcuts.entries_evaluator(ref.layers[i], tensor, ref.acts[i:],

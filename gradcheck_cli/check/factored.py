@@ -44,7 +44,7 @@ def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray
         return None
     g_flat = g.reshape(-1)
     f0 = float(out.reshape(-1) @ g_flat)
-    per_probe = bytes_per_probe(x.size, copy_sizes([layer], [x.shape, out.shape]), how.settings.method)
+    per_probe = bytes_per_probe(x.size, copy_sizes([layer], [x.shape, out.shape], [st.held]), how.settings.method)
     if shortcuts.supports(layer, "x", isolated=True):
         def tail(o: np.ndarray) -> np.ndarray:
             return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
@@ -137,7 +137,8 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
     f0 = float(tail(out))
     stack = copies_evaluator([layer], [st], tensor, x, layout, tail, True)
     entries: EvaluateEntries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, copy_sizes([layer], [x.shape, out.shape]), how.settings.method)
+    per_probe = bytes_per_probe(theta.size, copy_sizes([layer], [x.shape, out.shape], [st.held]),
+                                how.settings.method)
     if shortcuts.supports(layer, tensor, isolated=True):
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:

@@ -89,7 +89,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
             continue
         stack = copies_evaluator([ref_layer], [st], tensor, x64, layout, tail, True)
         entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
-            theta.size, copy_sizes([ref_layer], [x64.shape, out64.shape]), how.settings.method)
+            theta.size, copy_sizes([ref_layer], [x64.shape, out64.shape], [st.held]), how.settings.method)
         if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)

@@ -50,6 +50,10 @@ class Structure:
     axes: tuple[tuple[str, tuple[int, int]], ...] = ()
     #: the input entries' footprint boxes, where they let copies share more than examples do
     footprint: Footprint | None = None
+    #: entries a plugin's forward holds for one copy, measured: its output and every array its
+    #: cache keeps (a step-by-step layer keeps each step's gates); None for a built-in, whose
+    #: figure is its own (held_entries) or the three arrays per activation budget.py assumes
+    held: int | None = None
 
     def axes_of(self, tensor: str) -> tuple[int, int] | None:
         return dict(self.axes).get(tensor)
@@ -76,10 +80,11 @@ def structure_of(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     else:
         stacked = frozenset(t for t in tensors if stacks(layer, t, x, rng))
     axes = tuple((t, a) for t in layer.params if (a := parameter_axes(layer, t, x, layout, rng)))
+    held = None if is_builtin(type(layer)) else held_by_forward(layer, x)
     if not differentiable:
-        return Structure(stacked, axes=axes)
+        return Structure(stacked, axes=axes, held=held)
     st = Structure(stacked, concatenates(layer, x, layout, rng), separable(layer, x, layout, rng),
-                   elementwise(layer, x, rng), axes)
+                   elementwise(layer, x, rng), axes, held=held)
     if st.elementwise or is_builtin(type(layer)):
         # built-in convolutions and pools have their windows by construction (grouping.py)
         return st
@@ -88,6 +93,32 @@ def structure_of(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     if found is None or found.colors >= per_example:
         return st
     return dataclasses.replace(st, footprint=found)
+
+
+def held_by_forward(layer: Any, x: np.ndarray) -> int | None:
+    """Entries one forward of the layer holds at input x: its output and the arrays its cache
+    keeps (through tuples, lists and dicts; a view counted at its own size, which may count
+    memory twice but never misses it). None where the forward fails."""
+    try:
+        with np.errstate(all="ignore"):
+            out, cache = layer.forward(x.copy())
+    except (Exception, SystemExit):
+        return None
+    seen: set[int] = set()
+
+    def entries(obj: Any, depth: int) -> int:
+        if isinstance(obj, np.ndarray):
+            if id(obj) in seen:
+                return 0
+            seen.add(id(obj))
+            return obj.size
+        if depth and isinstance(obj, (tuple, list)):
+            return sum(entries(o, depth - 1) for o in obj)
+        if depth and isinstance(obj, dict):
+            return sum(entries(o, depth - 1) for o in obj.values())
+        return 0
+
+    return entries(out, 4) + entries(cache, 4)
 
 
 def footprint(layer: Any, st: Structure, x: np.ndarray, layout: str, rng: np.random.Generator

@@ -327,10 +327,13 @@ def test_a_plugin_convnet_same_verdicts_and_numbers_with_fewer_evaluations(seed,
     # where the examples alone need 2 per entry of one example (2 × 8 × 8)
     assert (made["isolated check, layer 1 x"], alone["isolated check, layer 1 x"]) == (2 * 18, 2 * 128)
     assert (made["end to end, layer 1 x"], alone["end to end, layer 1 x"]) == (2 * 18, 2 * 128)
-    # the pool's 2 × 2 windows: 4 colours (and a max-pool's ties, its kinks, take a second look,
-    # itself grouped); the flatten's: 1
-    assert made["isolated check, layer 3 x"] < alone["isolated check, layer 3 x"] / 10
-    assert (made["isolated check, layer 4 x"], alone["isolated check, layer 4 x"]) == (2, 2 * 48)
+    # the pool's 2 × 2 windows: 4 colours, the flatten's: 1, in the chain of upstream gradients,
+    # whose copies serve the isolated rows of those inputs too: the flatten's makes none, the
+    # pool's only its second look at a max-pool's ties (its kinks), itself grouped
+    assert made["upstream of layer 3"] < alone["upstream of layer 3"] / 10
+    assert made["isolated check, layer 3 x"] < alone["isolated check, layer 3 x"]
+    assert (made["upstream of layer 4"], alone["upstream of layer 4"]) == (2, 2 * 48)
+    assert made["isolated check, layer 4 x"] == alone["isolated check, layer 4 x"] == 0
 
 
 def test_a_planted_1e5_error_in_a_plugin_convolutions_dx_is_found_at_its_entry():

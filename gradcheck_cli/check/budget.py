@@ -29,6 +29,8 @@ FALLBACK_MEMORY = 2 * 1024**3
 DEFAULT_MAX_EVALS = 10_000_000
 #: Measured peaks stay below the modelled figure times this.
 PEAK_MARGIN = 1.25
+#: Bytes an entry that copies.Kept holds (two probes' values and f, float64).
+KEPT_BYTES = 32
 #: Batches of perturbed copies are never cut below this, so a tight limit still makes progress.
 MIN_BATCH_BUDGET = 1024**2
 
@@ -80,6 +82,10 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     params = sum(math.prod(s) for n in plan.nodes for s in n.param_shapes.values())
     # network copy in its dtype, float64 reference copy, and caches about as large as activations
     base = (params + m * math.prod(spec.input.shape)) * (item + 8) + sum(acts) * (2 * item + 8)
+    if settings.method in ("central", "richardson") and settings.mode != "directional":
+        # what one check's copies keep for another (copies.Kept, 32 bytes an entry): parameters
+        # against the chained g, hidden layers' inputs against the isolated G
+        base += KEPT_BYTES * (params + sum(acts[1:-1]))
 
     tensors = probes = evals = 0
     batch, largest = 0, ""

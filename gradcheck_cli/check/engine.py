@@ -48,7 +48,7 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
     net, spec, settings = ctx.net, ctx.net.spec, ctx.settings
     ref, how, ledger, memo, clean = ctx.ref, ctx.how, ctx.ledger, ctx.memo, ctx.clean
     rows: list[Row] = []
-    memo.upstream = chained_upstream(ref, how, ledger)
+    memo.upstream = chained_upstream(ref, how, ledger, memo)
     for i, node in enumerate(net.nodes):
         rows.extend(isolated_rows(ref, how, ledger, memo, clean, i, node))
     rows.append(loss_row(ref, how, ledger, clean))

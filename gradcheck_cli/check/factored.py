@@ -23,6 +23,7 @@ from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differ
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
 from .budget import bytes_per_probe, copy_sizes
+from .network import STREAM_COTANGENT, node_key, rng_for
 from .recurrence import scan_of
 
 
@@ -33,11 +34,13 @@ def _factoring(ref: Reference, how: Differencing) -> bool:
         and how.settings.method in ("central", "richardson")
 
 
-def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray
+def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray,
+                  twin: "tuple[np.ndarray, Kept] | None" = None
                   ) -> tuple[EvaluateEntries, int, float, float] | None:
     """(evaluate_entries, bytes per probe, f0, f_scale) of f(a) = ⟨layer_k(a), g⟩ for the layer's
     input a, where copies can share (the dense shortcut, known windows, verified elementwise or
-    separable layers); None where every entry would need its own copy."""
+    separable layers); None where every entry would need its own copy. ``twin``: (other weights,
+    a Kept) read from the grouped copies too (grouping.grouped_input)."""
     layer, st, layout = ref.layers[k], ref.structures[k], how.layout
     x, out = ref.acts[k], ref.acts[k + 1]
     if not np.issubdtype(x.dtype, np.floating) or out.shape != g.shape:
@@ -49,7 +52,7 @@ def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray
         def tail(o: np.ndarray) -> np.ndarray:
             return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
         entries = shortcuts.entries_evaluator(layer, "x", [x, out], [], tail, True, contraction=g)
-    elif (grouped := grouped_input(layer, st, x, out, g, layout, f0)) is not None:
+    elif (grouped := grouped_input(layer, st, x, out, g, layout, f0, twin)) is not None:
         entries, share = grouped
         entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
         per_probe = max(1, per_probe // share)
@@ -58,7 +61,8 @@ def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray
     return entries, per_probe, f0, float(np.abs(out * g).sum())
 
 
-def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger) -> dict[int, np.ndarray]:
+def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo | None = None
+                     ) -> dict[int, np.ndarray]:
     """Numeric d loss/d a_k for the layer outputs a_k from the top down: {k: g} with g the
     gradient with respect to ref.acts[k] (k = len(layers) is the loss's input).
 
@@ -66,7 +70,10 @@ def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger) -> dict[
     against ⟨layer(a), g_above⟩, the layer alone, its entries grouped where its structure allows
     (a convolution's windows, a pool's, an elementwise or separable layer): g_k = J_kᵀ·g_(k+1),
     both factors numeric, so a chain of single layers replaces runs of the whole rest of the
-    network. The chain stops at a layer whose entries cannot share copies (a batch statistic)."""
+    network. The chain stops at a layer whose entries cannot share copies (a batch statistic).
+    With ``memo``, each layer's grouped copies are also read against the isolated check's G of
+    that layer and kept (memo.kept(k, "x")), so that check of the layer's input makes no copy of
+    its own."""
     net, layout = ref.net, how.layout
     if not _factoring(ref, how):
         return {}
@@ -86,11 +93,12 @@ def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger) -> dict[
     g = {len(net.nodes): diffs.grad.reshape(top.shape)}
     # g_0 (the network input's) is the end-to-end check of x itself, differenced there
     for k in reversed(range(1, len(net.nodes))):
-        found = input_entries(ref, how, k, g[k + 1])
+        x = ref.acts[k]
+        twin = None if memo is None else (isolated_cotangent(ref, k), memo.kept(k, "x", x))
+        found = input_entries(ref, how, k, g[k + 1], twin)
         if found is None:
             break
         entries, per_probe, f0, f_scale = found
-        x = ref.acts[k]
         before = getattr(entries, "copies", None)
         diffs = entry_differences(entries, x, np.arange(x.size), how.eps, how.settings.method, f0,
                                   chunk_for(per_probe, how.settings.max_memory), f_scale)
@@ -99,6 +107,12 @@ def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger) -> dict[
         ledger.needs(what, x.size, net.batch if ref.structures[k].separable else 1)
         g[k] = diffs.grad.reshape(x.shape)
     return g
+
+
+def isolated_cotangent(ref: Reference, k: int) -> np.ndarray:
+    """The seeded upstream gradient G of layer k's isolated check (isolated.py draws the same)."""
+    return rng_for(ref.net.spec.seed, STREAM_COTANGENT, *node_key(ref.net.nodes[k])).standard_normal(
+        ref.acts[k + 1].shape)
 
 
 def direct_cost(ref: Reference, i: int, size: int) -> int:
@@ -174,6 +188,9 @@ class recalled:
 
     def __init__(self, evaluate: EvaluateEntries, memo: Kept) -> None:
         self.evaluate, self.memo, self.copies = evaluate, memo, 0
+        if hasattr(evaluate, "schedule"):
+            # the probes it has not seen are batched colour by colour, as the evaluator shares them
+            self.schedule = evaluate.schedule
 
     def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
         idx, values = np.asarray(idx), np.asarray(values)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .copies import Cells, Twin, cells_evaluator, copies_evaluator, grouped_entries, perturbed
+from .copies import Cells, Kept, Twin, cells_evaluator, copies_evaluator, grouped_entries, perturbed
 from .differences import EvaluateEntries
 from .evaluators import entries_from_stack
 from .footprint import Footprint, LeakError
@@ -121,11 +121,11 @@ def window_cells(geometry: tuple, out: np.ndarray, g: np.ndarray, in_shape: tupl
 
 
 def footprint_cells(layer: Any, st: Structure, fp: Footprint, x: np.ndarray, out: np.ndarray,
-                    g: np.ndarray, layout: str) -> Callable[[np.ndarray], np.ndarray]:
+                    weights: list[np.ndarray], layout: str) -> Callable[[np.ndarray], Any]:
     """Cells = the input entries, read from the measured footprint boxes: for each copy, the
     change ⊙ G summed over each entry's box. Exact for the one perturbed entry of its colour in
     a copy, as long as nothing changed outside the perturbed entries' boxes, which is checked on
-    every copy (LeakError)."""
+    every copy (LeakError). With two weights, the cells of each, from the same copies."""
 
     def evaluate(stack: np.ndarray) -> np.ndarray:
         new = through(layer, st, stack, layout)
@@ -134,7 +134,9 @@ def footprint_cells(layer: Any, st: Structure, fp: Footprint, x: np.ndarray, out
             moved = (stack != x[None]).astype(np.float64)
             if np.any(~same & ~fp.covered(moved)):
                 raise LeakError("an output outside the perturbed entries' footprint changed")
-        return fp.cells(np.where(same, 0.0, new - out[None]) * g[None])
+        change = np.where(same, 0.0, new - out[None])
+        got = [fp.cells(change * w[None]) for w in weights]
+        return got[0] if len(got) == 1 else tuple(got)
 
     return evaluate
 
@@ -178,17 +180,34 @@ class guarded_entries:
 
 
 def grouped_input(layer: Any, st: Structure, x: np.ndarray, out: np.ndarray, g: np.ndarray,
-                  layout: str, f0: float) -> tuple[EvaluateEntries, int] | None:
+                  layout: str, f0: float, twin: "tuple[np.ndarray, Kept] | None" = None
+                  ) -> tuple[EvaluateEntries, int] | None:
     """evaluate_entries of f = ⟨layer(x), G⟩ for the layer's input x, grouped by what is known
     of the layer (built-in windows) or verified (elementwise, the measured footprint boxes,
-    separable), and how many probes at most share a copy; None when nothing is known."""
+    separable), and how many probes at most share a copy; None when nothing is known.
+    ``twin``: (other weights of the output, a Kept) whose f of every probe is kept too, read
+    from the same copies (the isolated check's G, while the chain differences against g)."""
+    weights = [g] if twin is None else [g, twin[0]]
+
+    def paired(cells_of: Callable[[np.ndarray], Cells]) -> Cells:
+        """One cells function for g, or one giving (g's, the twin's) cells of the same output."""
+        each = [cells_of(w) for w in weights]
+        return each[0] if twin is None else (lambda o: tuple(c(o) for c in each))
+
+    def grouped(cell, color, evaluate, clean_of: Callable[[Cells], np.ndarray]) -> grouped_entries:
+        other = None
+        if twin is not None:
+            # f0 as the isolated row computes it (⟨out, G⟩ as one product), so that values agree
+            other = Twin(None, clean_of(1), float(out.reshape(-1) @ twin[0].reshape(-1)), twin[1])
+        return grouped_entries(x, cell, color, evaluate, clean_of(0), f0, other)
+
     fp = st.footprint
     if fp is not None and fp.in_shape == x.shape and fp.out_shape == out.shape and not st.elementwise:
-        primary = grouped_entries(x, np.arange(x.size), fp.color,
-                                  footprint_cells(layer, st, fp, x, out, g, layout), np.zeros(x.size), f0)
+        primary = grouped(np.arange(x.size), fp.color, footprint_cells(layer, st, fp, x, out, weights, layout),
+                          lambda k: np.zeros(x.size))
 
         def fallback() -> EvaluateEntries:
-            found = grouped_input(layer, dataclasses.replace(st, footprint=None), x, out, g, layout, f0)
+            found = grouped_input(layer, dataclasses.replace(st, footprint=None), x, out, g, layout, f0, twin)
             if found is not None:
                 return found[0]
             g_flat = g.reshape(-1)
@@ -202,21 +221,22 @@ def grouped_input(layer: Any, st: Structure, x: np.ndarray, out: np.ndarray, g: 
     if conv is not None and "x" in st.stacks:
         # a built-in convolution's Jacobian is a window by construction (Curtis, Powell, Reid)
         color = window_colors(x.shape, conv[0], conv[2])
-        evaluate = cells_evaluator([layer], [st], x, layout, window_cells(conv, out, g, x.shape))
+        evaluate = cells_evaluator([layer], [st], x, layout,
+                                   paired(lambda w: window_cells(conv, out, w, x.shape)))
         share = max(1, x.size // (int(color.max()) + 1))
-        return grouped_entries(x, np.arange(x.size), color, evaluate, np.zeros(x.size), f0), share
+        return grouped(np.arange(x.size), color, evaluate, lambda k: np.zeros(x.size)), share
     if st.elementwise:
-        cell, color, cells, share = np.arange(x.size), np.zeros(x.size, np.intp), entry_cells(g), x.size
+        cell, color, cells_of, share = np.arange(x.size), np.zeros(x.size, np.intp), entry_cells, x.size
     elif kernel is not None:
         cell, color = window_of_entries(x.shape, kernel, out.shape[2:])
-        cells, share = entry_cells(g), max(1, x.size // (kernel[0] * kernel[1]))
+        cells_of, share = entry_cells, max(1, x.size // (kernel[0] * kernel[1]))
     elif st.separable:
         cell, color = example_of_entries(x.shape, layout)
-        cells, share = example_cells(layout, g), x.shape[-1 if layout == "columns" else 0]
+        cells_of, share = (lambda w: example_cells(layout, w)), x.shape[-1 if layout == "columns" else 0]
     else:
         return None
-    evaluate = cells_evaluator([layer], [st], x, layout, cells)
-    return grouped_entries(x, cell, color, evaluate, cells(out[None])[0], f0), share
+    evaluate = cells_evaluator([layer], [st], x, layout, paired(cells_of))
+    return grouped(cell, color, evaluate, lambda k: cells_of(weights[k])(out[None])[0]), share
 
 
 def slice_cells(axis: int, weights: np.ndarray) -> Cells:

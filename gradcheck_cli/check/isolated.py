@@ -29,7 +29,7 @@ from .grouping import example_of_entries, grouped_input, grouped_parameter, loss
 from ..layers.registry import is_builtin
 from .structure import Structure
 from .recurrence import scan_of
-from .factored import within_noise
+from .factored import recalled, within_noise
 
 
 def isolated_rows(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, clean: Forward,
@@ -105,6 +105,9 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
             elif tensor != "x" and twin[1] is not None and theta.size <= TWIN_LIMIT:
                 entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, twin[1],
                                   memo.kept(twin[0], tensor, theta))
+        if tensor == "x" and memo.twins.get((twin[0], "x")):
+            # the chain's grouped copies of this input were read against G too (chained_upstream)
+            entries = recalled(entries, memo.twins[(twin[0], "x")])
         target = Target(theta, stack, entries, f0, f_scale, per_probe,
                          (*key, tensor_key(layer, tensor)), gradient_scale(analytic))
         target.diagnosis = layer_evidence(evidence_setting(ref, how), ref_layer, tensor, x64, out64,

@@ -178,13 +178,15 @@ def test_convolution_inputs_grouped_by_window_same_verdicts_and_numbers(geometry
                     np.atleast_1d(geometry[5]) * np.ones(conv_x.ndim - 2, int)):
         period *= (k - 1) * d + 1
     # without the windows, the examples alone would share copies: 2 per entry of one example,
-    # in the isolated check of dx and in the end-to-end row of the network input (which is
-    # differenced through the first layer alone against the chained g)
+    # in the isolated check of dx, whose copies serve the end-to-end row of the network input
+    # too (differenced through the first layer alone against the chained g)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr("gradcheck_cli.check.grouping._conv_geometry", lambda layer: None)
         per_example = check_network(build_network(_convnet(*geometry)), CheckSettings())
     colours = channels * period
-    assert per_example.evaluations - on.evaluations == 2 * 2 * (conv_x.size // conv_x.shape[0] - colours)
+    assert per_example.evaluations - on.evaluations == 2 * (conv_x.size // conv_x.shape[0] - colours)
+    made = {c.what: c.made for c in on.tensor_costs}
+    assert made["end to end, layer 1 x"] == 0
     assert colours < conv_x.size // conv_x.shape[0] / 2   # so that the count above says something
 
 

@@ -75,7 +75,7 @@ def network_check(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo,
             row.network = None
             parts = None
             if tensor == "x" and i + 1 in upstream:
-                parts = factored_input_target(ref, how, upstream[i + 1])
+                parts = factored_input_target(ref, how, upstream[i + 1], memo)
             elif tensor != "x" and i + 1 in upstream and \
                     factored_cost(ref, i, tensor) < direct_cost(ref, i, theta.size):
                 parts = factored_target(ref, how, memo, i, tensor, upstream[i + 1])

@@ -203,14 +203,17 @@ class recalled:
         return out
 
 
-def factored_input_target(ref: Reference, how: Differencing, g: np.ndarray
+def factored_input_target(ref: Reference, how: Differencing, g: np.ndarray, memo: Memo | None = None
                           ) -> tuple[EvaluateStack, EvaluateEntries, float, float, int] | None:
     """The same for the network input x: f(x) = ⟨layer_0(x), g⟩, entries shared as the chain
-    shares them; None where they cannot share."""
+    shares them (and recalled from the isolated check's copies of x, where it kept them against
+    g); None where they cannot share."""
     found = input_entries(ref, how, 0, g)
     if found is None:
         return None
     entries, per_probe, f0, f_scale = found
+    if memo is not None and memo.twins.get((0, "x")):
+        entries = recalled(entries, memo.twins[(0, "x")])
     layer, st, x = ref.layers[0], ref.structures[0], ref.acts[0]
     g_flat = g.reshape(-1)
 

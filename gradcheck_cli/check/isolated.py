@@ -96,7 +96,11 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
         elif how.settings.batched:
             both = None if twin[1] is None or theta.size > TWIN_LIMIT else (np.asarray(twin[1], dtype=np.float64).reshape(out64.shape),
                                                  memo.kept(twin[0], tensor, theta))
-            grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0) if tensor == "x" \
+            # the network input's copies serve its end-to-end row too (a hidden layer's input was
+            # differenced by the chain already, and is recalled from it below)
+            x_twin = (upstream, memo.kept(0, "x", theta)) if twin[0] == 0 and upstream is not None \
+                else None
+            grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0, x_twin) if tensor == "x" \
                 else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0, both)
             if grouped is not None:
                 entries, share = grouped
@@ -105,7 +109,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
             elif tensor != "x" and twin[1] is not None and theta.size <= TWIN_LIMIT:
                 entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, twin[1],
                                   memo.kept(twin[0], tensor, theta))
-        if tensor == "x" and memo.twins.get((twin[0], "x")):
+        if tensor == "x" and twin[0] > 0 and memo.twins.get((twin[0], "x")):
             # the chain's grouped copies of this input were read against G too (chained_upstream)
             entries = recalled(entries, memo.twins[(twin[0], "x")])
         target = Target(theta, stack, entries, f0, f_scale, per_probe,

@@ -107,8 +107,10 @@ class Memo:
 
     #: numeric d loss/d a_k from the top down (factored.chained_upstream), once computed
     upstream: dict[int, np.ndarray] | None = None
-    #: (layer index, tensor) -> copies.Kept: what the isolated check's copies of a parameter give
-    #: against the chained g (⟨layer output, g⟩ per probe), for the factored end-to-end row
+    #: (layer index, tensor) -> copies.Kept: what one check's copies of a tensor gave against the
+    #: weights of the check that comes later: a parameter's and the network input's isolated
+    #: copies against the chained g (for the factored end-to-end row), a hidden layer's input's
+    #: copies in the chain against that layer's isolated G (for its isolated row)
     twins: dict[tuple[int, str], Kept] = field(default_factory=dict)
     #: layer index -> the recurrent layer's scan against the chained g (recurrence.Scan), or None
     scans: dict[int, Any] = field(default_factory=dict)

@@ -35,9 +35,17 @@ class Steps:
 
     def __init__(self, layer: Any, x: np.ndarray, builtin: bool) -> None:
         self.layer, self.x, self.builtin, self.calls = layer, x, builtin, 0
+        # a plugin's step gets its own copies of its state and input where it writes into them
+        # (seen while the trajectory is run, on the very inputs its later calls get), so that it
+        # cannot move the clean trajectory every later step starts from
+        self.protect, self._wrote = not builtin, False
         self.states = [_parts(layer.initial_state(x.shape[0]))]
+        writes = False
         for t in range(x.shape[1]):
-            self.states.append(self._call(layer, x[:, t], self.states[-1]))
+            xt, state = x[:, t], self.states[-1]
+            self.states.append(self._call(layer, xt, state))
+            writes = writes or self._wrote
+        self.protect = self.protect and writes
 
     @classmethod
     def of(cls, layer: Any, x: np.ndarray, out: np.ndarray) -> "Steps | None":
@@ -160,14 +168,17 @@ class Steps:
 
     def _call(self, layer: Any, xt: np.ndarray, state: tuple, copies: int = 1) -> tuple[np.ndarray, ...]:
         self.calls += copies
-        if not self.builtin:
-            # a plugin's step gets its own copies: one that writes into its state or input must
-            # not move the clean trajectory every later step starts from
-            xt, state = xt.copy(), tuple(np.array(p, copy=True) for p in state)
-        return _parts(layer.forward_step(xt, state)[0])
+        if not self.protect:
+            return _parts(layer.forward_step(xt, state)[0])
+        mine, own = xt.copy(), tuple(np.array(p, copy=True) for p in state)
+        new = _parts(layer.forward_step(mine, own)[0])
+        self._wrote = not np.array_equal(mine, xt) or not all(np.array_equal(a, b) for a, b in zip(own, state))
+        return new
 
 
 def _parts(state: Any) -> tuple[np.ndarray, ...]:
     """A state as a tuple of float arrays (a plugin's one-part state may be a bare array)."""
     parts = state if isinstance(state, tuple) else (state,)
+    if all(type(p) is np.ndarray for p in parts):
+        return parts
     return tuple(np.asarray(p) for p in parts)

@@ -151,16 +151,16 @@ class grouped_entries:
 
 class Twin:
     """A second set of weights read from the same copies (the chained g of the layer's output,
-    for the factored end-to-end row), its clean cells and f0, and the values kept per probe."""
+    or its isolated G), its clean cells and f0, and the values kept per probe."""
 
     def __init__(self, cells: Cells | None, clean_cells: np.ndarray, f0: float, memo: "Kept") -> None:
         self.cells, self.clean_cells, self.f0, self.memo = cells, clean_cells, f0, memo
 
 
 class Kept:
-    """What probes of θ gave against the chained g, kept by the isolated check's copies for the
-    factored end-to-end row (factored.recalled): per entry, the value last taken above θ and the
-    one below, and f at each. Dense arrays, 32 bytes an entry: a dict keyed by (entry, value)
+    """What one check's copies of θ gave against another check's weights, for that check to
+    recall (factored.recalled; state.Memo.twins says which): per entry, the value last taken
+    above θ and the one below, and f at each. Dense arrays, 32 bytes an entry: a dict keyed by (entry, value)
     took about 240 bytes a probe, tens of megabytes for a recurrent layer's weights, which the
     memory estimate does not see. A value kept in neither slot (Richardson's inner steps, a
     refinement) is simply evaluated again."""

@@ -23,7 +23,7 @@ from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differ
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
 from .budget import bytes_per_probe, copy_sizes
-from .network import STREAM_COTANGENT, node_key, rng_for
+from .network import cotangent, node_key
 from .recurrence import scan_of
 
 
@@ -94,7 +94,8 @@ def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger, memo: Me
     # g_0 (the network input's) is the end-to-end check of x itself, differenced there
     for k in reversed(range(1, len(net.nodes))):
         x = ref.acts[k]
-        twin = None if memo is None else (isolated_cotangent(ref, k), memo.kept(k, "x", x))
+        G = cotangent(net.spec.seed, node_key(net.nodes[k]), ref.acts[k + 1].shape)
+        twin = None if memo is None else (G, memo.kept(k, "x", x))
         found = input_entries(ref, how, k, g[k + 1], twin)
         if found is None:
             break
@@ -107,12 +108,6 @@ def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger, memo: Me
         ledger.needs(what, x.size, net.batch if ref.structures[k].separable else 1)
         g[k] = diffs.grad.reshape(x.shape)
     return g
-
-
-def isolated_cotangent(ref: Reference, k: int) -> np.ndarray:
-    """The seeded upstream gradient G of layer k's isolated check (isolated.py draws the same)."""
-    return rng_for(ref.net.spec.seed, STREAM_COTANGENT, *node_key(ref.net.nodes[k])).standard_normal(
-        ref.acts[k + 1].shape)
 
 
 def direct_cost(ref: Reference, i: int, size: int) -> int:
@@ -182,8 +177,8 @@ def _scan(memo: Memo, i: int, layer: Any, x: np.ndarray, out: np.ndarray, g: np.
 
 
 class recalled:
-    """evaluate_entries that takes each probe's value from what the isolated check's copies gave
-    against this g (isolated.twinned: the same entry and value, the same layer output), and
+    """evaluate_entries that takes each probe's value from what another check's copies gave
+    against these weights (a copies.Kept: the same entry and value, the same layer output), and
     evaluates only the probes it has not seen. ``copies`` counts those."""
 
     def __init__(self, evaluate: EvaluateEntries, memo: Kept) -> None:

@@ -13,7 +13,7 @@ from ..layers.protocol import full_shape
 from .forward import as_f64, differentiable
 from .state import Differencing, Ledger, Memo, Reference
 from .forward import Forward
-from .network import STREAM_COTANGENT, node_key, rng_for
+from .network import STREAM_COTANGENT, cotangent, node_key, rng_for
 from ..config.plan import PlannedLayer
 from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with_params
 from ..results import Comparison, Row, Status
@@ -56,7 +56,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
     # a copy: a forward that writes into its input must not corrupt the cached activation
     # that every later difference of the network starts from (see clean_forward)
     out64 = ref_layer.forward(x64.copy())[0]
-    g64 = rng_for(ref.net.spec.seed, STREAM_COTANGENT, *key).standard_normal(out64.shape)
+    g64 = cotangent(ref.net.spec.seed, key, out64.shape)
     g = g64.astype(ref.net.dtype)
     analytic, failure = run_backward(layer, g, cache)
     if failure is None:
@@ -88,27 +88,26 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
             rows.append(make_row(tensor, theta.shape, integer_input(analytic)))
             continue
         stack = copies_evaluator([ref_layer], [st], tensor, x64, layout, tail, True)
+        # where this tensor's copies are also read against the chained g, for the end-to-end row
+        kept = None if upstream is None or (tensor != "x" and theta.size > TWIN_LIMIT) else \
+            memo.kept(twin[0], tensor, theta)
         entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
             theta.size, copy_sizes([ref_layer], [x64.shape, out64.shape], [st.held]), how.settings.method)
         if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
         elif how.settings.batched:
-            both = None if twin[1] is None or theta.size > TWIN_LIMIT else (np.asarray(twin[1], dtype=np.float64).reshape(out64.shape),
-                                                 memo.kept(twin[0], tensor, theta))
             # the network input's copies serve its end-to-end row too (a hidden layer's input was
             # differenced by the chain already, and is recalled from it below)
-            x_twin = (upstream, memo.kept(0, "x", theta)) if twin[0] == 0 and upstream is not None \
-                else None
-            grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0, x_twin) if tensor == "x" \
+            both = (upstream, kept) if kept is not None and (tensor != "x" or twin[0] == 0) else None
+            grouped = grouped_input(ref_layer, st, x64, out64, g64, layout, f0, both) if tensor == "x" \
                 else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0, both)
             if grouped is not None:
                 entries, share = grouped
                 entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
                 per_probe = max(1, per_probe // share)
-            elif tensor != "x" and twin[1] is not None and theta.size <= TWIN_LIMIT:
-                entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, twin[1],
-                                  memo.kept(twin[0], tensor, theta))
+            elif tensor != "x" and kept is not None:
+                entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, upstream, kept)
         if tensor == "x" and twin[0] > 0 and memo.twins.get((twin[0], "x")):
             # the chain's grouped copies of this input were read against G too (chained_upstream)
             entries = recalled(entries, memo.twins[(twin[0], "x")])
@@ -122,9 +121,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
         scan = None
         if scans is not None and tensor != "x":
             # with the chained g at hand, the same copies serve the factored end-to-end row
-            both = None if scans_up is None or theta.size > TWIN_LIMIT else \
-                (scans_up, memo.kept(twin[0], tensor, theta))
-            scan = scans.entries(tensor, both)
+            scan = scans.entries(tensor, None if scans_up is None or kept is None else (scans_up, kept))
         comparison = None
         if scan is not None:
             scan.max_copies = chunk_for(per_probe, how.settings.max_memory)

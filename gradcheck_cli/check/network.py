@@ -20,6 +20,12 @@ def rng_for(seed: int, stream: int, *key: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream, *key])
 
 
+def cotangent(seed: int, key: tuple[int, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """The seeded upstream gradient G of the isolated check keyed ``key``: drawn here only, since
+    the chain of upstream gradients reads its copies against the same G (factored.py)."""
+    return rng_for(seed, STREAM_COTANGENT, *key).standard_normal(shape)
+
+
 @dataclass
 class Network:
     """A built network: configured layers with parameters, an input batch and targets."""

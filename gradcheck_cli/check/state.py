@@ -116,7 +116,7 @@ class Memo:
     scans: dict[int, Any] = field(default_factory=dict)
 
     def kept(self, i: int, tensor: str, theta: np.ndarray) -> Kept:
-        """The copies.Kept of layer i's parameter, made on first use."""
+        """The copies.Kept of layer i's tensor, made on first use."""
         if (i, tensor) not in self.twins:
             self.twins[(i, tensor)] = Kept(theta)
         return self.twins[(i, tensor)]

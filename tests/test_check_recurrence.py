@@ -298,3 +298,51 @@ def test_a_plugin_step_that_writes_into_its_state_does_not_move_the_trajectory()
     assert _statuses(on) == _statuses(off)
     assert all(r.status is Status.PASS for r in on.rows)
     _assert_factored(on, off, H=4, gates=4)
+
+
+class StepScalesByRows(StepLSTM):
+    """Its step keeps examples apart but reads how many rows it is given (a cell state scaled
+    by the batch size), so that its steps stacked along the example axis are another function."""
+
+    def step(self, x_t, state):
+        (h, c), cache = super().step(x_t, state)
+        return (h, c * (1.0 + 1e-3 * x_t.shape[0])), cache
+
+
+class CountingStepLSTM(StepLSTM):
+    rows: list = []
+
+    def forward_step(self, x_t, state):
+        type(self).rows.append(x_t.shape[0])
+        return super().forward_step(x_t, state)
+
+
+def test_a_plugins_steps_run_merged_one_call_a_copy_only_where_that_reproduces_its_trajectory(monkeypatch):
+    from gradcheck_cli.check.steps import Steps
+
+    register("step_scales_by_rows")(StepScalesByRows)
+    register("counting_step_lstm")(CountingStepLSTM)
+    try:
+        net = build_network(_plugin_spec("step_scales_by_rows"))
+        assert not _scan(net.nodes[0].layer, net.x).steps.merges
+        on, off = _both(_plugin_spec("step_scales_by_rows"))
+        assert _statuses(on) == _statuses(off)  # its backward does not know of the scaling
+
+        net = build_network(_plugin_spec("counting_step_lstm"))
+        assert _scan(net.nodes[0].layer, net.x).steps.merges
+        CountingStepLSTM.rows = []
+        merged = check_network(build_network(_plugin_spec("counting_step_lstm")), CheckSettings(keep_arrays=True))
+        calls, rows = len(CountingStepLSTM.rows), set(CountingStepLSTM.rows)
+        monkeypatch.setattr(Steps, "_merged_reproduces", lambda self: False)
+        CountingStepLSTM.rows = []
+        one_by_one = check_network(build_network(_plugin_spec("counting_step_lstm")), CheckSettings(keep_arrays=True))
+    finally:
+        unregister("step_scales_by_rows")
+        unregister("counting_step_lstm")
+    # batch 3, 5 steps: a parameter copy is one call of 15 rows instead of five of 3
+    assert 15 in rows and 15 not in set(CountingStepLSTM.rows)
+    assert calls < len(CountingStepLSTM.rows) / 3
+    assert _statuses(merged) == _statuses(one_by_one)
+    assert_agree_within_noise(merged, one_by_one)
+    # the same copies, counted in layer-sized copies either way
+    assert _made(merged, "isolated check, layer 1 Wh") == _made(one_by_one, "isolated check, layer 1 Wh")

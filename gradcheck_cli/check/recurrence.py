@@ -103,8 +103,9 @@ class Scan:
         lams = [self.lam] + [o.lam for o in others]
         before = self.steps.calls
         totals: list = [0.0] * len(lams)
-        for t in range(self.steps.T):
-            new = self.steps.with_param(tensor, stack, t)
+        # rows of one merged call: its temporaries (about 16·H numbers a row) within the budget
+        rows = max(1, self.max_bytes // (8 * 16 * self.steps.hidden() * max(1, stack.shape[0])))
+        for t, new in enumerate(self.steps.with_param_steps(tensor, stack, rows)):
             for k, lam in enumerate(lams):
                 totals[k] = totals[k] + sum((part * w).sum(axis=-2) for part, w in zip(new, lam[t]))
         self._counted += self.steps.calls - before  # counted as copies by grouped_entries

@@ -8,11 +8,15 @@ j is j mod H (gate j // H of that unit) and its step broadcasts over stacks of c
 construction. A plugin's step is held to what is measured on its real arrays: its trajectory
 reproduces its forward, a step keeps examples apart (copies of the state then run as one batch
 along the example axis), and each column of a parameter, moved as a whole both ways at two
-steps, changes exactly one unit, the same at both; its parameter copies run one call each.
+steps, changes exactly one unit, the same at both. Its parameter copies run one call each, with
+every step in it: the T steps' inputs and clean states stacked along the example axis (m·T rows),
+where one such call is verified to reproduce the trajectory. A plugin's step on a few examples
+costs tens of microseconds, mostly Python around small products, so T calls cost about T times
+one call of T times the rows.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -46,6 +50,7 @@ class Steps:
             self.states.append(self._call(layer, xt, state))
             writes = writes or self._wrote
         self.protect = self.protect and writes
+        self.merges = False
 
     @classmethod
     def of(cls, layer: Any, x: np.ndarray, out: np.ndarray) -> "Steps | None":
@@ -64,6 +69,7 @@ class Steps:
                     return None
                 if not builtin and not steps._keeps_examples_apart():
                     return None
+                steps.merges = not builtin and steps._merged_reproduces()
         except (Exception, SystemExit):  # a plugin's step that cannot run is not used
             return None
         return steps
@@ -90,6 +96,45 @@ class Steps:
             layer.params = {**self.layer.params, tensor: c}
             new.append(self._call(layer, xt, state))
         return tuple(np.stack([n[k] for n in new]) for k in range(len(state)))
+
+    def with_param_steps(self, tensor: str, stack: np.ndarray, max_rows: int
+                         ) -> Iterator[tuple[np.ndarray, ...]]:
+        """Every step t = 0 … T−1 in order, each from its clean state s_t, with a stack of
+        copies of a parameter: per step, the new state parts (B, m, H). A plugin whose merged
+        step is verified runs its steps in blocks of at most ``max_rows`` rows, a call per copy."""
+        if not self.merges:
+            yield from (self.with_param(tensor, stack, t) for t in range(self.T))
+            return
+        m = self.x.shape[0]
+        per = max(1, min(self.T, max_rows // max(1, m)))
+        layer = with_params(self.layer, {})
+        for start in range(0, self.T, per):
+            ts = range(start, min(self.T, start + per))
+            xs, state = self._merged(ts)
+            new = []
+            for c in stack:
+                layer.params = {**self.layer.params, tensor: c}
+                new.append(self._call(layer, xs, state, len(ts)))
+            for i in range(len(ts)):
+                yield tuple(np.stack([n[k][i * m:(i + 1) * m] for n in new]) for k in range(len(state)))
+
+    def _merged(self, ts: range) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """The inputs and clean states of steps ``ts`` stacked along the example axis."""
+        xs = np.concatenate([self.x[:, t] for t in ts])
+        parts = len(self.states[0])
+        return xs, tuple(np.concatenate([self.states[t][k] for t in ts]) for k in range(parts))
+
+    def _merged_reproduces(self) -> bool:
+        """Whether one call on every step's input and clean state, stacked along the example
+        axis, gives every step's next state (to the rounding of products of another size)."""
+        if self.T < 2:
+            return False
+        xs, state = self._merged(range(self.T))
+        new = self._call(self.layer, xs, state, self.T)
+        want = tuple(np.concatenate([s[k] for s in self.states[1:]]) for k in range(len(state)))
+        return len(new) == len(want) and all(a.shape == b.shape and np.allclose(a, b, rtol=REPRODUCES,
+                                                      atol=REPRODUCES * max(1.0, float(np.abs(b).max(initial=0.0))))
+                   for a, b in zip(new, want))
 
     def with_state(self, t: int, stack: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         """Step t from copies of the state (parts (B, m, H)): the new parts, (B, m, H) each."""

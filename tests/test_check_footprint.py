@@ -210,6 +210,35 @@ def test_footprint_colours_of_the_users_convolution_pool_and_flatten(make, shape
     assert st.footprint.colors == colours
 
 
+@pytest.mark.parametrize("kernel, stride", [(2, 2), (3, 2), (2, 1)])
+def test_a_max_pools_boxes_are_its_windows_at_ties_with_one_channel_and_a_slice_per_example(kernel, stride):
+    # one channel, two or three examples, each slice measured on one example's outputs: a row
+    # of a single window holds the only evidence that a column reaches an output row; relu's
+    # zeros and rounding make its maximum a tie or far above the moved entries
+    from gradcheck_cli.check.footprint import measure
+
+    layer = _layer(FpPool, (1, 12, 12), kernel=kernel, stride=stride)
+    out_n = (12 - kernel) // stride + 1
+    window = np.zeros((12, out_n))
+    for o in range(out_n):
+        window[o * stride:o * stride + kernel, o] = 1.0
+
+    def run(stack):
+        return np.stack([layer.forward(c)[0] for c in stack])
+
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        x = np.round(np.maximum(rng.standard_normal((2 + seed % 2, 1, 12, 12)), 0.0), 1)
+        fp = measure(run, x, layer.forward(x)[0], rng, batch=0, out_batch=0)
+        tied = {(a, b): m for a, b, m in fp.tied}
+        assert {(0, 0), (2, 2), (3, 3)} <= set(tied) and (1, 1) not in tied, (seed, sorted(tied))
+        assert np.array_equal(tied[2, 2], window) and np.array_equal(tied[3, 3], window), seed
+        inside = window.any(axis=1)       # a row or column outside every window reaches nothing
+        for (a, b), m in tied.items():
+            if a != b:
+                assert np.array_equal(m, np.broadcast_to(inside[:, None], m.shape)), (seed, a, b)
+
+
 def test_no_footprint_where_it_would_share_nothing_more_than_examples():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 2, 5, 6))

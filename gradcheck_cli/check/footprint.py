@@ -4,12 +4,20 @@ built-in's known windows do (column grouping, Curtis–Powell–Reid).
 
 For every axis a of the input and every index q along it, the whole slice q is perturbed at once
 (every other index with it, once by δ and once by −δ) and the check records, for every output
-axis b, which indices along b changed: P_a[q, b]. An output that stays bit-identical while a whole slice holding entry e moves
-does not depend on e (generically: a max-pool's argmax entry changes its window under any
-perturbation of its slice; a non-argmax entry has no local dependence; an entry tied for the
-maximum changes it in one of the two directions). Each P_a[q, b] is an
-"any" over every other axis of the output, so one live output in a row of thousands suffices:
-a relu kink or a dead unit does not hide a row. Entry e = (e_0, e_1, ...) then reaches only the box
+axis b, which indices along b changed: P_a[q, b]. An output that stays bit-identical while a
+whole slice holding entry e moves does not depend on e. δ is large, of the order of a hundred
+times the input's largest entry, so that what depends on e changes in at least one of the two
+directions: a window's maximum does once an entry of the slice is pushed past it (an entry stays
+below it only where its normal draw is under 1/50 in size, 1.6% of draws), a relu revives, a
+saturated unit leaves its plateau on one side; an overflow is a change too. Each P_a[q, b] is an
+"any" over every other axis of the output, so one live output in a row of hundreds suffices. A
+change too large only makes a box larger, which shares less; a box too small is what would
+mislead, and is what this guards against.
+
+Where the layer keeps examples apart (verified before: separable), a copy carries a different
+slice in each example, and each example's outputs are read for its own slice: m slices a copy
+instead of one, a slice measured on the outputs of one example, which hold every index along
+the other output axes. Entry e = (e_0, e_1, ...) then reaches only the box
 
     B(e) = ∏_b ∩_a P_a[e_a, b],
 
@@ -30,6 +38,7 @@ Pure: nothing here calls a layer; the caller passes a function that runs a stack
 """
 from __future__ import annotations
 
+import functools
 import string
 from dataclasses import dataclass
 from typing import Callable
@@ -38,6 +47,10 @@ import numpy as np
 
 #: axes longer than this are not measured: their indices keep colours of their own
 MAX_AXIS = 512
+#: entries of one output axis's joint reach matrix (_by_output) kept as a matrix product
+MAX_JOINT = 1 << 22
+#: a slice's move, relative to the input's largest entry (at least 1)
+DELTA = 100.0
 #: bytes of perturbed inputs run through the layer at once while measuring
 BLOCK_BYTES = 32 * 2**20
 
@@ -57,9 +70,33 @@ class Footprint:
     color: np.ndarray                 # the colour of every input entry, flat
     colors: int
 
+    @functools.cached_property
+    def _by_output(self) -> list[tuple[int, tuple[int, ...], np.ndarray]] | None:
+        """Per tied output axis b (in order): the input axes A_b tied to it and the 0/1 matrix
+        (∏ n_a, n_b) of their joint reach, where every input axis is tied to one output axis at
+        most and the matrices are small; None otherwise (one einsum then does it all). Each
+        contraction is then a matrix product: a flatten's three input axes, all tied to its one
+        output axis, cost an einsum of copies × n_in × n_out terms outside any BLAS."""
+        inputs = [a for a, _, _ in self.tied]
+        if len(set(inputs)) != len(inputs):
+            return None
+        groups = []
+        for b in sorted({b for _, b, _ in self.tied}):
+            pairs = [(a, m) for a, bb, m in self.tied if bb == b]
+            joint = np.ones((1, self.out_shape[b]))
+            for _, m in pairs:
+                joint = (joint[:, None, :] * m[None, :, :]).reshape(-1, self.out_shape[b])
+                if joint.size > MAX_JOINT:
+                    return None
+            groups.append((b, tuple(a for a, _ in pairs), joint))
+        return groups
+
     def cells(self, change: np.ndarray) -> np.ndarray:
         """(C, *out_shape) weighted changes -> (C, n_in): for every input entry, the change
         summed over its box (exact for the one perturbed entry of its colour in each copy)."""
+        groups = self._by_output
+        if groups is not None:
+            return self._cells_by_output(change, groups)
         letters = iter(string.ascii_letters)
         copy = next(letters)
         outs = [next(letters) for _ in self.out_shape]
@@ -75,9 +112,25 @@ class Footprint:
         full = np.broadcast_to(got.reshape(shape), (change.shape[0], *self.in_shape))
         return full.reshape(change.shape[0], -1)
 
+    def _cells_by_output(self, change: np.ndarray, groups: list) -> np.ndarray:
+        C = change.shape[0]
+        tied_out = [b for b, _, _ in groups]
+        got = change.sum(axis=tuple(1 + b for b in range(len(self.out_shape)) if b not in tied_out))
+        for _, _, joint in groups:            # each contracts the first output axis left
+            got = np.tensordot(got, joint, axes=([1], [1]))
+        order = [a for _, axes, _ in groups for a in axes]
+        got = got.reshape([C] + [self.in_shape[a] for a in order])
+        kept = sorted(order)
+        got = got.transpose([0] + [1 + order.index(a) for a in kept])
+        shape = [C] + [n if a in kept else 1 for a, n in enumerate(self.in_shape)]
+        return np.broadcast_to(got.reshape(shape), (C, *self.in_shape)).reshape(C, -1)
+
     def covered(self, perturbed: np.ndarray) -> np.ndarray:
         """(C, *in_shape) 0/1 perturbed entries -> (C, *out_shape): whether each output lies in
         the box of some perturbed entry of its copy."""
+        groups = self._by_output
+        if groups is not None:
+            return self._covered_by_output(perturbed, groups)
         letters = iter(string.ascii_letters)
         copy = next(letters)
         outs = [next(letters) for _ in self.out_shape]
@@ -95,16 +148,37 @@ class Footprint:
         return np.broadcast_to(got.reshape(shape), (perturbed.shape[0], *self.out_shape))
 
 
+    def _covered_by_output(self, perturbed: np.ndarray, groups: list) -> np.ndarray:
+        C = perturbed.shape[0]
+        order = [a for _, axes, _ in groups for a in axes]
+        got = perturbed.sum(axis=tuple(1 + a for a in range(len(self.in_shape)) if a not in order))
+        kept = sorted(order)
+        got = got.transpose([0] + [1 + kept.index(a) for a in order])
+        got = got.reshape([C] + [joint.shape[0] for _, _, joint in groups])
+        for _, _, joint in groups:            # each contracts the first input group left
+            got = np.tensordot(got, joint, axes=([1], [0]))
+        tied_out = [b for b, _, _ in groups]
+        shape = [C] + [n if b in tied_out else 1 for b, n in enumerate(self.out_shape)]
+        return np.broadcast_to(got.reshape(shape) > 0, (C, *self.out_shape))
+
+
 def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean: np.ndarray,
-            rng: np.random.Generator, batch: int | None = None) -> Footprint | None:
+            rng: np.random.Generator, batch: int | None = None,
+            out_batch: int | None = None) -> Footprint | None:
     """The footprint of a layer at input ``x`` (output ``clean``); ``run`` maps a stack of
     inputs (B, *x.shape) to their outputs (B, *clean.shape), None when the layer failed.
     None when nothing was learnt beyond the examples: the batch axis ``batch`` (an axis whose
-    examples stay apart, known already) is measured only when another axis is local too."""
+    examples stay apart, known already) is measured only when another axis is local too.
+    ``out_batch``: the output's axis of those examples, so that a copy carries a slice in each
+    example (the module docstring)."""
     if x.ndim == 0 or clean.ndim == 0:
         return None
+    apart = None
+    if batch is not None and out_batch is not None and x.shape[batch] > 1 \
+            and clean.shape[out_batch] == x.shape[batch]:
+        apart = (batch, out_batch)
     scale = max(1.0, float(np.abs(x).max(initial=0.0)))
-    delta = 0.1 * scale * rng.standard_normal(x.shape)
+    delta = DELTA * scale * rng.standard_normal(x.shape)
     tied: list[tuple[int, int, np.ndarray]] = []
     axis_colors: dict[int, np.ndarray] = {}
     order = [a for a in range(x.ndim) if a != batch] + ([batch] if batch is not None else [])
@@ -112,7 +186,8 @@ def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean
         n = x.shape[a]
         if a == batch and not tied:
             return None
-        rows = _slice_reach(run, x, clean, delta, a) if 1 < n <= MAX_AXIS else None
+        rows = _slice_reach(run, x, clean, delta, a, apart if a != batch else None) \
+            if 1 < n <= MAX_AXIS else None
         if rows is None:
             axis_colors[a] = np.arange(n)
             continue
@@ -128,16 +203,17 @@ def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean
     return Footprint(tuple(x.shape), tuple(clean.shape), tuple(tied), color, int(np.prod(dims)))
 
 
-def _slice_reach(run, x, clean, delta, a) -> list[np.ndarray] | None:
+def _slice_reach(run, x, clean, delta, a, apart=None) -> list[np.ndarray] | None:
     """For every output axis b, the (n_a, n_b) indices along b that change when slice q of
     input axis a moves; None when the layer failed on a perturbed input, or when the first and
     the last slice each reach the whole output (a dense layer's features): the axis is then
     taken as reaching everything, which only shares less."""
     n = x.shape[a]
-    ends = _reach(run, x, clean, delta, a, np.array([0, n - 1]))
+    reach = _reach if apart is None else (lambda *args: _reach_apart(*args, *apart))
+    ends = reach(run, x, clean, delta, a, np.array([0, n - 1]))
     if ends is None or all(r.all() for r in ends):
         return None
-    middle = _reach(run, x, clean, delta, a, np.arange(1, n - 1)) if n > 2 else []
+    middle = reach(run, x, clean, delta, a, np.arange(1, n - 1)) if n > 2 else []
     if middle is None:
         return None
     if n == 2:
@@ -169,6 +245,39 @@ def _reach(run, x, clean, delta, a, qs_all) -> list[np.ndarray] | None:
         for b in range(clean.ndim):
             others = tuple(1 + d for d in range(clean.ndim) if d != b)
             reach[b][pos] = changed.any(axis=others) if others else changed
+    return reach
+
+
+def _reach_apart(run, x, clean, delta, a, qs_all, bx, bo) -> list[np.ndarray] | None:
+    """_reach where examples stay apart (input axis bx, output axis bo): copy k moves, in
+    example e, slice qs_all[k·m + e], and reads its reach from example e's outputs. The reach
+    along bo is left whole: the batch axis is measured on its own, after the others."""
+    m, n = x.shape[bx], x.shape[a]
+    reach = [np.zeros((qs_all.size, size), dtype=bool) for size in clean.shape]
+    reach[bo][:] = True
+    copies = -(-qs_all.size // m)
+    per_block = max(1, BLOCK_BYTES // max(1, x.nbytes))
+    for start in range(0, copies, per_block):
+        ks = np.arange(start, min(copies, start + per_block))
+        slot = ks[:, None] * m + np.arange(m)[None, :]               # (k, m) into qs_all
+        k, e = np.nonzero(slot < qs_all.size)
+        on = np.zeros((ks.size, m, n), dtype=bool)
+        on[k, e, qs_all[slot[k, e]]] = True
+        if bx > a:
+            on = on.transpose(0, 2, 1)
+        shape = [ks.size] + [1] * x.ndim
+        shape[1 + bx], shape[1 + a] = m, n
+        step = np.where(on.reshape(shape), delta[None], 0.0)          # both ways, as in _reach
+        out = run(np.concatenate([x[None] + step, x[None] - step]))
+        if out is None or out.shape != (2 * ks.size, *clean.shape):
+            return None
+        moved = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
+        changed = np.moveaxis(moved[:ks.size] | moved[ks.size:], 1 + bo, 1)   # (k, m, ...)
+        rest = [d for d in range(clean.ndim) if d != bo]
+        for b in rest:
+            others = tuple(2 + i for i, d in enumerate(rest) if d != b)
+            seen = changed.any(axis=others) if others else changed        # (k, m, n_b)
+            reach[b][slot[k, e]] = seen[k, e]
     return reach
 
 

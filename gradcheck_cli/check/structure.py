@@ -136,7 +136,9 @@ def footprint(layer: Any, st: Structure, x: np.ndarray, layout: str, rng: np.ran
         except (Exception, SystemExit):
             return None
 
-    return measure(run, x, clean, rng, batch_axis(layout, x.ndim) if st.separable else None)
+    if not st.separable:
+        return measure(run, x, clean, rng)
+    return measure(run, x, clean, rng, batch_axis(layout, x.ndim), batch_axis(layout, clean.ndim))
 
 
 def through(layer: Any, st: Structure, stack: np.ndarray, layout: str,

@@ -126,8 +126,8 @@ class Footprint:
         return np.broadcast_to(got.reshape(shape), (C, *self.in_shape)).reshape(C, -1)
 
     def covered(self, perturbed: np.ndarray) -> np.ndarray:
-        """(C, *in_shape) 0/1 perturbed entries -> (C, *out_shape): whether each output lies in
-        the box of some perturbed entry of its copy."""
+        """(C, *in_shape) perturbed entries (booleans, or 0/1) -> (C, *out_shape): whether each
+        output lies in the box of some perturbed entry of its copy."""
         groups = self._by_output
         if groups is not None:
             return self._covered_by_output(perturbed, groups)
@@ -136,7 +136,8 @@ class Footprint:
         outs = [next(letters) for _ in self.out_shape]
         ins = [next(letters) for _ in self.in_shape]
         kept = sorted({a for a, _, _ in self.tied})
-        reduced = perturbed.sum(axis=tuple(1 + a for a in range(len(self.in_shape)) if a not in kept))
+        reduced = perturbed.any(axis=tuple(1 + a for a in range(len(self.in_shape)) if a not in kept))
+        reduced = reduced.astype(np.float64)
         operands, subs = [reduced], [copy + "".join(ins[a] for a in kept)]
         for a, b, m in self.tied:
             operands.append(m)
@@ -151,7 +152,8 @@ class Footprint:
     def _covered_by_output(self, perturbed: np.ndarray, groups: list) -> np.ndarray:
         C = perturbed.shape[0]
         order = [a for _, axes, _ in groups for a in axes]
-        got = perturbed.sum(axis=tuple(1 + a for a in range(len(self.in_shape)) if a not in order))
+        got = perturbed.any(axis=tuple(1 + a for a in range(len(self.in_shape)) if a not in order))
+        got = got.astype(np.float64)
         kept = sorted(order)
         got = got.transpose([0] + [1 + kept.index(a) for a in order])
         got = got.reshape([C] + [joint.shape[0] for _, _, joint in groups])
@@ -186,6 +188,13 @@ def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean
         n = x.shape[a]
         if a == batch and not tied:
             return None
+        if a == batch and apart is not None:
+            # examples kept apart is verified for every pair (structure.separable): example q
+            # reaches output example q alone, and whatever it reaches along the other axes is
+            # taken as all of it, which only makes boxes larger
+            tied.append((a, out_batch, np.eye(n)))
+            axis_colors[a] = np.zeros(n, dtype=np.intp)
+            continue
         rows = _slice_reach(run, x, clean, delta, a, apart if a != batch else None) \
             if 1 < n <= MAX_AXIS else None
         if rows is None:

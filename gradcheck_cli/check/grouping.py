@@ -127,12 +127,16 @@ def footprint_cells(layer: Any, st: Structure, fp: Footprint, x: np.ndarray, out
     a copy, as long as nothing changed outside the perturbed entries' boxes, which is checked on
     every copy (LeakError). With two weights, the cells of each, from the same copies."""
 
+    nan_out = np.isnan(out)
+    nan_out = nan_out if nan_out.any() else None
+
     def evaluate(stack: np.ndarray) -> np.ndarray:
         new = through(layer, st, stack, layout)
-        same = (new == out[None]) | (np.isnan(new) & np.isnan(out[None]))
+        same = new == out[None]
+        if nan_out is not None:
+            same |= np.isnan(new) & nan_out[None]
         if not same.all():
-            moved = (stack != x[None]).astype(np.float64)
-            if np.any(~same & ~fp.covered(moved)):
+            if np.any(~same & ~fp.covered(stack != x[None])):
                 raise LeakError("an output outside the perturbed entries' footprint changed")
         change = np.where(same, 0.0, new - out[None])
         got = [fp.cells(change * w[None]) for w in weights]

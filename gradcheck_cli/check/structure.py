@@ -258,8 +258,10 @@ def independent_slices(call: Callable[[np.ndarray], np.ndarray | None], theta: n
     scale = max(1.0, float(np.abs(theta).max(initial=0.0)))
     shape = [1] * theta.ndim
     shape[axis] = n
+    # one draw serves every index set: each set is a question of its own about the same move
+    away = theta + 0.1 * scale * rng.standard_normal(theta.shape)
     for mask in _bit_masks(n):
-        moved = np.where(mask.reshape(shape), theta + 0.1 * scale * rng.standard_normal(theta.shape), theta)
+        moved = np.where(mask.reshape(shape), away, theta)
         out = call(moved)
         if out is None or out.shape != clean.shape:
             return False

@@ -326,3 +326,33 @@ def test_memory_stays_within_the_budget_and_the_verbose_estimate(tmp_path, confi
     assert estimate <= budget + 0.05 * 2**20
     assert estimate / 4 <= out["traced"] <= 1.25 * estimate, out["traced"] / estimate
     assert out["grown"] <= 1.5 * estimate and out["grown"] <= 1.5 * budget, out["grown"] / estimate
+
+
+#: a dense W of 90,000 entries: its differences and verdict hold about 100 bytes an entry at once,
+#: more than its batches of copies need under a small budget
+MLP = """\
+input: {shape: [300], batch: 16}
+layers:
+  - {type: dense, units: 300, activation: tanh}
+  - {type: dense, units: 10}
+loss: mse
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_a_budget_below_what_a_check_needs_is_refused_with_a_figure_the_check_keeps_to(tmp_path):
+    (tmp_path / "mlp.yaml").write_text(MLP)
+
+    def measure(budget: str) -> dict:
+        run = subprocess.run([sys.executable, "-c", MEASURE, "mlp.yaml", "--max-memory", budget],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        return json.loads(run.stdout.splitlines()[-1])
+
+    refused = measure("16M")
+    assert refused["code"] == 2, refused["stderr"]
+    needed = re.search(r"would need about ([\d.]+) MiB of memory \(limit --max-memory 16.0 MiB", refused["stderr"])
+    assert needed, refused["stderr"]
+    figure = float(needed[1])
+    out = measure(f"{figure}M")
+    assert out["code"] == 0, out["stderr"]
+    assert figure / 4 * 2**20 <= out["traced"] <= figure * 2**20, out["traced"] / 2**20

@@ -31,6 +31,11 @@ DEFAULT_MAX_EVALS = 10_000_000
 PEAK_MARGIN = 1.25
 #: Bytes an entry that copies.Kept holds (two probes' values and f, float64).
 KEPT_BYTES = 32
+#: Bytes per entry of the tensor being checked that its differences and verdict hold at once
+#: (per offset the value and the step, the base, h, the derivative and its one-sided halves,
+#: the rounding, the error and noise of the verdict; float64), measured on a dense W of 90,000
+#: entries. A tensor is checked whole, so the largest one sets the figure.
+ENTRY_BYTES = 112
 #: Batches of perturbed copies are never cut below this, so a tight limit still makes progress.
 MIN_BATCH_BUDGET = 1024**2
 
@@ -87,12 +92,13 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
         # against the chained g, hidden layers' inputs against the isolated G
         base += KEPT_BYTES * (params + sum(acts[1:-1]))
 
-    tensors = probes = evals = 0
+    tensors = probes = evals = widest = 0
     batch, largest = 0, ""
 
     def account(size: int, activation_sizes: list[int], label: str) -> None:
-        nonlocal probes, evals, batch, largest
+        nonlocal probes, evals, batch, largest, widest
         n = _probes(settings, size)
+        widest = max(widest, n)
         per_copy = bytes_per_probe(size, activation_sizes, settings.method)
         per_batch = max(1, chunk_for(per_copy, settings.max_memory) // per_probe) * per_probe
         copies = min(per_batch, n * per_probe)
@@ -114,7 +120,7 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     tensors += 1
     # a margin for what the model leaves out (directions, refinement, temporaries): better to
     # refuse a check that would just fit than to let one through that does not
-    peak = int(PEAK_MARGIN * (base + batch))
+    peak = int(PEAK_MARGIN * (base + ENTRY_BYTES * widest + batch))
     return CostEstimate(parameters=params, tensors=tensors, probes=probes, evaluations=evals,
                         peak_bytes=peak, batch_bytes=batch, largest=largest,
                         mode=settings.mode, method=settings.method)

@@ -330,7 +330,7 @@ def test_memory_stays_within_the_budget_and_the_verbose_estimate(tmp_path, confi
 
 #: a dense W of 90,000 entries: its differences and verdict hold about 100 bytes an entry at once,
 #: more than its batches of copies need under a small budget
-MLP = """\
+WIDE_MLP = """\
 input: {shape: [300], batch: 16}
 layers:
   - {type: dense, units: 300, activation: tanh}
@@ -341,7 +341,7 @@ loss: mse
 
 @pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
 def test_a_budget_below_what_a_check_needs_is_refused_with_a_figure_the_check_keeps_to(tmp_path):
-    (tmp_path / "mlp.yaml").write_text(MLP)
+    (tmp_path / "mlp.yaml").write_text(WIDE_MLP)
 
     def measure(budget: str) -> dict:
         run = subprocess.run([sys.executable, "-c", MEASURE, "mlp.yaml", "--max-memory", budget],

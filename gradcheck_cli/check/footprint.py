@@ -32,7 +32,8 @@ Each grouped evaluation also checks what it can of what the boxes promise: an ou
 every perturbed entry's box must not change (``LeakError`` otherwise, and the caller falls back
 to copies that share less). A change inside another perturbed entry's box cannot be told apart
 from that entry's own; there the measurement is what the grouping rests on, which is why every
-P_a row is an "any" over the whole rest of the output.
+P_a row is an "any" over the whole rest of the output (of one example, where examples are apart)
+and δ is large.
 
 Pure: nothing here calls a layer; the caller passes a function that runs a stack of inputs.
 """
@@ -260,7 +261,7 @@ def _reach(run, x, clean, delta, a, qs_all) -> list[np.ndarray] | None:
 def _reach_apart(run, x, clean, delta, a, qs_all, bx, bo) -> list[np.ndarray] | None:
     """_reach where examples stay apart (input axis bx, output axis bo): copy k moves, in
     example e, slice qs_all[k·m + e], and reads its reach from example e's outputs. The reach
-    along bo is left whole: the batch axis is measured on its own, after the others."""
+    along bo is left whole: that of the batch axis is known from its verification (measure)."""
     m, n = x.shape[bx], x.shape[a]
     reach = [np.zeros((qs_all.size, size), dtype=bool) for size in clean.shape]
     reach[bo][:] = True

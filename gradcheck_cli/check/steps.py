@@ -64,8 +64,7 @@ class Steps:
                 h = np.stack([s[0] for s in steps.states[1:]], axis=1)
                 if out.ndim == 2:
                     h = h[:, -1]
-                if h.shape != out.shape or not np.allclose(h, out, rtol=REPRODUCES,
-                                                           atol=REPRODUCES * max(1.0, float(np.abs(out).max()))):
+                if not _reproduces(h, out):
                     return None
                 if not builtin and not steps._keeps_examples_apart():
                     return None
@@ -132,9 +131,7 @@ class Steps:
         xs, state = self._merged(range(self.T))
         new = self._call(self.layer, xs, state, self.T)
         want = tuple(np.concatenate([s[k] for s in self.states[1:]]) for k in range(len(state)))
-        return len(new) == len(want) and all(a.shape == b.shape and np.allclose(a, b, rtol=REPRODUCES,
-                                                      atol=REPRODUCES * max(1.0, float(np.abs(b).max(initial=0.0))))
-                   for a, b in zip(new, want))
+        return len(new) == len(want) and all(_reproduces(a, b) for a, b in zip(new, want))
 
     def with_state(self, t: int, stack: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         """Step t from copies of the state (parts (B, m, H)): the new parts, (B, m, H) each."""
@@ -219,6 +216,11 @@ class Steps:
         new = _parts(layer.forward_step(mine, own)[0])
         self._wrote = not np.array_equal(mine, xt) or not all(np.array_equal(a, b) for a, b in zip(own, state))
         return new
+
+
+def _reproduces(got: np.ndarray, want: np.ndarray) -> bool:
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    return got.shape == want.shape and np.allclose(got, want, rtol=REPRODUCES, atol=REPRODUCES * scale)
 
 
 def _parts(state: Any) -> tuple[np.ndarray, ...]:

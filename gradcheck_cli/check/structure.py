@@ -192,8 +192,10 @@ def stacks(layer: Any, tensor: str, x: np.ndarray, rng: np.random.Generator) -> 
         call = lambda v: _forward(with_params(layer, {tensor: v}), x)  # noqa: E731
     copies = [_near(theta, rng), _near(theta, rng)]
     together = call(np.stack(copies))
+    if together is None:       # most plugins' parameters: no call of each copy alone is needed
+        return False
     alone = [call(c) for c in copies]
-    if together is None or any(a is None for a in alone):
+    if any(a is None for a in alone):
         return False
     alone_stack = np.stack(alone) if len({a.shape for a in alone}) == 1 else None
     return alone_stack is not None and together.shape == alone_stack.shape \
@@ -219,8 +221,10 @@ def concatenates(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     """Whether two copies of x laid along the batch axis give each copy's own output."""
     copies = np.stack([_near(x, rng), _near(x, rng)])
     together = _forward(layer, merge(copies, layout))
+    if together is None:
+        return False
     alone = [_forward(layer, c) for c in copies]
-    if together is None or any(a is None for a in alone) or len({a.shape for a in alone}) != 1:
+    if any(a is None for a in alone) or len({a.shape for a in alone}) != 1:
         return False
     expected = np.stack(alone)
     if together.ndim != expected.ndim - 1 or together.size != expected.size:

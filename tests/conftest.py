@@ -49,6 +49,18 @@ def plugin_layers_hidden(keep_from: Path | None = None) -> Iterator[None]:
                 register(name)(cls)
 
 
+@contextlib.contextmanager
+def layers_registered(classes: dict[str, type]) -> Iterator[None]:
+    """The test's own layer classes registered under these names, for as long as it runs."""
+    for name, cls in classes.items():
+        register(name)(cls)
+    try:
+        yield
+    finally:
+        for name in classes:
+            unregister(name)
+
+
 @pytest.fixture
 def builtins_only() -> Iterator[None]:
     """These messages are those of the built-ins alone."""

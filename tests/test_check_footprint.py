@@ -17,6 +17,7 @@ from gradcheck_cli.check.structure import structure_of
 from gradcheck_cli.layers.registry import register, unregister
 from gradcheck_cli.results import Status
 
+from conftest import layers_registered
 from test_check_shortcuts import assert_agree_within_noise
 
 
@@ -175,11 +176,8 @@ PLUGINS = {"fp_conv": FpConv, "fp_conv_off": FpConvOff, "fp_pool": FpPool, "fp_f
 
 @pytest.fixture(scope="module", autouse=True)
 def footprint_layers():
-    for name, cls in PLUGINS.items():
-        register(name)(cls)
-    yield
-    for name in PLUGINS:
-        unregister(name)
+    with layers_registered(PLUGINS):
+        yield
 
 
 def _layer(cls, input_shape, **options):

@@ -13,9 +13,9 @@ from gradcheck_cli import build_network, check_network, spec_from_text
 from gradcheck_cli.check.recurrence import scan_of
 from gradcheck_cli.check.state import CheckSettings
 from gradcheck_cli.layers.recurrent import GRU, LSTM
-from gradcheck_cli.layers.registry import register, unregister
 from gradcheck_cli.results import Status
 
+from conftest import layers_registered
 from test_check_shortcuts import assert_agree_within_noise
 
 SPEC = """
@@ -89,12 +89,8 @@ class LSTMdWhOff(LSTM):
 
 
 def test_a_planted_1e5_error_in_a_builtin_lstms_dWh_is_found_at_its_entry():
-    register("lstm_dwh_off")(LSTMdWhOff)
-    try:
-        spec = spec_from_text(SPEC.format(cell="lstm_dwh_off", T=5, H=4, seq="true", seed=0))
-        on, off = _both(spec)
-    finally:
-        unregister("lstm_dwh_off")
+    spec = spec_from_text(SPEC.format(cell="lstm_dwh_off", T=5, H=4, seq="true", seed=0))
+    on, off = _both(spec)
     row = next(r for r in on.rows if (r.label, r.tensor) == ("1", "Wh"))
     assert row.isolated.status is Status.FAIL
     assert "worst entry (1, 6)" in row.reason
@@ -232,20 +228,6 @@ class StepLSTMdWhOff(StepLSTM):
         return dx, grads
 
 
-PLUGINS = {"step_lstm": StepLSTM, "interleaved_lstm": InterleavedLSTM,
-           "step_not_forward": StepIsNotItsForward, "step_mixes_examples": StepMixesExamples,
-           "step_lstm_dwh_off": StepLSTMdWhOff}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def plugins():
-    for name, cls in PLUGINS.items():
-        register(name)(cls)
-    yield
-    for name in PLUGINS:
-        unregister(name)
-
-
 def _plugin_spec(cell, seed=0):
     return spec_from_text(SPEC.format(cell=cell, T=5, H=4, seq="true", seed=seed)
                           .replace(", return_sequences: true", ""))
@@ -290,11 +272,7 @@ class StepWritesItsState(StepLSTM):
 
 
 def test_a_plugin_step_that_writes_into_its_state_does_not_move_the_trajectory():
-    register("step_writes_state")(StepWritesItsState)
-    try:
-        on, off = _both(_plugin_spec("step_writes_state"))
-    finally:
-        unregister("step_writes_state")
+    on, off = _both(_plugin_spec("step_writes_state"))
     assert _statuses(on) == _statuses(off)
     assert all(r.status is Status.PASS for r in on.rows)
     _assert_factored(on, off, H=4, gates=4)
@@ -320,25 +298,19 @@ class CountingStepLSTM(StepLSTM):
 def test_a_plugins_steps_run_merged_one_call_a_copy_only_where_that_reproduces_its_trajectory(monkeypatch):
     from gradcheck_cli.check.steps import Steps
 
-    register("step_scales_by_rows")(StepScalesByRows)
-    register("counting_step_lstm")(CountingStepLSTM)
-    try:
-        net = build_network(_plugin_spec("step_scales_by_rows"))
-        assert not _scan(net.nodes[0].layer, net.x).steps.merges
-        on, off = _both(_plugin_spec("step_scales_by_rows"))
-        assert _statuses(on) == _statuses(off)  # its backward does not know of the scaling
+    net = build_network(_plugin_spec("step_scales_by_rows"))
+    assert not _scan(net.nodes[0].layer, net.x).steps.merges
+    on, off = _both(_plugin_spec("step_scales_by_rows"))
+    assert _statuses(on) == _statuses(off)  # its backward does not know of the scaling
 
-        net = build_network(_plugin_spec("counting_step_lstm"))
-        assert _scan(net.nodes[0].layer, net.x).steps.merges
-        CountingStepLSTM.rows = []
-        merged = check_network(build_network(_plugin_spec("counting_step_lstm")), CheckSettings(keep_arrays=True))
-        calls, rows = len(CountingStepLSTM.rows), set(CountingStepLSTM.rows)
-        monkeypatch.setattr(Steps, "_merged_reproduces", lambda self: False)
-        CountingStepLSTM.rows = []
-        one_by_one = check_network(build_network(_plugin_spec("counting_step_lstm")), CheckSettings(keep_arrays=True))
-    finally:
-        unregister("step_scales_by_rows")
-        unregister("counting_step_lstm")
+    net = build_network(_plugin_spec("counting_step_lstm"))
+    assert _scan(net.nodes[0].layer, net.x).steps.merges
+    CountingStepLSTM.rows = []
+    merged = check_network(build_network(_plugin_spec("counting_step_lstm")), CheckSettings(keep_arrays=True))
+    calls, rows = len(CountingStepLSTM.rows), set(CountingStepLSTM.rows)
+    monkeypatch.setattr(Steps, "_merged_reproduces", lambda self: False)
+    CountingStepLSTM.rows = []
+    one_by_one = check_network(build_network(_plugin_spec("counting_step_lstm")), CheckSettings(keep_arrays=True))
     # batch 3, 5 steps: a parameter copy is one call of 15 rows instead of five of 3
     assert 15 in rows and 15 not in set(CountingStepLSTM.rows)
     assert calls < len(CountingStepLSTM.rows) / 3
@@ -346,3 +318,17 @@ def test_a_plugins_steps_run_merged_one_call_a_copy_only_where_that_reproduces_i
     assert_agree_within_noise(merged, one_by_one)
     # the same copies, counted in layer-sized copies either way
     assert _made(merged, "isolated check, layer 1 Wh") == _made(one_by_one, "isolated check, layer 1 Wh")
+
+
+# every layer class of this module, registered while it runs
+PLUGINS = {"step_lstm": StepLSTM, "interleaved_lstm": InterleavedLSTM,
+           "step_not_forward": StepIsNotItsForward, "step_mixes_examples": StepMixesExamples,
+           "step_lstm_dwh_off": StepLSTMdWhOff, "lstm_dwh_off": LSTMdWhOff,
+           "step_writes_state": StepWritesItsState, "step_scales_by_rows": StepScalesByRows,
+           "counting_step_lstm": CountingStepLSTM}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def plugins():
+    with layers_registered(PLUGINS):
+        yield

@@ -196,8 +196,7 @@ def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean
             tied.append((a, out_batch, np.eye(n)))
             axis_colors[a] = np.zeros(n, dtype=np.intp)
             continue
-        rows = _slice_reach(run, x, clean, delta, a, apart if a != batch else None) \
-            if 1 < n <= MAX_AXIS else None
+        rows = _slice_reach(run, x, clean, delta, a, apart) if 1 < n <= MAX_AXIS else None
         if rows is None:
             axis_colors[a] = np.arange(n)
             continue
@@ -243,19 +242,27 @@ def _reach(run, x, clean, delta, a, qs_all) -> list[np.ndarray] | None:
         on[np.arange(qs.size), qs] = True
         shape = [qs.size] + [1] * x.ndim
         shape[1 + a] = n
-        # each slice moved both ways: at a tie (a max-pool window whose maximum is shared, as
-        # relu's zeros are) only one direction of an entry moves the output, and a probe may
-        # take either
-        step = np.where(on.reshape(shape), delta[None], 0.0)
-        out = run(np.concatenate([x[None] + step, x[None] - step]))
-        if out is None or out.shape != (2 * qs.size, *clean.shape):
+        changed = _changed(run, x, clean, delta, on.reshape(shape))
+        if changed is None:
             return None
-        moved = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
-        changed = moved[:qs.size] | moved[qs.size:]
         for b in range(clean.ndim):
             others = tuple(1 + d for d in range(clean.ndim) if d != b)
             reach[b][pos] = changed.any(axis=others) if others else changed
     return reach
+
+
+def _changed(run, x, clean, delta, on) -> np.ndarray | None:
+    """(k, *clean.shape): which outputs change when the entries ``on`` ((k, *x.shape), broadcast)
+    of copy k move by +δ or by −δ; None when the layer failed. Both ways: at a tie (a max-pool
+    window whose maximum is shared, as relu's zeros are) only one direction of an entry moves
+    the output, and a probe may take either."""
+    step = np.where(on, delta[None], 0.0)
+    k = step.shape[0]
+    out = run(np.concatenate([x[None] + step, x[None] - step]))
+    if out is None or out.shape != (2 * k, *clean.shape):
+        return None
+    moved = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
+    return moved[:k] | moved[k:]
 
 
 def _reach_apart(run, x, clean, delta, a, qs_all, bx, bo) -> list[np.ndarray] | None:
@@ -277,12 +284,10 @@ def _reach_apart(run, x, clean, delta, a, qs_all, bx, bo) -> list[np.ndarray] | 
             on = on.transpose(0, 2, 1)
         shape = [ks.size] + [1] * x.ndim
         shape[1 + bx], shape[1 + a] = m, n
-        step = np.where(on.reshape(shape), delta[None], 0.0)          # both ways, as in _reach
-        out = run(np.concatenate([x[None] + step, x[None] - step]))
-        if out is None or out.shape != (2 * ks.size, *clean.shape):
+        changed = _changed(run, x, clean, delta, on.reshape(shape))
+        if changed is None:
             return None
-        moved = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
-        changed = np.moveaxis(moved[:ks.size] | moved[ks.size:], 1 + bo, 1)   # (k, m, ...)
+        changed = np.moveaxis(changed, 1 + bo, 1)                    # (k, m, ...)
         rest = [d for d in range(clean.ndim) if d != bo]
         for b in rest:
             others = tuple(2 + i for i, d in enumerate(rest) if d != b)

@@ -88,13 +88,19 @@ class Steps:
             return tuple(np.broadcast_to(p, (stack.shape[0], *p.shape[-2:]))
                          for p in self._call(with_params(self.layer, {tensor: stack}), xt, state,
                                              stack.shape[0]))
-        # one shallow copy of the layer whose parameters are swapped per copy: a plugin's step
-        # costs microseconds, and copying the layer for each would add a third to it
+        new = self._each_copy(tensor, stack, xt, state, 1)
+        return tuple(np.stack([n[k] for n in new]) for k in range(len(state)))
+
+    def _each_copy(self, tensor: str, stack: np.ndarray, xt: np.ndarray, state: tuple,
+                   steps: int) -> list[tuple[np.ndarray, ...]]:
+        """A plugin's step (or ``steps`` merged steps) once per copy of the parameter in the
+        stack: one shallow copy of the layer whose parameters are swapped per copy, since a
+        plugin's step costs microseconds and copying the layer for each would add a third."""
         layer, new = with_params(self.layer, {}), []
         for c in stack:
             layer.params = {**self.layer.params, tensor: c}
-            new.append(self._call(layer, xt, state))
-        return tuple(np.stack([n[k] for n in new]) for k in range(len(state)))
+            new.append(self._call(layer, xt, state, steps))
+        return new
 
     def with_param_steps(self, tensor: str, stack: np.ndarray, max_rows: int
                          ) -> Iterator[tuple[np.ndarray, ...]]:
@@ -106,14 +112,10 @@ class Steps:
             return
         m = self.x.shape[0]
         per = max(1, min(self.T, max_rows // max(1, m)))
-        layer = with_params(self.layer, {})
         for start in range(0, self.T, per):
             ts = range(start, min(self.T, start + per))
             xs, state = self._merged(ts)
-            new = []
-            for c in stack:
-                layer.params = {**self.layer.params, tensor: c}
-                new.append(self._call(layer, xs, state, len(ts)))
+            new = self._each_copy(tensor, stack, xs, state, len(ts))
             for i in range(len(ts)):
                 yield tuple(np.stack([n[k][i * m:(i + 1) * m] for n in new]) for k in range(len(state)))
 

@@ -405,3 +405,39 @@ def test_an_axis_whose_first_and_last_slices_reach_everything_is_not_measured_fu
 
     assert measure(run, x, x @ W, rng, batch=0) is None
     assert sum(copies) == 4
+
+
+
+def _band(n, width):
+    return sum(np.eye(n, k=k) for k in range(-width, width + 1))
+
+
+HALVE = np.kron(np.eye(2), np.ones((2, 1)))          # (4, 2): a 2x2 pool's rows or columns
+
+
+@pytest.mark.parametrize("in_shape, out_shape, tied", [
+    # a convolution with its examples apart (the identity) and a 3-wide band on each side
+    ((2, 3, 5, 4), (2, 6, 5, 4), ((0, 0, np.eye(2)), (2, 2, _band(5, 1)), (3, 3, _band(4, 1)))),
+    # a pool: channel to channel, each side halved
+    ((2, 3, 4, 4), (2, 3, 2, 2), ((0, 0, np.eye(2)), (1, 1, np.eye(3)), (2, 2, HALVE), (3, 3, HALVE))),
+    # a flatten: its three input axes tied to its one output axis
+    ((2, 3, 2, 2), (2, 12), ((0, 0, np.eye(2)), (1, 1, np.kron(np.eye(3), np.ones((1, 4)))),
+                             (2, 1, np.tile(np.kron(np.eye(2), np.ones((1, 2))), 3)),
+                             (3, 1, np.tile(np.eye(2), 6)))),
+])
+def test_box_sums_by_output_axis_equal_the_one_einsum_over_every_box(in_shape, out_shape, tied):
+    """The matrix products per output axis (_by_output, the identity skipped) give what the one
+    einsum over every tied pair gives: the cells of each entry, and the outputs each covers."""
+    from gradcheck_cli.check.footprint import Footprint
+
+    color = np.arange(int(np.prod(in_shape)))
+    fast = Footprint(in_shape, out_shape, tied, color, color.size)
+    slow = Footprint(in_shape, out_shape, tied, color, color.size)
+    slow.__dict__["_by_output"] = None               # the one einsum
+    assert fast._by_output is not None
+    rng = np.random.default_rng(0)
+    change, weight = rng.standard_normal((6, *out_shape)), rng.standard_normal(out_shape)
+    np.testing.assert_allclose(fast.cells(change, weight), slow.cells(change, weight), rtol=1e-12, atol=1e-12)
+    perturbed = rng.random((6, *in_shape)) < 0.1
+    assert perturbed.any()
+    np.testing.assert_array_equal(fast.covered(perturbed), slow.covered(perturbed))

@@ -256,3 +256,47 @@ def test_a_recurrent_layers_parameter_copies_serve_both_columns(seed, monkeypatc
     assert [made[p] for p in params] == [0] * len(params)
     assert [alone[p] for p in params[:3]] == [2 * p.size for p in lstm.params.values()]
     assert apart.evaluations - on.evaluations == sum(alone[p] for p in params)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9, 16, 33, 100, 1000])
+def test_separating_sets_split_every_ordered_pair_with_the_fewest_codes(n):
+    import math
+    from gradcheck_cli.check.structure import _separating_sets
+
+    sets = _separating_sets(n)
+    assert sets.shape[1] == n
+    # q in some set that q' is not in, for every q != q'
+    holds_not = sets.T.astype(int) @ (~sets).astype(int)                 # (n, n) counts
+    np.fill_diagonal(holds_not, 1)
+    assert (holds_not > 0).all()
+    k = next(k for k in range(40) if math.comb(k, k // 2) >= n)
+    assert len(sets) <= k                                                # 5 for 8, not 6
+
+
+def test_separating_sets_of_a_long_axis_split_every_pair_through_its_two_parts(monkeypatch):
+    from gradcheck_cli.check import structure
+
+    monkeypatch.setattr(structure, "CODED", 8)
+    for n in (9, 17, 64, 70):
+        sets = structure._separating_sets(n)
+        holds_not = sets.T.astype(int) @ (~sets).astype(int)
+        np.fill_diagonal(holds_not, 1)
+        assert (holds_not > 0).all(), n
+
+
+@pytest.mark.parametrize("n, q, q2", [(5, 0, 4), (5, 4, 0), (8, 3, 4), (8, 6, 5), (17, 16, 0), (17, 2, 9)])
+def test_one_slice_that_reaches_one_other_is_never_taken_as_independent(n, q, q2):
+    """Slice q2 of the output also depends, faintly, on slice q of θ: some set moves q and not
+    q2, so the dependence is seen whatever the pair."""
+    from gradcheck_cli.check.structure import independent_slices
+
+    rng = np.random.default_rng(n)
+    theta = rng.standard_normal((n, 3))
+
+    def call(v):
+        out = v * 2.0
+        out[q2] = out[q2] + (v[q] - theta[q]) * 1e-9
+        return out
+
+    assert not independent_slices(call, theta, 0, call(theta), 0, rng)
+    assert independent_slices(lambda v: v * 2.0, theta, 0, theta * 2.0, 0, rng)

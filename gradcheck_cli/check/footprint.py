@@ -72,9 +72,10 @@ class Footprint:
     colors: int
 
     @functools.cached_property
-    def _by_output(self) -> list[tuple[int, tuple[int, ...], np.ndarray]] | None:
+    def _by_output(self) -> list[tuple[int, tuple[int, ...], np.ndarray | None, np.ndarray | None]] | None:
         """Per tied output axis b (in order): the input axes A_b tied to it and the 0/1 matrix
-        (∏ n_a, n_b) of their joint reach, where every input axis is tied to one output axis at
+        (∏ n_a, n_b) of their joint reach, in float64 and in float32 (None for the identity: the
+        batch axis of examples kept apart), where every input axis is tied to one output axis at
         most and the matrices are small; None otherwise (one einsum then does it all). Each
         contraction is then a matrix product: a flatten's three input axes, all tied to its one
         output axis, cost an einsum of copies × n_in × n_out terms outside any BLAS."""
@@ -89,20 +90,24 @@ class Footprint:
                 joint = (joint[:, None, :] * m[None, :, :]).reshape(-1, self.out_shape[b])
                 if joint.size > MAX_JOINT:
                     return None
-            groups.append((b, tuple(a for a, _ in pairs), joint))
+            if joint.shape[0] == joint.shape[1] and np.array_equal(joint, np.eye(joint.shape[0])):
+                groups.append((b, tuple(a for a, _ in pairs), None, None))
+            else:
+                groups.append((b, tuple(a for a, _ in pairs), joint, joint.astype(np.float32)))
         return groups
 
-    def cells(self, change: np.ndarray) -> np.ndarray:
-        """(C, *out_shape) weighted changes -> (C, n_in): for every input entry, the change
-        summed over its box (exact for the one perturbed entry of its colour in each copy)."""
+    def cells(self, change: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        """(C, *out_shape) changes and the output's weight (out_shape) -> (C, n_in): for every
+        input entry, the weighted change summed over its box (exact for the one perturbed entry
+        of its colour in each copy)."""
         groups = self._by_output
         if groups is not None:
-            return self._cells_by_output(change, groups)
+            return self._cells_by_output(change, weight, groups)
         letters = iter(string.ascii_letters)
         copy = next(letters)
         outs = [next(letters) for _ in self.out_shape]
         ins = [next(letters) for _ in self.in_shape]
-        operands, subs = [change], [copy + "".join(outs)]
+        operands, subs = [change, weight], [copy + "".join(outs), "".join(outs)]
         for a, b, m in self.tied:
             operands.append(m)
             subs.append(ins[a] + outs[b])
@@ -113,13 +118,17 @@ class Footprint:
         full = np.broadcast_to(got.reshape(shape), (change.shape[0], *self.in_shape))
         return full.reshape(change.shape[0], -1)
 
-    def _cells_by_output(self, change: np.ndarray, groups: list) -> np.ndarray:
+    def _cells_by_output(self, change: np.ndarray, weight: np.ndarray, groups: list) -> np.ndarray:
         C = change.shape[0]
-        tied_out = [b for b, _, _ in groups]
-        got = change.sum(axis=tuple(1 + b for b in range(len(self.out_shape)) if b not in tied_out))
-        for _, _, joint in groups:            # each contracts the first output axis left
-            got = np.tensordot(got, joint, axes=([1], [1]))
-        order = [a for _, axes, _ in groups for a in axes]
+        tied_out = [b for b, _, _, _ in groups]
+        nd = len(self.out_shape)
+        # the weighted change summed over the untied output axes in one pass, with no product
+        # of the two in memory
+        got = np.einsum(change, [0, *range(1, nd + 1)], weight, list(range(1, nd + 1)),
+                        [0, *(1 + b for b in tied_out)])
+        for i, (_, _, joint, _) in enumerate(groups):  # output axis b becomes its input group
+            got = _along(got, 1 + i, None if joint is None else joint.T)
+        order = [a for _, axes, _, _ in groups for a in axes]
         got = got.reshape([C] + [self.in_shape[a] for a in order])
         kept = sorted(order)
         got = got.transpose([0] + [1 + order.index(a) for a in kept])
@@ -152,17 +161,32 @@ class Footprint:
 
     def _covered_by_output(self, perturbed: np.ndarray, groups: list) -> np.ndarray:
         C = perturbed.shape[0]
-        order = [a for _, axes, _ in groups for a in axes]
+        order = [a for _, axes, _, _ in groups for a in axes]
         got = perturbed.any(axis=tuple(1 + a for a in range(len(self.in_shape)) if a not in order))
-        got = got.astype(np.float64)
+        # float32 counts: a sum of non-negative terms is > 0 exactly when one of them is
+        got = got.astype(np.float32)
         kept = sorted(order)
         got = got.transpose([0] + [1 + kept.index(a) for a in order])
-        got = got.reshape([C] + [joint.shape[0] for _, _, joint in groups])
-        for _, _, joint in groups:            # each contracts the first input group left
-            got = np.tensordot(got, joint, axes=([1], [0]))
-        tied_out = [b for b, _, _ in groups]
+        got = got.reshape([C] + [int(np.prod([self.in_shape[a] for a in axes])) for _, axes, _, _ in groups])
+        for i, (_, _, _, joint) in enumerate(groups):  # input group i becomes output axis b
+            got = _along(got, 1 + i, joint)
+        tied_out = [b for b, _, _, _ in groups]
         shape = [C] + [n if b in tied_out else 1 for b, n in enumerate(self.out_shape)]
         return np.broadcast_to(got.reshape(shape) > 0, (C, *self.out_shape))
+
+
+def _along(got: np.ndarray, axis: int, M: np.ndarray | None) -> np.ndarray:
+    """got with its axis ``axis`` (length n) contracted with M (n, k) into one of length k, in
+    place of the old one: one matrix product, without moving axes (None: M is the identity)."""
+    if M is None:
+        return got
+    before, n, after = got.shape[:axis], got.shape[axis], got.shape[axis + 1:]
+    P, Q = int(np.prod(before)), int(np.prod(after))
+    if Q == 1:
+        out = got.reshape(P, n) @ M
+    else:
+        out = np.matmul(M.T, got.reshape(P, n, Q))
+    return out.reshape(*before, M.shape[1], *after)
 
 
 def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean: np.ndarray,
@@ -216,18 +240,24 @@ def _slice_reach(run, x, clean, delta, a, apart=None) -> list[np.ndarray] | None
     """For every output axis b, the (n_a, n_b) indices along b that change when slice q of
     input axis a moves; None when the layer failed on a perturbed input, or when the first and
     the last slice each reach the whole output (a dense layer's features): the axis is then
-    taken as reaching everything, which only shares less."""
+    taken as reaching everything, which only shares less. Where examples are apart, the copy
+    that measures the two end slices carries middle slices in its other examples."""
     n = x.shape[a]
     reach = _reach if apart is None else (lambda *args: _reach_apart(*args, *apart))
-    ends = reach(run, x, clean, delta, a, np.array([0, n - 1]))
-    if ends is None or all(r.all() for r in ends):
+    first = min(n, 2 if apart is None else max(2, x.shape[apart[0]]))
+    qs = np.array([0, n - 1] + list(range(1, first - 1)))
+    got = reach(run, x, clean, delta, a, qs)
+    if got is None or all(r[:2].all() for r in got):
         return None
-    middle = reach(run, x, clean, delta, a, np.arange(1, n - 1)) if n > 2 else []
-    if middle is None:
-        return None
-    if n == 2:
-        return ends
-    return [np.concatenate([e[:1], m, e[1:]]) for e, m in zip(ends, middle)]
+    if first < n:
+        rest = np.arange(first - 1, n - 1)
+        more = reach(run, x, clean, delta, a, rest)
+        if more is None:
+            return None
+        qs = np.concatenate([qs, rest])
+        got = [np.concatenate([g, m]) for g, m in zip(got, more)]
+    order = np.argsort(qs)
+    return [g[order] for g in got]
 
 
 def _reach(run, x, clean, delta, a, qs_all) -> list[np.ndarray] | None:
@@ -261,7 +291,11 @@ def _changed(run, x, clean, delta, on) -> np.ndarray | None:
     out = run(np.concatenate([x[None] + step, x[None] - step]))
     if out is None or out.shape != (2 * k, *clean.shape):
         return None
-    moved = ~((out == clean[None]) | (np.isnan(out) & np.isnan(clean[None])))
+    same = out == clean[None]
+    nan = np.isnan(clean)
+    if nan.any():
+        same |= np.isnan(out) & nan[None]
+    moved = ~same
     return moved[:k] | moved[k:]
 
 

@@ -139,7 +139,7 @@ def footprint_cells(layer: Any, st: Structure, fp: Footprint, x: np.ndarray, out
             if np.any(~same & ~fp.covered(stack != x[None])):
                 raise LeakError("an output outside the perturbed entries' footprint changed")
         change = np.where(same, 0.0, new - out[None])
-        got = [fp.cells(change * w[None]) for w in weights]
+        got = [fp.cells(change, w) for w in weights]
         return got[0] if len(got) == 1 else tuple(got)
 
     return evaluate
@@ -246,9 +246,12 @@ def grouped_input(layer: Any, st: Structure, x: np.ndarray, out: np.ndarray, g: 
 def slice_cells(axis: int, weights: np.ndarray) -> Cells:
     """Cells = slices of the output along ``axis``: Σ of out ⊙ weights over every other axis."""
 
+    nd = weights.ndim
+    kept = [0, axis + 1]
+
     def cells(out: np.ndarray) -> np.ndarray:
-        w = np.moveaxis(out * weights, axis + 1, 1)
-        return w.reshape(w.shape[0], w.shape[1], -1).sum(axis=2)
+        # one pass over out, with no product or moved copy of it in memory
+        return np.einsum(out, [0, *range(1, nd + 1)], weights, list(range(1, nd + 1)), kept)
 
     return cells
 

@@ -5,8 +5,8 @@ make is never trusted: each property below is tried on the layer's real input an
 and used only where it held.
 
 - stacks: ``tensor`` may carry a leading axis of copies (``x @ W + b`` in rows layout runs a stack
-  of x or of W in one call, not a stack of b). Verified bit for bit: a stack of two perturbed copies
-  gives exactly what each copy gives alone.
+  of x or of W in one call, not a stack of b). Verified bit for bit: a stack of the tensor as it is
+  and a perturbed copy gives exactly what each gives alone.
 - concatenates: copies of x laid side by side along the batch axis run as one larger batch; the
   result agrees with separate calls to rounding (BLAS picks other kernels for other row counts, so
   bits may differ; a layer that mixes examples differs by far more).
@@ -17,7 +17,7 @@ and used only where it held.
 - footprint: which part of the output each input entry reaches (a plugin convolution's or
   pooling layer's windows), measured slice by slice (footprint.py).
 
-The last three are tried with index sets that split every pair of indices (the bits of the index):
+The last three are tried with index sets that split every pair of indices (_separating_sets):
 perturbing θ at the set must leave every output slice outside it bit-identical.
 
 Pure: the layer and its arrays are not modified (every call gets its own copy), nothing is printed.
@@ -25,6 +25,7 @@ Pure: the layer and its arrays are not modified (every call gets its own copy), 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -75,35 +76,41 @@ def structure_of(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     (test_layers_registry); a plugin's is verified like everything else."""
     differentiable = np.issubdtype(x.dtype, np.inexact)
     tensors = ["x", *layer.params] if differentiable else list(layer.params)
+    # one clean forward serves every comparison below: a layer whose forward is not
+    # deterministic differs from it under every perturbation and so shares nothing
+    clean, held = _clean_forward(layer, x)
+    if is_builtin(type(layer)):
+        held = None
     if is_builtin(type(layer)) and getattr(layer, "probe_axes", False):
         stacked = frozenset(tensors)
     else:
-        stacked = frozenset(t for t in tensors if stacks(layer, t, x, rng))
-    axes = tuple((t, a) for t in layer.params if (a := parameter_axes(layer, t, x, layout, rng)))
-    held = None if is_builtin(type(layer)) else held_by_forward(layer, x)
+        stacked = frozenset(t for t in tensors if stacks(layer, t, x, clean, rng))
+    axes = tuple((t, a) for t in layer.params if (a := parameter_axes(layer, t, x, clean, layout, rng)))
     if not differentiable:
         return Structure(stacked, axes=axes, held=held)
-    st = Structure(stacked, concatenates(layer, x, layout, rng), separable(layer, x, layout, rng),
-                   elementwise(layer, x, rng), axes, held=held)
+    st = Structure(stacked, concatenates(layer, x, clean, layout, rng),
+                   separable(layer, x, clean, layout, rng), elementwise(layer, x, clean, rng), axes,
+                   held=held)
     if st.elementwise or is_builtin(type(layer)):
         # built-in convolutions and pools have their windows by construction (grouping.py)
         return st
-    found = footprint(layer, st, x, layout, rng)
+    found = footprint(layer, st, x, clean, layout, rng)
     per_example = x.size // max(1, x.shape[batch_axis(layout, x.ndim)]) if st.separable else x.size
     if found is None or found.colors >= per_example:
         return st
     return dataclasses.replace(st, footprint=found)
 
 
-def held_by_forward(layer: Any, x: np.ndarray) -> int | None:
-    """Entries one forward of the layer holds at input x: its output and the arrays its cache
-    keeps (through tuples, lists and dicts; a view counted at its own size, which may count
-    memory twice but never misses it). None where the forward fails."""
+def _clean_forward(layer: Any, x: np.ndarray) -> tuple[np.ndarray | None, int | None]:
+    """The layer's output at x (None where the forward fails or gives no floats) and the entries
+    one forward holds: its output and the arrays its cache keeps (through tuples, lists and
+    dicts; a view counted at its own size, which may count memory twice but never misses it;
+    None where the forward fails)."""
     try:
         with np.errstate(all="ignore"):
             out, cache = layer.forward(x.copy())
     except (Exception, SystemExit):
-        return None
+        return None, None
     seen: set[int] = set()
 
     def entries(obj: Any, depth: int) -> int:
@@ -118,14 +125,15 @@ def held_by_forward(layer: Any, x: np.ndarray) -> int | None:
             return sum(entries(o, depth - 1) for o in obj.values())
         return 0
 
-    return entries(out, 4) + entries(cache, 4)
+    held = entries(out, 4) + entries(cache, 4)
+    out = np.asarray(out)
+    return (out if np.issubdtype(out.dtype, np.inexact) else None), held
 
 
-def footprint(layer: Any, st: Structure, x: np.ndarray, layout: str, rng: np.random.Generator
-              ) -> Footprint | None:
-    """The footprint boxes of the layer's input entries (footprint.py), run as the layer's
-    verified structure allows."""
-    clean = _forward(layer, x)
+def footprint(layer: Any, st: Structure, x: np.ndarray, clean: np.ndarray | None, layout: str,
+              rng: np.random.Generator) -> Footprint | None:
+    """The footprint boxes of the layer's input entries (footprint.py) at input x (output
+    ``clean``), run as the layer's verified structure allows."""
     if clean is None:
         return None
 
@@ -179,27 +187,30 @@ def _near(theta: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return theta + 1e-3 * scale * rng.standard_normal(theta.shape)
 
 
-def stacks(layer: Any, tensor: str, x: np.ndarray, rng: np.random.Generator) -> bool:
-    """Whether a stack of two perturbed copies of ``tensor`` computes bit for bit what each copy
-    computes alone."""
+def stacks(layer: Any, tensor: str, x: np.ndarray, clean: np.ndarray | None, rng: np.random.Generator
+           ) -> bool:
+    """Whether a stack of ``tensor`` as it is and a perturbed copy computes bit for bit what each
+    computes alone (``clean``: the layer's output as it is)."""
     theta = x if tensor == "x" else np.asarray(layer.params[tensor], dtype=np.float64)
-    if not np.issubdtype(theta.dtype, np.inexact):
+    if clean is None or not np.issubdtype(theta.dtype, np.inexact):
         return False
-    call: Callable[[np.ndarray], np.ndarray | None]
+    call = _caller(layer, tensor, x)
+    near = _near(theta, rng)
+    together = call(np.stack([theta, near]))
+    if together is None:       # most plugins' parameters: no call of the copy alone is needed
+        return False
+    alone = call(near)
+    if alone is None or alone.shape != clean.shape:
+        return False
+    expected = np.stack([clean, alone])
+    return together.shape == expected.shape and np.array_equal(together, expected, equal_nan=True)
+
+
+def _caller(layer: Any, tensor: str, x: np.ndarray) -> Callable[[np.ndarray], np.ndarray | None]:
+    """The layer's output as a function of ``tensor`` (the others as they are)."""
     if tensor == "x":
-        call = lambda v: _forward(layer, v)  # noqa: E731
-    else:
-        call = lambda v: _forward(with_params(layer, {tensor: v}), x)  # noqa: E731
-    copies = [_near(theta, rng), _near(theta, rng)]
-    together = call(np.stack(copies))
-    if together is None:       # most plugins' parameters: no call of each copy alone is needed
-        return False
-    alone = [call(c) for c in copies]
-    if any(a is None for a in alone):
-        return False
-    alone_stack = np.stack(alone) if len({a.shape for a in alone}) == 1 else None
-    return alone_stack is not None and together.shape == alone_stack.shape \
-        and np.array_equal(together, alone_stack, equal_nan=True)
+        return lambda v: _forward(layer, v)
+    return lambda v: _forward(with_params(layer, {tensor: v}), x)
 
 
 def merge(stack: np.ndarray, layout: str) -> np.ndarray:
@@ -217,16 +228,20 @@ def split(out: np.ndarray, copies: int, layout: str) -> np.ndarray:
     return out.reshape(copies, -1, *out.shape[1:])
 
 
-def concatenates(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generator) -> bool:
-    """Whether two copies of x laid along the batch axis give each copy's own output."""
-    copies = np.stack([_near(x, rng), _near(x, rng)])
-    together = _forward(layer, merge(copies, layout))
+def concatenates(layer: Any, x: np.ndarray, clean: np.ndarray | None, layout: str,
+                 rng: np.random.Generator) -> bool:
+    """Whether x and a perturbed copy laid along the batch axis give each its own output
+    (``clean``: the output at x)."""
+    if clean is None:
+        return False
+    near = _near(x, rng)
+    together = _forward(layer, merge(np.stack([x, near]), layout))
     if together is None:
         return False
-    alone = [_forward(layer, c) for c in copies]
-    if any(a is None for a in alone) or len({a.shape for a in alone}) != 1:
+    alone = _forward(layer, near)
+    if alone is None or alone.shape != clean.shape:
         return False
-    expected = np.stack(alone)
+    expected = np.stack([clean, alone])
     if together.ndim != expected.ndim - 1 or together.size != expected.size:
         return False
     try:
@@ -239,23 +254,52 @@ def concatenates(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     return bool(np.all(np.abs(got - expected) <= CONCAT_RTOL * scale))
 
 
-def _bit_masks(n: int) -> list[np.ndarray]:
-    """Index sets such that any two distinct indices of range(n) are split by one of them (the
-    bits of the index, and their complements): a dependence of slice q' on index q ≠ q' is then
-    always seen, not only with some probability."""
-    q = np.arange(n)
-    masks = []
-    for bit in range(max(1, int(n - 1).bit_length())):
-        on = (q >> bit) & 1 == 1
-        masks += [on, ~on]
-    return [m for m in masks if m.any() and not m.all()]
+#: indices coded directly by _separating_sets; longer axes are split in two (cheap to code)
+CODED = 1 << 16
+
+
+def _separating_sets(n: int) -> np.ndarray:
+    """(sets, n) index sets such that for any two distinct indices q, q' of range(n) some set
+    holds q and not q': a dependence of slice q' on index q is then always seen, not only with
+    some probability. Index q is in the sets of its code, the q-th choice of w = k // 2 of k
+    (combinatorial number system); no such code lies inside another (Sperner), and k is the
+    fewest with n codes: 5 sets for 8 indices, 18 for 32,768, where the bits of the index and
+    their complements take 6 and 30. Past CODED indices, q = (q // CODED, q % CODED) and each
+    part's sets are taken over the whole axis: q and q' differ in one part, and its sets split
+    them."""
+    if n > CODED:
+        high, low = _separating_sets(-(-n // CODED)), _separating_sets(CODED)
+        member = np.concatenate([np.repeat(high, CODED, axis=1)[:, :n],
+                                 np.tile(low, (1, -(-n // CODED)))[:, :n]])
+        return _proper(member)
+    k = 1
+    while math.comb(k, k // 2) < n:
+        k += 1
+    w = k // 2
+    rest, left = np.arange(n), np.full(n, w)
+    member = np.zeros((k, n), dtype=bool)
+    for j in range(k - 1, -1, -1):
+        below = np.array([math.comb(j, i) for i in range(w + 1)])[left]    # C(j, left)
+        take = np.greater_equal(rest, below, out=left > 0, where=left > 0)
+        member[j] = take
+        rest -= below * take
+        left -= take
+    return _proper(member)
+
+
+def _proper(member: np.ndarray) -> np.ndarray:
+    """The sets that are neither empty nor the whole axis (those split no pair)."""
+    count = np.count_nonzero(member, axis=1)
+    return member[(count > 0) & (count < member.shape[1])]
 
 
 def independent_slices(call: Callable[[np.ndarray], np.ndarray | None], theta: np.ndarray, axis: int,
                        clean: np.ndarray, out_axis: int, rng: np.random.Generator) -> bool:
     """Whether index q of θ along ``axis`` reaches slice q of the output along ``out_axis`` alone:
     for index sets that split every pair, perturbing θ at the set leaves every output slice
-    outside it bit-identical."""
+    outside it bit-identical. One call a set, each like the call of ``clean``: a stack of sets
+    in one call would put an example's rows elsewhere in a BLAS product, and some kernels round
+    the rows at its edges otherwise (seen: OpenBLAS's Nehalem kernel on a dense layer)."""
     n = theta.shape[axis]
     if clean.shape[out_axis] != n:
         return False
@@ -264,53 +308,49 @@ def independent_slices(call: Callable[[np.ndarray], np.ndarray | None], theta: n
     shape[axis] = n
     # one draw serves every index set: each set is a question of its own about the same move
     away = theta + 0.1 * scale * rng.standard_normal(theta.shape)
-    for mask in _bit_masks(n):
-        moved = np.where(mask.reshape(shape), away, theta)
-        out = call(moved)
+    others = tuple(d for d in range(clean.ndim) if d != out_axis)
+    for mask in _separating_sets(n):
+        out = call(np.where(mask.reshape(shape), away, theta))
         if out is None or out.shape != clean.shape:
             return False
-        if not np.array_equal(np.compress(~mask, out, axis=out_axis),
-                              np.compress(~mask, clean, axis=out_axis)):
+        changed = out != clean
+        changed = changed.any(axis=others) if others else changed        # along out_axis
+        if np.any(changed & ~mask):
             return False
     return True
 
 
-def separable(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generator) -> bool:
+def separable(layer: Any, x: np.ndarray, clean: np.ndarray | None, layout: str,
+              rng: np.random.Generator) -> bool:
     """Whether each example's output depends on that example's input alone."""
-    clean = _forward(layer, x)
     if clean is None or clean.ndim < 1:
         return False
     return independent_slices(lambda v: _forward(layer, v), x, batch_axis(layout, x.ndim),
                               clean, batch_axis(layout, clean.ndim), rng)
 
 
-def elementwise(layer: Any, x: np.ndarray, rng: np.random.Generator) -> bool:
+def elementwise(layer: Any, x: np.ndarray, clean: np.ndarray | None, rng: np.random.Generator) -> bool:
     """Whether each output entry depends on the same input entry alone."""
-    clean = _forward(layer, x)
     if clean is None or clean.shape != x.shape or x.size < 2:
         return False
 
     def call(v: np.ndarray) -> np.ndarray | None:
         out = _forward(layer, v.reshape(x.shape))
-        return None if out is None else out.reshape(-1)
+        return None if out is None or out.size != v.size else out.reshape(-1)
 
     return independent_slices(call, x.reshape(-1), 0, clean.reshape(-1), 0, rng)
 
 
-def parameter_axes(layer: Any, tensor: str, x: np.ndarray, layout: str, rng: np.random.Generator
-                   ) -> tuple[int, int] | None:
+def parameter_axes(layer: Any, tensor: str, x: np.ndarray, clean: np.ndarray | None, layout: str,
+                   rng: np.random.Generator) -> tuple[int, int] | None:
     """(axis of the parameter, axis of the output) such that the parameter's entries at index q
     along the first reach only slice q of the output along the second (a dense layer's W[:, q]
     and b[q] reach output feature q; a convolution's filter f reaches output channel f)."""
     theta = np.asarray(layer.params[tensor], dtype=np.float64)
-    clean = _forward(layer, x)
     if clean is None or theta.ndim == 0:
         return None
     skip = batch_axis(layout, clean.ndim)
-
-    def call(v: np.ndarray) -> np.ndarray | None:
-        return _forward(with_params(layer, {tensor: v}), x)
-
+    call = _caller(layer, tensor, x)
     for a in range(theta.ndim):
         for b in range(clean.ndim):
             if b != skip and theta.shape[a] == clean.shape[b] and theta.shape[a] > 1 \

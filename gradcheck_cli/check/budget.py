@@ -135,6 +135,14 @@ def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str) -> 
     return item * (size + 3 * sum(activation_sizes) + 16)
 
 
+def without_copies(per_probe: int, size: int, method: str) -> int:
+    """bytes_per_probe of an evaluator that makes no copy of the tensor: the dense and elementwise
+    shortcuts update the clean output where a probe changes it, so their batches are not cut to
+    a handful of probes by copies they never make."""
+    item = 16 if method == "complex" else 8
+    return max(1, per_probe - item * size)
+
+
 def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],
                measured: Iterable[int | None] = ()) -> list[int]:
     """The activation sizes a copy passes through (``shapes``: the input of layers[0], then each

@@ -23,7 +23,7 @@ from .structure import Structure
 from ..results import Row
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, run_backward
-from .budget import bytes_per_probe, copy_sizes
+from .budget import bytes_per_probe, copy_sizes, without_copies
 
 #: a layer-input gradient this much smaller (larger) than the loss gradient is flagged
 VANISHING, EXPLODING = 1e-8, 1e8
@@ -131,7 +131,7 @@ def _direct(ref: Reference, how: Differencing, i: int, tensor: str, terms, per_e
         entries = shortcuts.entries_evaluator(ref.layers[i], tensor, ref.acts[i:],
                                              ref.layers[i + 1:], loss_tail, loss_batched,
                                              loss=per_example)
-        per_probe -= 8 * theta.size  # no copies of θ are made
+        per_probe = without_copies(per_probe, theta.size, how.settings.method)
     elif tensor == "x" and terms is not None and all(st.separable for st in structures):
         # every layer keeps examples apart: one perturbed entry per example shares a copy, and
         # each is read from its own example's loss term

@@ -22,7 +22,7 @@ from .grouping import example_of_entries, grouped_input, grouped_parameter, loss
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
-from .budget import bytes_per_probe, copy_sizes
+from .budget import bytes_per_probe, copy_sizes, without_copies
 from .network import cotangent, node_key
 from .recurrence import scan_of
 
@@ -150,6 +150,7 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
                                 how.settings.method)
     if shortcuts.supports(layer, tensor, isolated=True):
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
+        per_probe = without_copies(per_probe, theta.size, how.settings.method)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:
         entries, share = grouped
         entries.max_copies = chunk_for(per_probe, how.settings.max_memory)

@@ -19,7 +19,7 @@ from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with
 from ..results import Comparison, Row, Status
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, nondeterministic, run_backward, state_on_self
-from .budget import bytes_per_probe, copy_sizes
+from .budget import bytes_per_probe, copy_sizes, without_copies
 from .differences import chunk_for
 from .diagnose.evidence import Setting, layer_evidence, loss_evidence
 from ..errors import GradcheckError
@@ -96,6 +96,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
         if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
+            per_probe = without_copies(per_probe, theta.size, how.settings.method)
         elif how.settings.batched:
             # the network input's copies serve its end-to-end row too (a hidden layer's input was
             # differenced by the chain already, and is recalled from it below)

@@ -440,4 +440,36 @@ def test_box_sums_by_output_axis_equal_the_one_einsum_over_every_box(in_shape, o
     np.testing.assert_allclose(fast.cells(change, weight), slow.cells(change, weight), rtol=1e-12, atol=1e-12)
     perturbed = rng.random((6, *in_shape)) < 0.1
     assert perturbed.any()
-    np.testing.assert_array_equal(fast.covered(perturbed), slow.covered(perturbed))
+    full = (6, *out_shape)
+    np.testing.assert_array_equal(np.broadcast_to(fast.covered(perturbed), full),
+                                  np.broadcast_to(slow.covered(perturbed), full))
+
+
+class FpConvMarked(FpConv):
+    """FpConv whose output holds an inf and a NaN at fixed places, whatever the input."""
+
+    def forward(self, x):
+        out, cache = super().forward(x)
+        out = out.copy()
+        out[:, 0, 0, 0], out[:, 1, 2, 1] = np.inf, np.nan
+        return out, cache
+
+
+def test_box_sums_leave_out_a_clean_output_that_is_inf_or_nan_and_never_moves():
+    """Where the clean output is inf or NaN and a copy's is the same, that output did not move:
+    it adds nothing to the cells (inf − inf would make them NaN) and is no leak."""
+    from gradcheck_cli.check.grouping import footprint_cells
+
+    x = np.random.default_rng(3).standard_normal((2, 2, 5, 4))
+    plain, marked = _layer(FpConv, (2, 5, 4), filters=2), _layer(FpConvMarked, (2, 5, 4), filters=2)
+    marked.params = plain.params
+    st = _structure(plain, x)
+    out_plain, out_marked = plain.forward(x)[0], marked.forward(x)[0]
+    g = np.random.default_rng(4).standard_normal(out_plain.shape)
+    g[:, 0, 0, 0] = g[:, 1, 2, 1] = 0.0
+    colour = st.footprint.color.reshape(x.shape) == 0
+    stack = np.stack([x + 1e-3 * colour, x - 1e-3 * colour])
+    want = footprint_cells(plain, st, st.footprint, x, out_plain, [g], "rows")(stack)
+    got = footprint_cells(marked, st, st.footprint, x, out_marked, [g], "rows")(stack)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)

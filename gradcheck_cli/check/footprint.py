@@ -136,8 +136,9 @@ class Footprint:
         return np.broadcast_to(got.reshape(shape), (C, *self.in_shape)).reshape(C, -1)
 
     def covered(self, perturbed: np.ndarray) -> np.ndarray:
-        """(C, *in_shape) perturbed entries (booleans, or 0/1) -> (C, *out_shape): whether each
-        output lies in the box of some perturbed entry of its copy."""
+        """(C, *in_shape) perturbed entries (booleans, or 0/1) -> booleans that broadcast to
+        (C, *out_shape) (an axis no box ties has length 1): whether each output lies in the box
+        of some perturbed entry of its copy."""
         groups = self._by_output
         if groups is not None:
             return self._covered_by_output(perturbed, groups)
@@ -156,7 +157,7 @@ class Footprint:
         spec = ",".join(subs) + "->" + copy + "".join(outs[b] for b in tied_out)
         got = np.einsum(spec, *operands, optimize=True) > 0
         shape = [perturbed.shape[0]] + [n if b in tied_out else 1 for b, n in enumerate(self.out_shape)]
-        return np.broadcast_to(got.reshape(shape), (perturbed.shape[0], *self.out_shape))
+        return got.reshape(shape)
 
 
     def _covered_by_output(self, perturbed: np.ndarray, groups: list) -> np.ndarray:
@@ -172,7 +173,7 @@ class Footprint:
             got = _along(got, 1 + i, joint)
         tied_out = [b for b, _, _, _ in groups]
         shape = [C] + [n if b in tied_out else 1 for b, n in enumerate(self.out_shape)]
-        return np.broadcast_to(got.reshape(shape) > 0, (C, *self.out_shape))
+        return got.reshape(shape) > 0
 
 
 def _along(got: np.ndarray, axis: int, M: np.ndarray | None) -> np.ndarray:

@@ -127,18 +127,23 @@ def footprint_cells(layer: Any, st: Structure, fp: Footprint, x: np.ndarray, out
     a copy, as long as nothing changed outside the perturbed entries' boxes, which is checked on
     every copy (LeakError). With two weights, the cells of each, from the same copies."""
 
+    finite = bool(np.isfinite(out).all())
     nan_out = np.isnan(out)
-    nan_out = nan_out if nan_out.any() else None
 
     def evaluate(stack: np.ndarray) -> np.ndarray:
         new = through(layer, st, stack, layout)
-        same = new == out[None]
-        if nan_out is not None:
-            same |= np.isnan(new) & nan_out[None]
-        if not same.all():
-            if np.any(~same & ~fp.covered(stack != x[None])):
-                raise LeakError("an output outside the perturbed entries' footprint changed")
-        change = np.where(same, 0.0, new - out[None])
+        if finite:
+            # for a finite clean output, new − out is 0 exactly where new == out
+            change = new - out[None]
+            moved = change != 0
+        else:
+            with np.errstate(invalid="ignore"):           # inf − inf where nothing moved
+                change = new - out[None]
+            same = (new == out[None]) | (np.isnan(new) & nan_out[None])
+            change[same] = 0.0
+            moved = ~same
+        if moved.any() and np.any(moved & ~fp.covered(stack != x[None])):
+            raise LeakError("an output outside the perturbed entries' footprint changed")
         got = [fp.cells(change, w) for w in weights]
         return got[0] if len(got) == 1 else tuple(got)
 

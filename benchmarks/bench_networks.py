@@ -33,7 +33,8 @@ OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, when set, slow numpy's GEMM on some mach
 re-runs itself without them, with OPENBLAS_NUM_THREADS=1 unless set, and says so; like the
 gradcheck command, it lets malloc reuse freed memory (gradcheck_cli.run.parallel.keep_freed_memory). Timings are
 medians of --repeat (gradcheck) and --peer-repeat (torch, naive loop) runs; ratios are taken
-within one run of this script, so that a busy machine slows every column alike.
+within one run of this script, so that a busy machine slows every column alike, and a
+workload's gradcheck variants (all but the loop plugins) take turns run by run.
 """
 from __future__ import annotations
 
@@ -326,6 +327,14 @@ def run_workload(name: str, args) -> list[dict]:
         ref = backprop(base)
         worst = max(float(np.abs(g - r).max() / max(np.abs(r).max(), 1e-12)) for g, r in zip(grads, ref))
         peers["naive"], peers["naive_worst"] = t, worst
+    # the fast variants' runs take turns, so that a load that comes and goes meets each of them
+    # alike and their ratio is taken within each round
+    fast = [v for v in nets if v != "loop plugins"]
+    times, results = {v: [] for v in fast}, {}
+    for _ in range(args.repeat):
+        for v in fast:
+            t, results[v] = timed(lambda: check_network(nets[v]), 1)
+            times[v].append(t)
     rows = []
     for v, net in nets.items():
         row = {"workload": name, "variant": v, "params": P, **peers}
@@ -338,7 +347,7 @@ def run_workload(name: str, args) -> list[dict]:
                 f["examples"] = counter.examples[f["key"]]
             row["floor"] = floor
         else:
-            t, result = timed(lambda: check_network(net), args.repeat)
+            t, result = statistics.median(times[v]), results[v]
         row.update(gradcheck=t, status=result.status.value, evaluations=result.evaluations)
         rows.append(row)
         print(_row_text(row, rows[0]), flush=True)

@@ -259,11 +259,11 @@ def test_a_recurrent_layers_parameter_copies_serve_both_columns(seed, monkeypatc
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9, 16, 33, 100, 1000])
-def test_separating_sets_split_every_ordered_pair_with_the_fewest_codes(n):
+def testseparating_sets_split_every_ordered_pair_with_the_fewest_codes(n):
     import math
-    from gradcheck_cli.check.structure import _separating_sets
+    from gradcheck_cli.check.structure import separating_sets
 
-    sets = _separating_sets(n)
+    sets = separating_sets(n)
     assert sets.shape[1] == n
     # q in some set that q' is not in, for every q != q'
     holds_not = sets.T.astype(int) @ (~sets).astype(int)                 # (n, n) counts
@@ -273,12 +273,12 @@ def test_separating_sets_split_every_ordered_pair_with_the_fewest_codes(n):
     assert len(sets) <= k                                                # 5 for 8, not 6
 
 
-def test_separating_sets_of_a_long_axis_split_every_pair_through_its_two_parts(monkeypatch):
+def testseparating_sets_of_a_long_axis_split_every_pair_through_its_two_parts(monkeypatch):
     from gradcheck_cli.check import structure
 
     monkeypatch.setattr(structure, "CODED", 8)
     for n in (9, 17, 64, 70):
-        sets = structure._separating_sets(n)
+        sets = structure.separating_sets(n)
         holds_not = sets.T.astype(int) @ (~sets).astype(int)
         np.fill_diagonal(holds_not, 1)
         assert (holds_not > 0).all(), n

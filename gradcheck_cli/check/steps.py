@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from .evaluators import with_params
+from .structure import separating_sets
 
 #: how far a scan may be from the forward that was run, relative to the output's size (the
 #: rounding of products taken in another order)
@@ -165,23 +166,18 @@ class Steps:
 
     def _reaches_only(self, tensor: str, theta: np.ndarray, unit: np.ndarray, t: int,
                       rng: np.random.Generator) -> bool:
-        """Whether, at step t, every column reaches no unit but ``unit[column]``. For each bit of
-        the unit's index, the columns whose unit has that bit set are moved together (and then
-        the others): a change outside the units with that bit refutes it. Columns that pass every
-        bit reach only their own unit, with 4·log2(H) copies where one column at a time would
-        take 2·columns. Moves are random and taken both ways, so a change does not cancel and a
-        tie shows (see footprint.py)."""
+        """Whether, at step t, every column reaches no unit but ``unit[column]``. For each of the
+        unit sets that split every pair of units (structure.separating_sets), the columns whose
+        unit is in the set are moved together: a change outside the set's units refutes it.
+        Columns that pass every set reach only their own unit, with 2 × 7 copies for 32 units
+        where one column at a time would take 2·columns. Moves are random and taken both ways,
+        so a change does not cancel and a tie shows (see footprint.py)."""
         H = self.hidden()
-        bits = max(1, int(H - 1).bit_length())
+        # a single unit: one set of every column, which can only show that the layer runs
+        allowed = separating_sets(H) if H > 1 else np.ones((1, H), dtype=bool)   # (sets, H)
+        sets = allowed[:, unit]                                      # (sets, cols)
         scale = 0.1 * max(1.0, float(np.abs(theta).max(initial=0.0)))
-        sets, allowed = [], []
-        for b in range(bits):
-            on = (unit >> b) & 1 == 1
-            units_on = (np.arange(H) >> b) & 1 == 1
-            sets += [on, ~on]
-            allowed += [units_on, ~units_on]
-        mask = np.array(sets)                                       # (2·bits, cols)
-        mask = mask.reshape((len(sets),) + (1,) * (theta.ndim - 1) + (theta.shape[-1],))
+        mask = sets.reshape((len(sets),) + (1,) * (theta.ndim - 1) + (theta.shape[-1],))
         delta = scale * rng.standard_normal((len(sets),) + theta.shape) * mask
         try:
             with np.errstate(all="ignore"):
@@ -192,7 +188,7 @@ class Steps:
         for part, clean in zip(new, self.states[t + 1]):
             moved |= ~((part == clean[None]) | (np.isnan(part) & np.isnan(clean[None]))).all(axis=1)
         moved = moved[:len(sets)] | moved[len(sets):]
-        return not (moved & ~np.array(allowed)).any()
+        return not (moved & ~allowed).any()
 
     def _keeps_examples_apart(self) -> bool:
         """A step moved in example 0 only (its state and input) leaves every other example's new

@@ -17,7 +17,7 @@ and used only where it held.
 - footprint: which part of the output each input entry reaches (a plugin convolution's or
   pooling layer's windows), measured slice by slice (footprint.py).
 
-The last three are tried with index sets that split every pair of indices (_separating_sets):
+The last three are tried with index sets that split every pair of indices (separating_sets):
 perturbing θ at the set must leave every output slice outside it bit-identical.
 
 Pure: the layer and its arrays are not modified (every call gets its own copy), nothing is printed.
@@ -254,11 +254,11 @@ def concatenates(layer: Any, x: np.ndarray, clean: np.ndarray | None, layout: st
     return bool(np.all(np.abs(got - expected) <= CONCAT_RTOL * scale))
 
 
-#: indices coded directly by _separating_sets; longer axes are split in two (cheap to code)
+#: indices coded directly by separating_sets; longer axes are split in two (cheap to code)
 CODED = 1 << 16
 
 
-def _separating_sets(n: int) -> np.ndarray:
+def separating_sets(n: int) -> np.ndarray:
     """(sets, n) index sets such that for any two distinct indices q, q' of range(n) some set
     holds q and not q': a dependence of slice q' on index q is then always seen, not only with
     some probability. Index q is in the sets of its code, the q-th choice of w = k // 2 of k
@@ -268,7 +268,7 @@ def _separating_sets(n: int) -> np.ndarray:
     part's sets are taken over the whole axis: q and q' differ in one part, and its sets split
     them."""
     if n > CODED:
-        high, low = _separating_sets(-(-n // CODED)), _separating_sets(CODED)
+        high, low = separating_sets(-(-n // CODED)), separating_sets(CODED)
         member = np.concatenate([np.repeat(high, CODED, axis=1)[:, :n],
                                  np.tile(low, (1, -(-n // CODED)))[:, :n]])
         return _proper(member)
@@ -309,7 +309,7 @@ def independent_slices(call: Callable[[np.ndarray], np.ndarray | None], theta: n
     # one draw serves every index set: each set is a question of its own about the same move
     away = theta + 0.1 * scale * rng.standard_normal(theta.shape)
     others = tuple(d for d in range(clean.ndim) if d != out_axis)
-    for mask in _separating_sets(n):
+    for mask in separating_sets(n):
         out = call(np.where(mask.reshape(shape), away, theta))
         if out is None or out.shape != clean.shape:
             return False

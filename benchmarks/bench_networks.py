@@ -34,7 +34,8 @@ re-runs itself without them, with OPENBLAS_NUM_THREADS=1 unless set, and says so
 gradcheck command, it lets malloc reuse freed memory (gradcheck_cli.run.parallel.keep_freed_memory). Timings are
 medians of --repeat (gradcheck) and --peer-repeat (torch, naive loop) runs; ratios are taken
 within one run of this script, so that a busy machine slows every column alike, and a
-workload's gradcheck variants (all but the loop plugins) take turns run by run.
+workload's gradcheck variants (all but the loop plugins) take turns run by run; "time /
+built-in" gives, in parentheses, the smallest and largest of the ratios run by run.
 """
 from __future__ import annotations
 
@@ -348,6 +349,10 @@ def run_workload(name: str, args) -> list[dict]:
             row["floor"] = floor
         else:
             t, result = statistics.median(times[v]), results[v]
+            if v != "built-in" and "built-in" in times:
+                # the ratio in each round: how far the load that came and went moved it
+                each = [a / b for a, b in zip(times[v], times["built-in"])]
+                row["ratio_range"] = (min(each), max(each))
         row.update(gradcheck=t, status=result.status.value, evaluations=result.evaluations)
         rows.append(row)
         print(_row_text(row, rows[0]), flush=True)
@@ -377,6 +382,8 @@ def table(rows) -> str:
     for r in rows:
         torch_note = "" if r.get("torch_ok", True) else "¹"
         vs_b = "—" if r["variant"] == "built-in" else _ratio(r["gradcheck"], builtin[r["workload"]])
+        if "ratio_range" in r:
+            vs_b += " ({:.1f}–{:.1f})".format(*r["ratio_range"])
         lines.append(f"| {LABELS[r['workload']]} | {r['variant']} | {r['params']:,} | {_s(r['gradcheck'])} | "
                      f"{_s(r.get('torch'))}{torch_note} | {_s(r.get('naive'))} | "
                      f"{_ratio(r.get('torch'), r['gradcheck'])} | {_ratio(r.get('naive'), r['gradcheck'])} | {vs_b} |")

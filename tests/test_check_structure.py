@@ -258,30 +258,31 @@ def test_a_recurrent_layers_parameter_copies_serve_both_columns(seed, monkeypatc
     assert apart.evaluations - on.evaluations == sum(alone[p] for p in params)
 
 
+def _splits_every_pair(sets: np.ndarray) -> bool:
+    """Whether for every q != q' some set holds q and not q'."""
+    holds_not = sets.T.astype(int) @ (~sets).astype(int)                 # (n, n) counts
+    np.fill_diagonal(holds_not, 1)
+    return bool((holds_not > 0).all())
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 9, 16, 33, 100, 1000])
-def testseparating_sets_split_every_ordered_pair_with_the_fewest_codes(n):
+def test_separating_sets_split_every_ordered_pair_with_the_fewest_codes(n):
     import math
     from gradcheck_cli.check.structure import separating_sets
 
     sets = separating_sets(n)
     assert sets.shape[1] == n
-    # q in some set that q' is not in, for every q != q'
-    holds_not = sets.T.astype(int) @ (~sets).astype(int)                 # (n, n) counts
-    np.fill_diagonal(holds_not, 1)
-    assert (holds_not > 0).all()
+    assert _splits_every_pair(sets)
     k = next(k for k in range(40) if math.comb(k, k // 2) >= n)
     assert len(sets) <= k                                                # 5 for 8, not 6
 
 
-def testseparating_sets_of_a_long_axis_split_every_pair_through_its_two_parts(monkeypatch):
+def test_separating_sets_of_a_long_axis_split_every_pair_through_its_two_parts(monkeypatch):
     from gradcheck_cli.check import structure
 
     monkeypatch.setattr(structure, "CODED", 8)
     for n in (9, 17, 64, 70):
-        sets = structure.separating_sets(n)
-        holds_not = sets.T.astype(int) @ (~sets).astype(int)
-        np.fill_diagonal(holds_not, 1)
-        assert (holds_not > 0).all(), n
+        assert _splits_every_pair(structure.separating_sets(n)), n
 
 
 @pytest.mark.parametrize("n, q, q2", [(5, 0, 4), (5, 4, 0), (8, 3, 4), (8, 6, 5), (17, 16, 0), (17, 2, 9)])

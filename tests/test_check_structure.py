@@ -301,3 +301,59 @@ def test_one_slice_that_reaches_one_other_is_never_taken_as_independent(n, q, q2
 
     assert not independent_slices(call, theta, 0, call(theta), 0, rng)
     assert independent_slices(lambda v: v * 2.0, theta, 0, theta * 2.0, 0, rng)
+
+
+def test_filter_copies_run_side_by_side_only_where_the_layer_gives_each_its_own_output():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 5))
+    mix = structure_of(_layer("plain_mix", (3, 5), filters=6), x, "rows", rng)
+    assert mix.axes_of("W") == (0, 1) and mix.axes_of("b") == (0, 1)
+    # b has one entry a filter: its copies are two in all, side by side or not
+    assert mix.stacks == set() and mix.widens == {"W"}
+    # each filter reaches its own channel alone, but the layer divides by the number of filters
+    mean = structure_of(_layer("plain_mix_mean", (3, 5), filters=6), x, "rows", rng)
+    assert mean.axes_of("W") == (0, 1) and mean.widens == set()
+    # sized by self.units, not by W: a wider W would be read in part
+    loop = structure_of(_layer("loop_dense", (5,), units=4), rng.standard_normal((3, 5)), "rows", rng)
+    assert loop.axes_of("W") == (1, 1) and loop.widens == set()
+
+
+def test_filter_copies_side_by_side_give_what_each_copy_gives_alone_in_one_call():
+    from gradcheck_cli.check.copies import perturbed
+    from gradcheck_cli.check.evaluators import with_params
+
+    rng = np.random.default_rng(6)
+    layer = _layer("plain_mix", (3, 5), filters=6)
+    x = rng.standard_normal((4, 3, 5))
+    st = structure_of(layer, x, "rows", rng)
+    stack = layer.params["W"] + 0.1 * rng.standard_normal((7, 6, 3))
+    calls = []
+    together = perturbed(layer, st, "W", x, stack, "rows", calls.append)
+    alone = np.stack([with_params(layer, {"W": w}).forward(x)[0] for w in stack])
+    assert calls == [1]
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-13 * np.abs(alone).max())
+
+
+MIX = """
+input: {shape: [3, 5], batch: 4}
+seed: SEED
+layers:
+  - {type: MIX, filters: 6}
+  - {type: tanh}
+  - {type: flatten}
+  - {type: dense, units: 3}
+loss: softmax_cross_entropy
+"""
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_filters_side_by_side_same_verdicts_and_numbers_and_a_planted_1e5_error_is_found(seed):
+    on, off = _both(spec_from_text(MIX.replace("MIX", "plain_mix").replace("SEED", str(seed))))
+    assert _statuses(on) == _statuses(off)
+    assert all(r.status is Status.PASS for r in on.rows)
+    assert_agree_within_noise(on, off)
+    on, off = _both(spec_from_text(MIX.replace("MIX", "plain_mix_off").replace("SEED", str(seed))))
+    row = next(r for r in on.rows if (r.label, r.tensor) == ("1", "W"))
+    assert row.isolated.status in (Status.WARN, Status.FAIL)
+    assert "worst entry (2, 1)" in row.reason
+    assert _statuses(on) == _statuses(off)

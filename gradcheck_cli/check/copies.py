@@ -18,7 +18,7 @@ import numpy as np
 from .differences import EvaluateStack
 from .evaluators import with_params
 from ..layers.registry import is_builtin
-from .structure import Structure, through
+from .structure import Structure, narrowed, through, widened
 
 #: per copy: (B, *out.shape) -> (B, n_cells) contributions of each cell to f
 Cells = Callable[[np.ndarray], np.ndarray]
@@ -33,6 +33,9 @@ def perturbed(layer: Any, st: Structure, tensor: str, x: np.ndarray, stack: np.n
     fresh = (lambda: x) if is_builtin(type(layer)) else (lambda: x.copy())
     if tensor in st.stacks:
         out, n = with_params(layer, {tensor: stack}).forward(fresh())[0], 1
+    elif tensor in st.widens:
+        wide = with_params(layer, widened(layer, st.axes, tensor, stack)).forward(fresh())[0]
+        out, n = narrowed(np.asarray(wide), stack.shape[0], st.axes_of(tensor)[1]), 1
     else:
         out = np.stack([np.asarray(with_params(layer, {tensor: c}).forward(fresh())[0]) for c in stack])
         n = stack.shape[0]

@@ -14,6 +14,10 @@ and used only where it held.
   not): perturb one example and every other example's output stays bit-identical.
 - elementwise: each output entry depends on the same input entry alone.
 - axes: a parameter's slice q along one axis reaches only the output's slice q along another.
+- widens: copies of such a parameter laid side by side along that axis (its companions, the
+  other parameters indexed by the same output slices, repeated) run in one call whose output
+  holds each copy's slices side by side: B filter copies of a convolution as one layer of B·F
+  filters. Verified like concatenates, to rounding (a wider GEMM may round otherwise).
 - footprint: which part of the output each input entry reaches (a plugin convolution's or
   pooling layer's windows), measured slice by slice (footprint.py).
 
@@ -49,6 +53,8 @@ class Structure:
     elementwise: bool = False
     #: parameter -> (its axis, the output's axis) that index the same slices (parameter_axes)
     axes: tuple[tuple[str, tuple[int, int]], ...] = ()
+    #: parameters whose copies run side by side along their axis in one call (widened)
+    widens: frozenset[str] = frozenset()
     #: the input entries' footprint boxes, where they let copies share more than examples do
     footprint: Footprint | None = None
     #: entries a plugin's forward holds for one copy, measured: its output and every array its
@@ -86,11 +92,15 @@ def structure_of(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     else:
         stacked = frozenset(t for t in tensors if stacks(layer, t, x, clean, rng))
     axes = tuple((t, a) for t in layer.params if (a := parameter_axes(layer, t, x, clean, layout, rng)))
+    # a parameter with one entry a slice needs two copies in all: nothing to gain from widening
+    wide = frozenset(t for t, (a, _) in axes if t not in stacked
+                     and np.size(layer.params[t]) > np.shape(layer.params[t])[a]
+                     and widens(layer, t, x, clean, axes, rng))
     if not differentiable:
-        return Structure(stacked, axes=axes, held=held)
+        return Structure(stacked, axes=axes, widens=wide, held=held)
     st = Structure(stacked, concatenates(layer, x, clean, layout, rng),
                    separable(layer, x, clean, layout, rng), elementwise(layer, x, clean, rng), axes,
-                   held=held)
+                   wide, held=held)
     if st.elementwise or is_builtin(type(layer)):
         # built-in convolutions and pools have their windows by construction (grouping.py)
         return st
@@ -252,6 +262,53 @@ def concatenates(layer: Any, x: np.ndarray, clean: np.ndarray | None, layout: st
         return False
     scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
     return bool(np.all(np.abs(got - expected) <= CONCAT_RTOL * scale))
+
+
+def widened(layer: Any, axes: tuple[tuple[str, tuple[int, int]], ...], tensor: str,
+            stack: np.ndarray) -> dict[str, np.ndarray]:
+    """The parameters of one call that runs each copy of ``tensor`` in the (B, *θ.shape) stack:
+    the copies side by side along θ's axis (copy b's slice q at index b·n + q), and each
+    companion (a parameter whose axis of the same length reaches the same output axis, such as
+    a convolution's bias beside its filters) repeated B times along its own."""
+    a, o = dict(axes)[tensor]
+    copies, n = stack.shape[0], stack.shape[1 + a]
+    moved = np.moveaxis(stack, 0, a)
+    params = {tensor: moved.reshape(*moved.shape[:a], copies * n, *moved.shape[a + 2:])}
+    for other, (b, p) in axes:
+        value = np.asarray(layer.params[other])
+        if other != tensor and p == o and value.shape[b] == n:
+            params[other] = np.concatenate([value] * copies, axis=b)
+    return params
+
+
+def narrowed(out: np.ndarray, copies: int, axis: int) -> np.ndarray:
+    """The inverse of ``widened`` on the layer's output: (B, *out.shape), from slices laid side
+    by side along ``axis``."""
+    n = out.shape[axis] // copies
+    parted = out.reshape(*out.shape[:axis], copies, n, *out.shape[axis + 1:])
+    return np.moveaxis(parted, axis, 0)
+
+
+def widens(layer: Any, tensor: str, x: np.ndarray, clean: np.ndarray | None,
+           axes: tuple[tuple[str, tuple[int, int]], ...], rng: np.random.Generator) -> bool:
+    """Whether ``tensor`` as it is and a perturbed copy, side by side along its axis (widened),
+    give each its own output side by side along the output's axis (``clean``: the output as
+    it is)."""
+    theta = np.asarray(layer.params[tensor], dtype=np.float64)
+    if clean is None or not np.issubdtype(theta.dtype, np.inexact):
+        return False
+    o = dict(axes)[tensor][1]
+    near = _near(theta, rng)
+    together = _forward(with_params(layer, widened(layer, axes, tensor, np.stack([theta, near]))), x)
+    wide = (*clean.shape[:o], 2 * clean.shape[o], *clean.shape[o + 1:])
+    if together is None or together.shape != wide:
+        return False
+    alone = _caller(layer, tensor, x)(near)
+    if alone is None or alone.shape != clean.shape:
+        return False
+    expected = np.stack([clean, alone])
+    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
+    return bool(np.all(np.abs(narrowed(together, 2, o) - expected) <= CONCAT_RTOL * scale))
 
 
 #: indices coded directly by separating_sets; longer axes are split in two (cheap to code)

@@ -94,12 +94,16 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
 
     tensors = probes = evals = widest = 0
     batch, largest = 0, ""
+    # the batches of the tensors the exact shortcuts serve are sized as the check sizes them
+    shortcuts = getattr(settings, "batched", True)
 
-    def account(size: int, activation_sizes: list[int], label: str) -> None:
+    def account(size: int, activation_sizes: list[int], label: str, served: list[Any] | None,
+                tensor: str, isolated: bool) -> None:
         nonlocal probes, evals, batch, largest, widest
         n = _probes(settings, size)
         widest = max(widest, n)
-        per_copy = bytes_per_probe(size, activation_sizes, settings.method)
+        per_copy = bytes_per_probe(size, activation_sizes, settings.method) if served is None else \
+            served_bytes(served, tensor, size, activation_sizes, m, settings.method, isolated)
         per_batch = max(1, chunk_for(per_copy, settings.max_memory) // per_probe) * per_probe
         copies = min(per_batch, n * per_probe)
         probes += n
@@ -112,11 +116,13 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
         name = f"layer {node.label} ({node.type_name})"
         tensors += len(sizes)
         for tensor, size in sizes.items():
-            account(size, copy_sizes(layers[i:i + 1], shapes[i:i + 2]), f"{name} {tensor}")  # isolated
+            account(size, copy_sizes(layers[i:i + 1], shapes[i:i + 2]), f"{name} {tensor}",
+                    layers[i:i + 1] if shortcuts else None, tensor, True)           # isolated
             if tensor != "x" or i == 0:
                 # end to end: parameters and the network input (a hidden dx only in isolation)
-                account(size, copy_sizes(layers[i:], shapes[i:]), f"{name} {tensor}")
-    account(acts[-1], [acts[-1]], "loss x")
+                account(size, copy_sizes(layers[i:], shapes[i:]), f"{name} {tensor}",
+                        layers[i:] if shortcuts else None, tensor, False)
+    account(acts[-1], [acts[-1]], "loss x", None, "x", True)
     tensors += 1
     # a margin for what the model leaves out (directions, refinement, temporaries): better to
     # refuse a check that would just fit than to let one through that does not
@@ -135,12 +141,24 @@ def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str) -> 
     return item * (size + 3 * sum(activation_sizes) + 16)
 
 
-def without_copies(per_probe: int, size: int, method: str) -> int:
-    """bytes_per_probe of an evaluator that makes no copy of the tensor: the dense and elementwise
-    shortcuts update the clean output where a probe changes it, so their batches are not cut to
-    a handful of probes by copies they never make."""
-    item = 16 if method == "complex" else 8
-    return max(1, per_probe - item * size)
+def served_bytes(layers: list[Any], tensor: str, size: int, sizes: list[int], batch: int,
+                 method: str, isolated: bool) -> int:
+    """bytes_per_probe of ``tensor`` of layers[0] (``size`` entries; ``sizes``: copy_sizes of
+    ``layers``), lower where the exact shortcuts serve it (served.py), which copy no tensor:
+    they update the clean output where a probe changes it. A probe of a dense layer's W or b
+    changes one feature column of its output (``batch`` entries, held with the clean ones)
+    through the elementwise layers after it, and only the dense layer's rank-1 update after
+    them holds whole copies; a probe of an input is counted whole from the output on."""
+    from .served import columns_through, supports
+
+    whole = bytes_per_probe(size, sizes, method)
+    if not supports(layers[0], tensor, isolated):
+        return whole
+    if tensor == "x":
+        item = 16 if method == "complex" else 8
+        return max(1, whole - item * size)
+    columns = columns_through(layers, isolated)
+    return bytes_per_probe(batch, [0] + [2 * batch] * columns + list(sizes[1 + columns:]), method)
 
 
 def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],

@@ -23,7 +23,8 @@ from .structure import Structure
 from ..results import Row
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, run_backward
-from .budget import bytes_per_probe, copy_sizes, without_copies
+from .budget import bytes_per_probe, copy_sizes, served_bytes
+from .served import supports
 
 #: a layer-input gradient this much smaller (larger) than the loss gradient is flagged
 VANISHING, EXPLODING = 1e-8, 1e8
@@ -124,14 +125,13 @@ def _direct(ref: Reference, how: Differencing, i: int, tensor: str, terms, per_e
     stack = copies_evaluator(ref.layers[i:], structures[i:], tensor, ref.acts[i], layout,
                              loss_tail, loss_batched and how.settings.batched)
     entries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, copy_sizes(ref.layers[i:], [a.shape for a in ref.acts[i:]],
-                                                       [s.held for s in structures[i:]]),
-                                how.settings.method)
-    if how.settings.batched and shortcuts.supports(ref.layers[i], tensor):
+    sizes = copy_sizes(ref.layers[i:], [a.shape for a in ref.acts[i:]], [s.held for s in structures[i:]])
+    per_probe = bytes_per_probe(theta.size, sizes, how.settings.method)
+    if how.settings.batched and supports(ref.layers[i], tensor):
         entries = shortcuts.entries_evaluator(ref.layers[i], tensor, ref.acts[i:],
                                              ref.layers[i + 1:], loss_tail, loss_batched,
                                              loss=per_example)
-        per_probe = without_copies(per_probe, theta.size, how.settings.method)
+        per_probe = served_bytes(ref.layers[i:], tensor, theta.size, sizes, how.batch, how.settings.method, False)
     elif tensor == "x" and terms is not None and all(st.separable for st in structures):
         # every layer keeps examples apart: one perturbed entry per example shares a copy, and
         # each is read from its own example's loss term

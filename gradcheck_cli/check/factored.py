@@ -22,7 +22,8 @@ from .grouping import example_of_entries, grouped_input, grouped_parameter, loss
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
-from .budget import bytes_per_probe, copy_sizes, without_copies
+from .budget import bytes_per_probe, copy_sizes, served_bytes
+from .served import supports
 from .network import cotangent, node_key
 from .recurrence import scan_of
 
@@ -48,7 +49,7 @@ def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray,
     g_flat = g.reshape(-1)
     f0 = float(out.reshape(-1) @ g_flat)
     per_probe = bytes_per_probe(x.size, copy_sizes([layer], [x.shape, out.shape], [st.held]), how.settings.method)
-    if shortcuts.supports(layer, "x", isolated=True):
+    if supports(layer, "x", isolated=True):
         def tail(o: np.ndarray) -> np.ndarray:
             return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
         entries = shortcuts.entries_evaluator(layer, "x", [x, out], [], tail, True, contraction=g)
@@ -146,11 +147,11 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
     f0 = float(tail(out))
     stack = copies_evaluator([layer], [st], tensor, x, layout, tail, True)
     entries: EvaluateEntries = entries_from_stack(stack, theta)
-    per_probe = bytes_per_probe(theta.size, copy_sizes([layer], [x.shape, out.shape], [st.held]),
-                                how.settings.method)
-    if shortcuts.supports(layer, tensor, isolated=True):
+    sizes = copy_sizes([layer], [x.shape, out.shape], [st.held])
+    per_probe = bytes_per_probe(theta.size, sizes, how.settings.method)
+    if supports(layer, tensor, isolated=True):
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
-        per_probe = without_copies(per_probe, theta.size, how.settings.method)
+        per_probe = served_bytes([layer], tensor, theta.size, sizes, how.batch, how.settings.method, True)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:
         entries, share = grouped
         entries.max_copies = chunk_for(per_probe, how.settings.max_memory)

@@ -19,7 +19,8 @@ from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with
 from ..results import Comparison, Row, Status
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, nondeterministic, run_backward, state_on_self
-from .budget import bytes_per_probe, copy_sizes, without_copies
+from .budget import bytes_per_probe, copy_sizes, served_bytes
+from .served import supports
 from .differences import chunk_for
 from .diagnose.evidence import Setting, layer_evidence, loss_evidence
 from ..errors import GradcheckError
@@ -91,12 +92,12 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
         # where this tensor's copies are also read against the chained g, for the end-to-end row
         kept = None if upstream is None or (tensor != "x" and theta.size > TWIN_LIMIT) else \
             memo.kept(twin[0], tensor, theta)
-        entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
-            theta.size, copy_sizes([ref_layer], [x64.shape, out64.shape], [st.held]), how.settings.method)
-        if batched and shortcuts.supports(ref_layer, tensor, isolated=True):
+        sizes = copy_sizes([ref_layer], [x64.shape, out64.shape], [st.held])
+        entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(theta.size, sizes, how.settings.method)
+        if batched and supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)
-            per_probe = without_copies(per_probe, theta.size, how.settings.method)
+            per_probe = served_bytes([ref_layer], tensor, theta.size, sizes, how.batch, how.settings.method, True)
         elif how.settings.batched:
             # the network input's copies serve its end-to-end row too (a hidden layer's input was
             # differenced by the chain already, and is recalled from it below)

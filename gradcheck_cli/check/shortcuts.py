@@ -21,6 +21,7 @@ from ..layers.dense import Dense
 from ..layers.softmax import Softmax
 from .differences import EvaluateEntries
 from .evaluators import probe_capable, run
+from .served import is_ as _is
 
 
 @dataclass
@@ -75,15 +76,6 @@ def _per_example(layer: Any) -> bool:
     return any(_is(layer, cls) for cls in (Dense, Elementwise, Softmax)) and layer.layout == "rows"
 
 
-def _is(layer: Any, cls: type) -> bool:
-    # a subclass that keeps the forward (e.g. a plugin overriding only backward) qualifies
-    return isinstance(layer, cls) and type(layer).forward is cls.forward
-
-
-def supports(layer: Any, tensor: str, isolated: bool = False) -> bool:
-    if _is(layer, Elementwise):
-        return isolated and tensor == "x"
-    return _is(layer, Dense) and tensor in ("x", "W", "b") and layer.layout in ("rows", "columns")
 
 
 def _start_input(layer: Dense, x: np.ndarray, z: np.ndarray, idx: np.ndarray, values: np.ndarray,

@@ -1,0 +1,39 @@
+"""Which tensors of which built-in layers the exact shortcuts (shortcuts.py) serve, decided from
+the layers alone: the resource guard (budget.py) sizes those tensors' batches by it before any
+array exists, and the checker by the same rule, so that the estimate is what the check does."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..layers.activations import Elementwise
+from ..layers.dense import Dense
+
+
+def is_(layer: Any, cls: type) -> bool:
+    """Whether ``layer`` computes what ``cls`` does (a subclass that keeps the forward, e.g. a
+    plugin overriding only backward, qualifies)."""
+    return isinstance(layer, cls) and type(layer).forward is cls.forward
+
+
+def supports(layer: Any, tensor: str, isolated: bool = False) -> bool:
+    """Whether the shortcuts serve ``tensor`` of ``layer`` (``isolated``: its isolated check,
+    where f is ⟨out, G⟩; else the layer and all after it, then the loss)."""
+    if is_(layer, Elementwise):
+        return isolated and tensor == "x"
+    return is_(layer, Dense) and tensor in ("x", "W", "b") and layer.layout in ("rows", "columns")
+
+
+def columns_through(layers: list[Any], isolated: bool) -> int:
+    """How many activations after a dense layer's input a probe of its W or b holds as one
+    changed feature column, not whole: its output and the outputs of the elementwise layers
+    after it (shortcuts._through), unless what follows them takes whole copies (a layer other
+    than a dense one of the same layout, or the loss, which gets the copies materialized)."""
+    k = 1
+    while k < len(layers) and is_(layers[k], Elementwise):
+        k += 1
+    if k == len(layers):
+        return k if isolated and k == 1 else k - 1
+    rows = layers[0].layout == "rows"
+    nxt = layers[k]
+    rank_one = is_(nxt, Dense) and nxt.layout == ("rows" if rows else "columns")
+    return k if rank_one else k - 1

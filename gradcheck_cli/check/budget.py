@@ -132,13 +132,14 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
                         mode=settings.mode, method=settings.method)
 
 
-def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str) -> int:
+def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str, copies: int = 1) -> int:
     """Bytes one perturbed copy of a tensor of ``size`` entries takes while it is evaluated: the
-    copy itself in the reference dtype (complex for the complex step), about three arrays per
+    copy itself in the reference dtype (complex for the complex step; ``copies``: held twice
+    where the copies are laid side by side anew, structure.widened), about three arrays per
     activation it passes through (output, cache, a temporary), and a little bookkeeping. The
     check sizes its batches with it, and the estimate above models the peak with it."""
     item = 16 if method == "complex" else 8
-    return item * (size + 3 * sum(activation_sizes) + 16)
+    return item * (copies * size + 3 * sum(activation_sizes) + 16)
 
 
 def served_bytes(layers: list[Any], tensor: str, size: int, sizes: list[int], batch: int,

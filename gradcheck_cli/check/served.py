@@ -25,15 +25,14 @@ def supports(layer: Any, tensor: str, isolated: bool = False) -> bool:
 
 def columns_through(layers: list[Any], isolated: bool) -> int:
     """How many activations after a dense layer's input a probe of its W or b holds as one
-    changed feature column, not whole: its output and the outputs of the elementwise layers
-    after it (shortcuts._through), unless what follows them takes whole copies (a layer other
-    than a dense one of the same layout, or the loss, which gets the copies materialized)."""
+    changed feature column, not whole (shortcuts._through): its output and the outputs of the
+    elementwise layers after it, unless what follows them takes whole copies: a layer other than
+    a dense one of the same layout, or the loss, which gets the copies materialized. In
+    isolation (``layers`` the dense layer alone), ⟨out, G⟩ is read off the column itself."""
     k = 1
     while k < len(layers) and is_(layers[k], Elementwise):
         k += 1
     if k == len(layers):
-        return k if isolated and k == 1 else k - 1
-    rows = layers[0].layout == "rows"
-    nxt = layers[k]
-    rank_one = is_(nxt, Dense) and nxt.layout == ("rows" if rows else "columns")
+        return k if isolated else k - 1
+    rank_one = is_(layers[k], Dense) and layers[k].layout == layers[0].layout
     return k if rank_one else k - 1

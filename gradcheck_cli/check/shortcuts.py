@@ -76,8 +76,6 @@ def _per_example(layer: Any) -> bool:
     return any(_is(layer, cls) for cls in (Dense, Elementwise, Softmax)) and layer.layout == "rows"
 
 
-
-
 def _start_input(layer: Dense, x: np.ndarray, z: np.ndarray, idx: np.ndarray, values: np.ndarray,
                  contraction: np.ndarray | None):
     """Perturbing x[s, p] changes one example's output by δ·W[p, :] (a row in rows layout, a

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as hs
 
 from gradcheck_cli import build_network, check_network, load_spec, spec_from_text
+from gradcheck_cli.check.evaluators import with_params
 from gradcheck_cli.check.state import CheckSettings
 from gradcheck_cli.check.structure import structure_of
 from gradcheck_cli.layers.plugins import load_plugin
@@ -320,7 +322,6 @@ def test_filter_copies_run_side_by_side_only_where_the_layer_gives_each_its_own_
 
 def test_filter_copies_side_by_side_give_what_each_copy_gives_alone_in_one_call():
     from gradcheck_cli.check.copies import perturbed
-    from gradcheck_cli.check.evaluators import with_params
 
     rng = np.random.default_rng(6)
     layer = _layer("plain_mix", (3, 5), filters=6)
@@ -378,3 +379,29 @@ def test_filter_copies_side_by_side_are_budgeted_for_the_copy_laid_out_anew(monk
     check_network(net, CheckSettings())
     sizes = copy_sizes([layer], [x.shape, (x.shape[0], 6, 1)], [st.held])
     assert bytes_per_probe(6 * 300, sizes, "central", copies=2) in seen
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(shape=hs.lists(hs.integers(1, 4), min_size=1, max_size=3), copies=hs.integers(1, 5), data=hs.data())
+def test_copies_side_by_side_come_back_each_in_its_place_whatever_the_axis(shape, copies, data):
+    # a layer whose output puts the parameter's axis a second (after a batch of one): the wide
+    # output, parted again, is each copy's own output, in the order of the stack
+    from gradcheck_cli.check.structure import narrowed, widened
+
+    a = data.draw(hs.integers(0, len(shape) - 1))
+
+    class Moves:
+        def forward(self, x):
+            return np.moveaxis(self.params["W"], a, 0)[None] * x, None
+
+    layer = Moves()
+    rng = np.random.default_rng(len(shape) * 10 + copies)
+    layer.params = {"W": rng.standard_normal(shape), "s": rng.standard_normal(shape[a])}
+    stack = rng.standard_normal((copies, *shape))
+    axes = (("W", (a, 1)), ("s", (0, 1)))
+    params = widened(layer, axes, "W", stack)
+    # the companion of the same length is repeated once per copy
+    assert params["s"].shape == (copies * shape[a],)
+    wide = with_params(layer, params).forward(1.0)[0]
+    alone = np.stack([with_params(layer, {"W": w}).forward(1.0)[0] for w in stack])
+    np.testing.assert_array_equal(narrowed(wide, copies, 1), alone)

@@ -135,7 +135,8 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
 def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str, copies: int = 1) -> int:
     """Bytes one perturbed copy of a tensor of ``size`` entries takes while it is evaluated: the
     copy itself in the reference dtype (complex for the complex step; ``copies``: held twice
-    where the copies are laid side by side anew, structure.widened), about three arrays per
+    where the copies are laid side by side anew, structure.widened, and not at all where the
+    shortcuts make none), about three arrays per
     activation it passes through (output, cache, a temporary), and a little bookkeeping. The
     check sizes its batches with it, and the estimate above models the peak with it."""
     item = 16 if method == "complex" else 8
@@ -152,12 +153,10 @@ def served_bytes(layers: list[Any], tensor: str, size: int, sizes: list[int], ba
     them holds whole copies; a probe of an input is counted whole from the output on."""
     from .served import columns_through, supports
 
-    whole = bytes_per_probe(size, sizes, method)
     if not supports(layers[0], tensor, isolated):
-        return whole
+        return bytes_per_probe(size, sizes, method)
     if tensor == "x":
-        item = 16 if method == "complex" else 8
-        return max(1, whole - item * size)
+        return bytes_per_probe(size, sizes, method, copies=0)
     columns = columns_through(layers, isolated)
     return bytes_per_probe(batch, [0] + [2 * batch] * columns + list(sizes[1 + columns:]), method)
 

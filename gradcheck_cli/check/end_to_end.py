@@ -126,7 +126,8 @@ def _direct(ref: Reference, how: Differencing, i: int, tensor: str, terms, per_e
                              loss_tail, loss_batched and how.settings.batched)
     entries = entries_from_stack(stack, theta)
     sizes = copy_sizes(ref.layers[i:], [a.shape for a in ref.acts[i:]], [s.held for s in structures[i:]])
-    per_probe = bytes_per_probe(theta.size, sizes, how.settings.method, 2 if tensor in structures[i].widens else 1)
+    per_probe = bytes_per_probe(theta.size, sizes, how.settings.method,
+                                structures[i].copies_held(tensor))
     if how.settings.batched and supports(ref.layers[i], tensor):
         entries = shortcuts.entries_evaluator(ref.layers[i], tensor, ref.acts[i:],
                                              ref.layers[i + 1:], loss_tail, loss_batched,

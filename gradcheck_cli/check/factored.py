@@ -148,7 +148,7 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
     stack = copies_evaluator([layer], [st], tensor, x, layout, tail, True)
     entries: EvaluateEntries = entries_from_stack(stack, theta)
     sizes = copy_sizes([layer], [x.shape, out.shape], [st.held])
-    per_probe = bytes_per_probe(theta.size, sizes, how.settings.method, 2 if tensor in st.widens else 1)
+    per_probe = bytes_per_probe(theta.size, sizes, how.settings.method, st.copies_held(tensor))
     if supports(layer, tensor, isolated=True):
         entries = shortcuts.entries_evaluator(layer, tensor, [x, out], [], tail, True, contraction=g)
         per_probe = served_bytes([layer], tensor, theta.size, sizes, how.batch, how.settings.method, True)

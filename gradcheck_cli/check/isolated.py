@@ -94,7 +94,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
             memo.kept(twin[0], tensor, theta)
         sizes = copy_sizes([ref_layer], [x64.shape, out64.shape], [st.held])
         entries, per_probe = entries_from_stack(stack, theta), bytes_per_probe(
-            theta.size, sizes, how.settings.method, 2 if tensor in st.widens else 1)
+            theta.size, sizes, how.settings.method, st.copies_held(tensor))
         if batched and supports(ref_layer, tensor, isolated=True):
             entries = shortcuts.entries_evaluator(ref_layer, tensor, [x64, out64], [], tail, True,
                                                  contraction=g64)

@@ -65,6 +65,11 @@ class Structure:
     def axes_of(self, tensor: str) -> tuple[int, int] | None:
         return dict(self.axes).get(tensor)
 
+    def copies_held(self, tensor: str) -> int:
+        """Copies of ``tensor`` a probe holds at once: two where its copies run side by side
+        (the stack and the wide parameter laid out from it), else one."""
+        return 2 if tensor in self.widens else 1
+
     @classmethod
     def none(cls) -> "Structure":
         return cls()
@@ -258,6 +263,12 @@ def concatenates(layer: Any, x: np.ndarray, clean: np.ndarray | None, layout: st
         got = split(together, 2, layout)
     except ValueError:
         return False
+    return _to_rounding(got, expected)
+
+
+def _to_rounding(got: np.ndarray, expected: np.ndarray) -> bool:
+    """Whether copies run together gave what each gave alone, to CONCAT_RTOL of the output's
+    scale (a product of another size may round otherwise; a layer that mixes copies is far off)."""
     if got.shape != expected.shape:
         return False
     scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
@@ -306,9 +317,7 @@ def widens(layer: Any, tensor: str, x: np.ndarray, clean: np.ndarray | None,
     alone = _caller(layer, tensor, x)(near)
     if alone is None or alone.shape != clean.shape:
         return False
-    expected = np.stack([clean, alone])
-    scale = max(float(np.abs(expected).max(initial=0.0)), 1e-300)
-    return bool(np.all(np.abs(narrowed(together, 2, o) - expected) <= CONCAT_RTOL * scale))
+    return _to_rounding(narrowed(together, 2, o), np.stack([clean, alone]))
 
 
 #: indices coded directly by separating_sets; longer axes are split in two (cheap to code)

@@ -111,9 +111,14 @@ class ConfigResult:
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float | None = None
     #: function evaluations the check made (perturbed copies), and the process's peak resident
-    #: memory after it (bytes; with --jobs, the worker's)
+    #: memory by its end (bytes; with --jobs, the worker's; the peak since the network was built
+    #: where check_memory is measured)
     evaluations: int | None = None
     peak_memory: int | None = None
+    #: how far the resident memory rose, at its peak, above what the process held before the
+    #: network was built, and that baseline (bytes; None where the OS does not say; run/memory.py)
+    check_memory: int | None = None
+    memory_before: int | None = None
     #: entries probed times the method's offsets: the estimate's evaluations, what a check
     #: without shortcuts evaluates (shortcuts share one copy between several probes)
     probes: int | None = None

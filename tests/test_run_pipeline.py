@@ -74,9 +74,12 @@ def test_verbose_prints_the_estimate_and_the_measured_cost_which_agree():
     assert run.returncode == 0, run.stderr
     import re
     estimated = re.search(r"estimate: .*?([\d,]+) evaluations", run.stderr).group(1)
+    # the rise over the process's memory before the network was built: measured on Linux only
+    rise = r" \([\d.]+ (?:B|KiB|MiB) above the [\d.]+ MiB before the network was built\)"
     found = re.search(r"measured: ([\d,]+) evaluations without shortcuts, made as ([\d,]+) "
                       r"evaluations in [\d.]+ s \([\d,]+/s\), peak resident memory of the process "
-                      r"\d+ MiB", run.stderr)
+                      r"[\d.]+ MiB" + (rise if sys.platform == "linux" else f"(?:{rise})?") + "$",
+                      run.stderr, re.M)
     measured, made = (int(g.replace(",", "")) for g in found.groups())
     assert int(estimated.replace(",", "")) == measured
     assert made > 0

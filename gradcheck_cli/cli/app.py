@@ -163,7 +163,7 @@ def _run_options(plugin, allow_plugins, workers, max_memory, max_evals, timeout,
     memory = parse_size(max_memory) if max_memory is not None else default_max_memory() // workers
     return RunOptions.build(check, plugins=plugin, allow_plugins=allow_plugins, **hook_hints(),
                             max_memory=memory, max_evals=max_evals, timeout=timeout or None,
-                            progress=progress)
+                            progress=progress, measure_memory=True)
 
 
 @app.command()

@@ -164,13 +164,26 @@ def show_costs(err, result):
         err.print(CostEstimate(**result.cost).describe(), soft_wrap=True)
     if result.evaluations is not None:
         rate = result.evaluations / result.seconds if result.seconds else 0.0
-        memory = (f", peak resident memory of the process {result.peak_memory / 2**20:.0f} MiB"
-                  if result.peak_memory else "")
         probes = (f"{result.probes:,} evaluations without shortcuts, made as "
                   if result.probes is not None else "")
         err.print(f"measured: {probes}{result.evaluations:,} evaluations in {result.seconds:.2f} s "
-                  f"({rate:,.0f}/s){memory}", soft_wrap=True)
+                  f"({rate:,.0f}/s){memory_words(result)}", soft_wrap=True)
         from ..report.evaluations import evaluation_lines
 
         for line in evaluation_lines(result):
             err.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def memory_words(result) -> str:
+    """The process's peak resident memory, and how far it rose above what the process held
+    before the network was built: in a fresh process, what the check itself took."""
+    from ..check.budget import format_bytes
+
+    if result.check_memory is not None and result.memory_before is not None:
+        # both from one reading of /proc (the rusage figure is counted a little differently)
+        peak = result.memory_before + result.check_memory
+        rise = (f" ({format_bytes(result.check_memory)} above the "
+                f"{format_bytes(result.memory_before)} before the network was built)")
+    else:
+        peak, rise = result.peak_memory, ""
+    return f", peak resident memory of the process {format_bytes(peak)}{rise}" if peak else ""

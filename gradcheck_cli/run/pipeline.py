@@ -12,6 +12,7 @@ from ..errors import CheckTimeout, GradcheckError, PluginError, UsageError
 from ..results import ConfigResult, Status
 from ..check.settings import CheckSettings
 from ..config.document import TOML_SUFFIXES, YAML_SUFFIXES, Document
+from .memory import ResidentPeak
 
 CONFIG_SUFFIXES = YAML_SUFFIXES + TOML_SUFFIXES
 
@@ -33,6 +34,9 @@ class RunOptions:
     #: seconds one config's check may take (None: no limit); a plugin that never returns
     #: must not hang a CI job
     timeout: float | None = None
+    #: whether each check's resident memory is measured (run/memory.py), which resets the
+    #: process's peak: the command line's processes are its own, a notebook's or pytest's not
+    measure_memory: bool = False
     #: a progress display (progress.ProgressReporter), serial runs only: not picklable
     progress: Any = field(default=None, repr=False, compare=False)
     #: how this front end lets a config's `plugins:` run, and loads a plugin file, for the
@@ -170,9 +174,12 @@ def check_plan(plan: Any, options: RunOptions) -> ConfigResult:
     if options.progress is not None:
         options.progress.start(where, cost.evaluations)
         settings = dataclasses.replace(settings, progress=options.progress.advance)
+    peak = ResidentPeak() if options.measure_memory else None
     with _time_limit(options.timeout, where):
         result = check_network(build_network(plan), settings)
     result.cost = cost.to_dict()
+    if peak is not None:
+        result.check_memory, result.memory_before = peak.growth(), peak.before
     return result
 
 

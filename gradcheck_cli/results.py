@@ -119,6 +119,11 @@ class ConfigResult:
     #: network was built, and that baseline (bytes; None where the OS does not say; run/memory.py)
     check_memory: int | None = None
     memory_before: int | None = None
+    #: the memory model's figure for the batches the check made, by the sizes that cut them:
+    #: the network's arrays (budget.base_bytes) and the largest tensor check (Ledger.held), in
+    #: bytes, and that tensor check's label
+    memory_model: int | None = None
+    memory_largest: str | None = None
     #: entries probed times the method's offsets: the estimate's evaluations, what a check
     #: without shortcuts evaluates (shortcuts share one copy between several probes)
     probes: int | None = None

@@ -332,3 +332,37 @@ PLUGINS = {"step_lstm": StepLSTM, "interleaved_lstm": InterleavedLSTM,
 def plugins():
     with layers_registered(PLUGINS):
         yield
+
+
+@pytest.mark.parametrize("tensor", ["Wx", "Wh", "b"])
+def test_a_scans_calls_hold_what_the_memory_model_says(tensor):
+    """The figures the batches of a step-by-step row are cut by (Scan.copy_bytes, a copy of θ
+    and a step's temporaries for each example; adjoint_bytes, λ's differencing, in the first
+    call) against what the calls hold, traced."""
+    import tracemalloc
+
+    from gradcheck_cli.check.budget import shared_bytes
+    from gradcheck_cli.check.state import Ledger
+
+    spec = spec_from_text("input: {shape: [16, 32], batch: 8}\nlayers:\n  - {type: lstm, hidden: 64}\n"
+                          "loss: mse\n")
+    net = build_network(spec)
+    layer, x = net.nodes[0].layer, np.asarray(net.x, dtype=np.float64)
+    budget = 16 * 2**20
+    scan = scan_of(layer, x, layer.forward(x)[0], np.ones((8, 16, 64)), 0.0, 1e-5, "central",
+                   np.random.default_rng(0), max_bytes=budget)
+    entries = scan.entries(tensor)
+    per_probe = shared_bytes(entries, entries.copy_bytes(), entries.share, budget)
+    ledger = Ledger(per_probe=2)
+    evaluate = ledger.metered(entries, tensor, per_probe)
+    theta = layer.params[tensor].reshape(-1)
+    idx = np.arange(min(theta.size, 2048))
+    for call in range(2):                       # the first computes λ, the second only copies
+        tracemalloc.start()
+        try:
+            evaluate(idx, theta[idx] + 1e-5)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        modelled = ledger.batches[tensor] if call == 0 else idx.size * per_probe
+        assert 0.75 * modelled <= peak <= 1.35 * modelled, (call, peak / modelled)

@@ -56,3 +56,45 @@ def test_the_check_sizes_a_served_tensors_batches_as_the_estimate_models_them(mo
     check_network(build_network(spec_from_text(text, "yaml", "w.yaml")))
     assert modelled in seen
     assert math.prod((300, 300)) * 8 > max(seen)
+
+
+@pytest.mark.parametrize("layout", ["rows", "columns"])
+def test_a_probe_of_a_dense_layers_input_holds_one_row_of_its_output(layout):
+    layers = _layers(DENSE_TANH_DENSE, layout=layout)       # input 6, dense 5, tanh, dense 3; m = 4
+    sizes = [4 * 6, 4 * 5, 4 * 5, 4 * 3]
+    # in isolation ⟨out, G⟩ is read off the changed row of 5 units, and off one entry of a tanh
+    assert served_bytes(layers[:1], "x", 24, sizes[:2], 4, "central", True) == \
+        bytes_per_probe(0, [5], "central", copies=0)
+    assert served_bytes(layers[1:2], "x", 20, sizes[1:3], 4, "central", True) == \
+        bytes_per_probe(0, [1], "central", copies=0)
+    # end to end the row is carried through the layers that keep examples apart (rows layout),
+    # and the loss may take the last output whole; in columns layout a probe is a whole copy
+    rows = [5, 5, 3, 12] if layout == "rows" else [20, 20, 12]
+    assert served_bytes(layers, "x", 24, sizes, 4, "central", False) == \
+        bytes_per_probe(0, rows, "central", copies=0)
+
+
+def test_the_isolated_figure_of_a_dense_input_is_what_its_batches_hold():
+    import tracemalloc
+
+    import numpy as np
+
+    from gradcheck_cli.check import shortcuts
+
+    layer = _layers("  - {type: dense, units: 300}\n", shape="[300]")[0]
+    rng = np.random.default_rng(0)
+    layer.params = {"W": rng.standard_normal((300, 300)), "b": rng.standard_normal(300)}
+    x = rng.standard_normal((4, 300))
+    out, G = layer.forward(x)[0], rng.standard_normal((4, 300))
+    evaluate = shortcuts.entries_evaluator(layer, "x", [x, out], [], lambda o: o, True, contraction=G)
+    idx = rng.integers(0, x.size, 4096)
+    values = x.reshape(-1)[idx] + 1e-6
+    figure = served_bytes([layer], "x", x.size, [x.size, out.size], 4, "central", True)
+    tracemalloc.start()
+    try:
+        evaluate(idx, values)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the index arrays and the inputs of the call come on top of the rows: within 1.5x
+    assert 0.5 * idx.size * figure <= peak <= 1.5 * idx.size * figure, peak / (idx.size * figure)

@@ -363,13 +363,13 @@ def test_filters_side_by_side_same_verdicts_and_numbers_and_a_planted_1e5_error_
 def test_filter_copies_side_by_side_are_budgeted_for_the_copy_laid_out_anew(monkeypatch):
     # the stack of copies and the wide parameter made of it are held at once: a batch is sized
     # for both, so that --max-memory holds where the copies, not the activations, are the bulk
-    import gradcheck_cli.check.isolated as isolated
+    import gradcheck_cli.check.differences as differences
     from gradcheck_cli.check.budget import bytes_per_probe, copy_sizes
 
     seen = []
-    chunk_for = isolated.chunk_for
-    # the copies a batch of grouped probes may hold (grouped_entries.max_copies)
-    monkeypatch.setattr(isolated, "chunk_for", lambda per, budget: seen.append(per) or chunk_for(per, budget))
+    chunk_for = differences.chunk_for
+    # the copies a batch of grouped probes may hold (grouped_entries.max_copies, budget.shared_bytes)
+    monkeypatch.setattr(differences, "chunk_for", lambda per, budget: seen.append(per) or chunk_for(per, budget))
     text = MIX.replace("MIX", "plain_mix").replace("SEED", "0").replace("[3, 5]", "[300, 1]")
     net = build_network(spec_from_text(text))
     layer = net.nodes[0].layer

@@ -15,9 +15,10 @@ MIB = 2**20
 
 
 def _touched(size: int) -> mmap.mmap:
-    """``size`` bytes of fresh pages, every one written: malloc could hand back memory an
-    earlier test freed and kept, already resident."""
-    pages = mmap.mmap(-1, size)
+    """``size`` bytes of fresh private pages, every one written: malloc could hand back memory
+    an earlier test freed and kept, already resident (and shared pages are not the process's
+    data)."""
+    pages = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     for at in range(0, size, mmap.PAGESIZE):
         pages[at] = 1
     return pages
@@ -45,11 +46,14 @@ def _result(**memory_fields) -> ConfigResult:
     return ConfigResult(path="n.yaml", name="n", status=Status.PASS, **memory_fields)
 
 
-def test_verbose_says_the_peak_and_what_the_check_added_to_it():
+def test_verbose_says_the_peak_what_the_checks_data_added_and_the_models_figure():
     measured = _result(peak_memory=60 * MIB, check_memory=4 * MIB + 100 * 1024,
-                       memory_before=51 * MIB + 512 * 1024)
-    assert memory_words(measured) == (", peak resident memory of the process 55.6 MiB (4.1 MiB "
-                                      "above the 51.5 MiB before the network was built)")
+                       memory_before=31 * MIB + 512 * 1024, memory_model=4 * MIB,
+                       memory_largest="isolated check, layer 1 W")
+    assert memory_words(measured) == (
+        ", peak resident memory of the process 60.0 MiB (data: 4.1 MiB above the 31.5 MiB before "
+        "the network was built); modelled: 4.0 MiB (the network's arrays and the largest tensor "
+        "check, isolated check, layer 1 W)")
     # where the rise is not measured, the process's own peak, which may be an earlier check's
     assert memory_words(_result(peak_memory=60 * MIB)) == ", peak resident memory of the process 60.0 MiB"
     assert memory_words(_result()) == ""

@@ -74,12 +74,15 @@ def test_verbose_prints_the_estimate_and_the_measured_cost_which_agree():
     assert run.returncode == 0, run.stderr
     import re
     estimated = re.search(r"estimate: .*?([\d,]+) evaluations", run.stderr).group(1)
-    # the rise over the process's memory before the network was built: measured on Linux only
-    rise = r" \([\d.]+ (?:B|KiB|MiB) above the [\d.]+ MiB before the network was built\)"
+    # the rise of the process's data over what it held before the network was built: measured
+    # on Linux only; then the memory model's figure for the batches made
+    size = r"[\d.]+ (?:B|KiB|MiB)"
+    rise = rf" \(data: {size} above the {size} before the network was built\)"
     found = re.search(r"measured: ([\d,]+) evaluations without shortcuts, made as ([\d,]+) "
                       r"evaluations in [\d.]+ s \([\d,]+/s\), peak resident memory of the process "
-                      r"[\d.]+ MiB" + (rise if sys.platform == "linux" else f"(?:{rise})?") + "$",
-                      run.stderr, re.M)
+                      rf"{size}" + (rise if sys.platform == "linux" else f"(?:{rise})?") +
+                      rf"; modelled: {size} \(the network's arrays and the largest tensor check, "
+                      r"isolated check, layer 1 W\)$", run.stderr, re.M)
     measured, made = (int(g.replace(",", "")) for g in found.groups())
     assert int(estimated.replace(",", "")) == measured
     assert made > 0

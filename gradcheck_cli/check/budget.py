@@ -36,6 +36,15 @@ KEPT_BYTES = 32
 #: the rounding, the error and noise of the verdict; float64), measured on a dense W of 90,000
 #: entries. A tensor is checked whole, so the largest one sets the figure.
 ENTRY_BYTES = 112
+#: Bytes per evaluation that a tensor's differencing keeps while its batches run: the value of
+#: f at each perturbed copy and the step made (float64), gathered for the differences.
+VALUE_BYTES = 16
+#: Bytes per entry probed that it keeps beside them: the entry's index, value and h, and the
+#: analytic entry it is read against.
+PROBE_BYTES = 32
+#: Bytes per parameter of the gradients the check holds: a layer's own in its isolated check,
+#: every layer's, chained from the loss, in the end-to-end one (float64).
+GRADIENT_BYTES = 8
 #: Batches of perturbed copies are never cut below this, so a tight limit still makes progress.
 MIN_BATCH_BUDGET = 1024**2
 
@@ -85,12 +94,7 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     acts = [math.prod(s) for s in shapes]
     layers = [n.layer for n in plan.nodes]
     params = sum(math.prod(s) for n in plan.nodes for s in n.param_shapes.values())
-    # network copy in its dtype, float64 reference copy, and caches about as large as activations
-    base = (params + m * math.prod(spec.input.shape)) * (item + 8) + sum(acts) * (2 * item + 8)
-    if settings.method in ("central", "richardson") and settings.mode != "directional":
-        # what one check's copies keep for another (copies.Kept, 32 bytes an entry): parameters
-        # against the chained g, hidden layers' inputs against the isolated G
-        base += KEPT_BYTES * (params + sum(acts[1:-1]))
+    base = base_bytes(params, acts, item, settings, held_sizes(layers, shapes))
 
     tensors = probes = evals = widest = 0
     batch, largest = 0, ""
@@ -125,11 +129,38 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     account(acts[-1], [acts[-1]], "loss x", None, "x", True)
     tensors += 1
     # a margin for what the model leaves out (directions, refinement, temporaries): better to
-    # refuse a check that would just fit than to let one through that does not
+    # refuse a check that would just fit than to let one through that does not. The largest
+    # batch and the widest tensor's differences are added, though they are of different rows
+    # and a row's differences are made after its batches: a check refining many entries at
+    # kinks holds both
     peak = int(PEAK_MARGIN * (base + ENTRY_BYTES * widest + batch))
     return CostEstimate(parameters=params, tensors=tensors, probes=probes, evaluations=evals,
                         peak_bytes=peak, batch_bytes=batch, largest=largest,
                         mode=settings.mode, method=settings.method)
+
+
+def base_bytes(params: int, activation_sizes: list[int], item: int, settings: Any,
+               held: list[int] | None = None) -> int:
+    """What a check holds from start to end (``activation_sizes``: the network input's entries,
+    then each layer's output's; ``item``: the config dtype's bytes; ``held``: held_sizes, each
+    layer's output with its cache): the network in its dtype, the float64 reference copy, the
+    clean forward's outputs and caches, the gradients, and what one check's copies keep for
+    another."""
+    caches = activation_sizes[0] + sum(activation_sizes[1:] if held is None else held)
+    base = (params + activation_sizes[0]) * (item + 8) + sum(activation_sizes) * (item + 8) \
+        + caches * item + GRADIENT_BYTES * params
+    if settings.method in ("central", "richardson") and settings.mode != "directional":
+        # copies.Kept, 32 bytes an entry: parameters against the chained g, hidden layers'
+        # inputs against the isolated G
+        base += KEPT_BYTES * (params + sum(activation_sizes[1:-1]))
+    return base
+
+
+def tensor_check_bytes(batch: int, entries: int, evaluations: int) -> int:
+    """What one tensor check of ``entries`` probed holds at its peak beyond the base, by the
+    model: its largest batch of copies (``batch`` bytes) with the values gathered so far, or,
+    once its batches are done, its differences and verdict, whichever is larger."""
+    return max(batch + VALUE_BYTES * evaluations + PROBE_BYTES * entries, ENTRY_BYTES * entries)
 
 
 def bytes_per_probe(size: int, activation_sizes: Iterable[int], method: str, copies: int = 1) -> int:
@@ -150,15 +181,34 @@ def served_bytes(layers: list[Any], tensor: str, size: int, sizes: list[int], ba
     they update the clean output where a probe changes it. A probe of a dense layer's W or b
     changes one feature column of its output (``batch`` entries, held with the clean ones)
     through the elementwise layers after it, and only the dense layer's rank-1 update after
-    them holds whole copies; a probe of an input is counted whole from the output on."""
-    from .served import columns_through, supports
+    them holds whole copies. A probe of an input changes one entry of an elementwise layer's
+    output and one example's row of a dense layer's: in isolation ⟨out, G⟩ is read off that
+    row, and end to end the row is carried through the layers that keep examples apart (rows
+    layout), whole copies only from the first that does not (the last output counted whole
+    for the loss, which may take copies)."""
+    from ..layers.activations import Elementwise
+    from .served import columns_through, is_, rows_through, supports
 
     if not supports(layers[0], tensor, isolated):
         return bytes_per_probe(size, sizes, method)
+    if tensor == "x" and isolated:
+        return bytes_per_probe(0, [1 if is_(layers[0], Elementwise) else sizes[1] // batch], method, 0)
     if tensor == "x":
-        return bytes_per_probe(size, sizes, method, copies=0)
+        k = rows_through(layers)
+        whole = list(sizes[1 + k:]) or [sizes[-1]]
+        return bytes_per_probe(0, [n // batch for n in sizes[1:1 + k]] + whole, method, copies=0)
     columns = columns_through(layers, isolated)
     return bytes_per_probe(batch, [0] + [2 * batch] * columns + list(sizes[1 + columns:]), method)
+
+
+def shared_bytes(entries: Any, per_copy: int, share: int, budget: int) -> int:
+    """Bytes per probe of an evaluator whose copies hold up to ``share`` probes each
+    (copies.grouped_entries and the evaluators built on it), which is told how many copies of
+    ``per_copy`` bytes fit the budget at once (``max_copies``)."""
+    from .differences import chunk_for
+
+    entries.max_copies = chunk_for(per_copy, budget)
+    return max(1, per_copy // share)
 
 
 def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],
@@ -169,16 +219,24 @@ def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],
     entries), or said by a built-in (held_entries: a recurrent layer's cache holds every step's
     gates). bytes_per_probe counts three arrays per activation."""
     sizes = [math.prod(s) for s in shapes]
-    measured = list(measured)
+    return sizes[:1] + [max(out, -(-held // 3)) for out, held in
+                        zip(sizes[1:], held_sizes(layers, shapes, measured))]
+
+
+def held_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],
+               measured: Iterable[int | None] = ()) -> list[int]:
+    """Entries one forward of each layer holds, its output and its cache (``shapes`` as for
+    copy_sizes): measured for a plugin, said by a built-in that holds more than its output
+    (held_entries), else the output's size."""
+    out, measured = [], list(measured)
     for k, layer in enumerate(layers):
-        if k + 1 >= len(sizes):
+        if k + 1 >= len(shapes):
             break
         said = getattr(layer, "held_entries", None)
         held = measured[k] if k < len(measured) and measured[k] is not None else \
             said(tuple(shapes[k])) if callable(said) else None
-        if held is not None:
-            sizes[k + 1] = max(sizes[k + 1], -(-int(held) // 3))
-    return sizes
+        out.append(math.prod(shapes[k + 1]) if held is None else max(int(held), math.prod(shapes[k + 1])))
+    return out
 
 
 def _probes(settings: Any, size: int) -> int:

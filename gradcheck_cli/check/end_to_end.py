@@ -13,7 +13,7 @@ from .state import Differencing, Ledger, Memo, Reference
 from .forward import Forward
 from ..errors import GradcheckError
 from .network import Network, node_key
-from .differences import EvaluateEntries, EvaluateStack, chunk_for
+from .differences import EvaluateEntries, EvaluateStack
 from .copies import cells_evaluator, copies_evaluator, grouped_entries
 from .grouping import example_of_entries, loss_cells
 from .evaluators import entries_from_stack
@@ -23,7 +23,7 @@ from .structure import Structure
 from ..results import Row
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, run_backward
-from .budget import bytes_per_probe, copy_sizes, served_bytes
+from .budget import bytes_per_probe, copy_sizes, served_bytes, shared_bytes
 from .served import supports
 
 #: a layer-input gradient this much smaller (larger) than the loss gradient is flagged
@@ -140,8 +140,7 @@ def _direct(ref: Reference, how: Differencing, i: int, tensor: str, terms, per_e
         evaluate = cells_evaluator(ref.layers, structures, theta, layout, terms)
         entries = grouped_entries(theta, cell, color, evaluate, terms(ref.acts[-1][None])[0],
                                   ref.loss_value)
-        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
-        per_probe = max(1, per_probe // net.batch)
+        per_probe = shared_bytes(entries, per_probe, net.batch, how.settings.max_memory)
     return stack, entries, ref.loss_value, abs(ref.loss_value), per_probe
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import LayerRuntimeError
 from ..results import ConfigResult, Row, Status, worst
+from .budget import base_bytes, held_sizes
 from .end_to_end import network_check
 from .factored import chained_upstream
 from .isolated import isolated_rows, loss_row
@@ -62,19 +63,23 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
     not_computed = network_check(ref, how, ledger, memo, clean, rows)
     _settle(rows, not_computed)
     status = worst(r.status for r in rows)
+    n_params = sum(math.prod(s) for n in net.nodes for s in n.param_shapes.values())
+    held, largest = ledger.held()
     return ConfigResult(
         path=spec.doc.path, name=spec.name or "", status=status, seed=spec.seed, dtype=spec.dtype,
         layout=spec.layout, method=settings.method, eps=how.eps,
         reference="float64 (float32 values cast exactly)" if spec.dtype == "float32" else "float64",
-        n_params=sum(math.prod(s) for n in net.nodes for s in n.param_shapes.values()),
-        batch=net.batch, rows=rows,
+        n_params=n_params, batch=net.batch, rows=rows,
         settings={"method": settings.method, "eps": settings.eps, "mode": settings.mode,
                   "samples": settings.samples, "directions": settings.directions,
                   "pass_rtol": how.tol.pass_rtol, "warn_rtol": how.tol.warn_rtol,
                   "batched": settings.batched},
         seconds=time.perf_counter() - started, arrays=ledger.arrays, evaluations=ledger.evaluations,
         probes=ledger.probes, tensor_costs=ledger.tensor_costs(),
-        peak_memory=_peak_memory())
+        peak_memory=_peak_memory(), memory_largest=largest or None,
+        memory_model=base_bytes(n_params, [a.size for a in ref.acts], 4 if spec.dtype == "float32" else 8,
+                                settings, held_sizes(ref.layers, [a.shape for a in ref.acts],
+                                                     [s.held for s in ref.structures])) + held)
 
 
 def _peak_memory() -> int | None:

@@ -22,7 +22,7 @@ from .grouping import example_of_entries, grouped_input, grouped_parameter, loss
 from .differences import EvaluateEntries, EvaluateStack, chunk_for, entry_differences
 from .evaluators import entries_from_stack
 from ..results import Comparison, Status
-from .budget import bytes_per_probe, copy_sizes, served_bytes
+from .budget import bytes_per_probe, copy_sizes, served_bytes, shared_bytes
 from .served import supports
 from .network import cotangent, node_key
 from .recurrence import scan_of
@@ -48,15 +48,17 @@ def input_entries(ref: Reference, how: Differencing, k: int, g: np.ndarray,
         return None
     g_flat = g.reshape(-1)
     f0 = float(out.reshape(-1) @ g_flat)
-    per_probe = bytes_per_probe(x.size, copy_sizes([layer], [x.shape, out.shape], [st.held]), how.settings.method)
+    sizes = copy_sizes([layer], [x.shape, out.shape], [st.held])
+    per_probe = bytes_per_probe(x.size, sizes, how.settings.method)
     if supports(layer, "x", isolated=True):
+        per_probe = served_bytes([layer], "x", x.size, sizes, how.batch, how.settings.method, True)
+
         def tail(o: np.ndarray) -> np.ndarray:
             return o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat
         entries = shortcuts.entries_evaluator(layer, "x", [x, out], [], tail, True, contraction=g)
     elif (grouped := grouped_input(layer, st, x, out, g, layout, f0, twin)) is not None:
         entries, share = grouped
-        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
-        per_probe = max(1, per_probe // share)
+        per_probe = shared_bytes(entries, per_probe, share, how.settings.max_memory)
     else:
         return None
     return entries, per_probe, f0, float(np.abs(out * g).sum())
@@ -85,12 +87,11 @@ def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger, memo: Me
     cell, color = example_of_entries(top.shape, layout)
     entries = grouped_entries(top, cell, color, terms, terms(top[None])[0], ref.loss_value)
     per_copy = bytes_per_probe(top.size, [top.size], how.settings.method)
-    entries.max_copies = chunk_for(per_copy, how.settings.max_memory)
-    chunk = chunk_for(max(1, per_copy // net.batch), how.settings.max_memory)
-    diffs = entry_differences(entries, top, np.arange(top.size), how.eps, how.settings.method,
-                              ref.loss_value, chunk, abs(ref.loss_value))
-    ledger.count(entries.copies, "upstream of the loss")
+    per_probe = shared_bytes(entries, per_copy, net.batch, how.settings.max_memory)
     ledger.needs("upstream of the loss", top.size, net.batch)
+    diffs = entry_differences(ledger.metered(entries, "upstream of the loss", per_probe), top,
+                              np.arange(top.size), how.eps, how.settings.method, ref.loss_value,
+                              chunk_for(per_probe, how.settings.max_memory), abs(ref.loss_value))
     g = {len(net.nodes): diffs.grad.reshape(top.shape)}
     # g_0 (the network input's) is the end-to-end check of x itself, differenced there
     for k in reversed(range(1, len(net.nodes))):
@@ -101,12 +102,11 @@ def chained_upstream(ref: Reference, how: Differencing, ledger: Ledger, memo: Me
         if found is None:
             break
         entries, per_probe, f0, f_scale = found
-        before = getattr(entries, "copies", None)
-        diffs = entry_differences(entries, x, np.arange(x.size), how.eps, how.settings.method, f0,
-                                  chunk_for(per_probe, how.settings.max_memory), f_scale)
         what = f"upstream of layer {net.nodes[k].label}"
-        ledger.count(x.size * 2 if before is None else entries.copies - before, what)
         ledger.needs(what, x.size, net.batch if ref.structures[k].separable else 1)
+        diffs = entry_differences(ledger.metered(entries, what, per_probe), x, np.arange(x.size),
+                                  how.eps, how.settings.method, f0,
+                                  chunk_for(per_probe, how.settings.max_memory), f_scale)
         g[k] = diffs.grad.reshape(x.shape)
     return g
 
@@ -154,16 +154,14 @@ def factored_target(ref: Reference, how: Differencing, memo: Memo, i: int, tenso
         per_probe = served_bytes([layer], tensor, theta.size, sizes, how.batch, how.settings.method, True)
     elif (grouped := grouped_parameter(layer, st, tensor, x, out, g, layout, f0)) is not None:
         entries, share = grouped
-        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
-        per_probe = max(1, per_probe // share)
+        per_probe = shared_bytes(entries, per_probe, share, how.settings.max_memory)
         if memo.twins.get((i, tensor)):
             # the isolated check's grouped copies were read against this g too
             entries = recalled(entries, memo.twins[(i, tensor)])
     elif memo.twins.get((i, tensor)):
         entries = recalled(entries, memo.twins[(i, tensor)])
     elif (scan := _scan(memo, i, layer, x, out, g, f0, how, tensor)) is not None:
-        scan.max_copies = chunk_for(per_probe, how.settings.max_memory)
-        entries, per_probe = scan, max(1, per_probe // scan.share)
+        entries, per_probe = scan, shared_bytes(scan, scan.copy_bytes(), scan.share, how.settings.max_memory)
     return stack, entries, f0, float(np.abs(out * g).sum()), per_probe
 
 
@@ -185,6 +183,8 @@ class recalled:
 
     def __init__(self, evaluate: EvaluateEntries, memo: Kept) -> None:
         self.evaluate, self.memo, self.copies = evaluate, memo, 0
+        #: probes not recalled, evaluated anew
+        self.evaluated = 0
         if hasattr(evaluate, "schedule"):
             # the probes it has not seen are batched colour by colour, as the evaluator shares them
             self.schedule = evaluate.schedule
@@ -196,6 +196,7 @@ class recalled:
         if miss.any():
             before = getattr(self.evaluate, "copies", None)
             out[miss] = np.asarray(self.evaluate(idx[miss], values[miss])).real
+            self.evaluated += int(miss.sum())
             self.copies += int(miss.sum()) if before is None else self.evaluate.copies - before
         return out
 

@@ -19,9 +19,8 @@ from .evaluators import entries_from_stack, probe_capable, stack_evaluator, with
 from ..results import Comparison, Row, Status
 from .tensor import Target, check_analytic, gradient_scale, integer_input, tensor_key
 from .backward import BackwardFailure, Defect, nondeterministic, run_backward, state_on_self
-from .budget import bytes_per_probe, copy_sizes, served_bytes
+from .budget import bytes_per_probe, copy_sizes, served_bytes, shared_bytes
 from .served import supports
-from .differences import chunk_for
 from .diagnose.evidence import Setting, layer_evidence, loss_evidence
 from ..errors import GradcheckError
 from .differences import stack_entries
@@ -107,8 +106,7 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
                 else grouped_parameter(ref_layer, st, tensor, x64, out64, g64, layout, f0, both)
             if grouped is not None:
                 entries, share = grouped
-                entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
-                per_probe = max(1, per_probe // share)
+                per_probe = shared_bytes(entries, per_probe, share, how.settings.max_memory)
             elif tensor != "x" and kept is not None:
                 entries = twinned(ref_layer, st, tensor, x64, theta, layout, g_flat, upstream, kept)
         if tensor == "x" and twin[0] > 0 and memo.twins.get((twin[0], "x")):
@@ -127,10 +125,9 @@ def _isolated(ref: Reference, how: Differencing, ledger: Ledger, memo: Memo, cle
             scan = scans.entries(tensor, None if scans_up is None or kept is None else (scans_up, kept))
         comparison = None
         if scan is not None:
-            scan.max_copies = chunk_for(per_probe, how.settings.max_memory)
+            shared = shared_bytes(scan, scan.copy_bytes(), scan.share, how.settings.max_memory)
             comparison, n_full = check_analytic(how, ledger, analytic, failure, tensor,
-                                                replace(target, entries=scan,
-                                                        bytes_per_probe=max(1, per_probe // scan.share)))
+                                                replace(target, entries=scan, bytes_per_probe=shared))
             if not within_noise(comparison):
                 comparison = None  # judged the direct way: the verdict is the direct differences'
         if comparison is None:
@@ -262,8 +259,7 @@ def loss_row(ref: Reference, how: Differencing, ledger: Ledger, clean: Forward) 
     if terms is not None:
         cell, color = example_of_entries(x64.shape, how.layout)
         entries = grouped_entries(x64, cell, color, terms, terms(x64[None])[0], ref.loss_value)
-        entries.max_copies = chunk_for(per_probe, how.settings.max_memory)
-        per_probe = max(1, per_probe // how.batch)
+        per_probe = shared_bytes(entries, per_probe, how.batch, how.settings.max_memory)
     target = Target(x64, stack, entries, ref.loss_value, abs(ref.loss_value), per_probe,
                     (0, 9, 0))
     target.progress_label = "isolated check, layer loss x"

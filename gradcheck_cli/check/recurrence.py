@@ -29,6 +29,9 @@ from .steps import Steps
 #: methods whose rows may be factored through time (the complex step is exact where the factored
 #: sum is not, and Richardson's extrapolation would only extrapolate λ's error)
 METHODS = ("central", "forward")
+#: numbers that a row (one example of one copy) of a merged step holds in temporaries: what the
+#: rows of one call are cut by, here and in the memory model of the batches made
+ROW_NUMBERS = 16
 
 
 def scan_of(layer: Any, x: np.ndarray, out: np.ndarray, weights: np.ndarray, f0: float, eps: float,
@@ -103,13 +106,35 @@ class Scan:
         lams = [self.lam] + [o.lam for o in others]
         before = self.steps.calls
         totals: list = [0.0] * len(lams)
-        # rows of one merged call: its temporaries (about 16·H numbers a row) within the budget
-        rows = max(1, self.max_bytes // (8 * 16 * self.steps.hidden() * max(1, stack.shape[0])))
+        # rows of one merged call: its temporaries (about ROW_NUMBERS·H numbers a row) within the budget
+        rows = max(1, self.max_bytes // (8 * ROW_NUMBERS * self.steps.hidden() * max(1, stack.shape[0])))
         for t, new in enumerate(self.steps.with_param_steps(tensor, stack, rows)):
             for k, lam in enumerate(lams):
                 totals[k] = totals[k] + sum((part * w).sum(axis=-2) for part, w in zip(new, lam[t]))
         self._counted += self.steps.calls - before  # counted as copies by grouped_entries
         return [np.asarray(total) for total in totals]
+
+    def copy_bytes(self, tensor: str) -> int:
+        """Bytes one copy of ``tensor`` holds in ``cells``: the copy, and for each example a
+        row of a step's temporaries (the whole sequence is never held per copy)."""
+        m = self.steps.states[0][0].shape[0]
+        return 8 * (int(np.size(self.steps.layer.params[tensor])) + ROW_NUMBERS * self.steps.hidden() * m)
+
+    @property
+    def adjoints_known(self) -> bool:
+        return self._lam is not None
+
+    def adjoint_bytes(self) -> int:
+        """Bytes the differencing of λ holds at once (_state_gradient): a block of copies of
+        the state, each with a step's temporaries for every example."""
+        P, (m, H) = len(self.steps.states[0]), self.steps.states[0][0].shape
+        n = min(self._block(P, m, H), P * H)
+        return 2 * n * 8 * (P * m * H + ROW_NUMBERS * H * m)
+
+    def _block(self, P: int, m: int, H: int) -> int:
+        # state entries a block differences: their copies and the step's temporaries for them
+        # (about ROW_NUMBERS·H numbers per example) within the memory budget
+        return max(1, self.max_bytes // (2 * 8 * ROW_NUMBERS * H * m))
 
     def _state_gradient(self, t: int, lam: tuple) -> tuple[np.ndarray, ...]:
         """∂⟨step(θ, x_t, s), λ⟩/∂s at the clean s_t (0-based step t) by central differences,
@@ -118,9 +143,7 @@ class Scan:
         base = np.stack(self.steps.states[t])                        # (P, m, H)
         P, m, H = base.shape
         grad = np.zeros_like(base)
-        # blocks of state entries, so that a block's copies and the step's temporaries for them
-        # (about 16·H numbers per example) fit the memory budget
-        block = max(1, self.max_bytes // (2 * 8 * 16 * H * m))
+        block = self._block(P, m, H)
         for start in range(0, P * H, block):
             part, unit = np.divmod(np.arange(start, min(P * H, start + block)), H)
             h = self.eps * np.maximum(1.0, np.abs(base[part, :, unit]))  # (n, m)
@@ -155,8 +178,14 @@ class ScanEntries:
         self.color = index // cols * (int(rank.max()) + 1) + rank[index % cols]
         self.share = int(np.bincount(self.color).max())
         self.max_copies: int | None = None
+        #: bytes the last call held beyond its copies, by the memory model: λ's differencing,
+        #: in the call that needed λ first
+        self.extra_bytes = 0
         self._inner: grouped_entries | None = None
         self._own = 0
+
+    def copy_bytes(self) -> int:
+        return self.scan.copy_bytes(self.tensor)
 
     @property
     def copies(self) -> int:
@@ -166,7 +195,10 @@ class ScanEntries:
         return np.argsort(self.color[np.asarray(idx, dtype=np.intp)], kind="stable")
 
     def __call__(self, idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+        self.extra_bytes = 0
         if self._inner is None:
+            if not self.scan.adjoints_known:
+                self.extra_bytes = self.scan.adjoint_bytes()
             theta = np.asarray(self.scan.steps.layer.params[self.tensor])
             others = () if self.twin is None else (self.twin[0],)
             clean = [c[0] for c in self.scan.cells(self.tensor, theta[None], *others)]

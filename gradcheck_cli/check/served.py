@@ -7,6 +7,7 @@ from typing import Any
 
 from ..layers.activations import Elementwise
 from ..layers.dense import Dense
+from ..layers.softmax import Softmax
 
 
 def is_(layer: Any, cls: type) -> bool:
@@ -36,3 +37,21 @@ def columns_through(layers: list[Any], isolated: bool) -> int:
         return k if isolated else k - 1
     rank_one = is_(layers[k], Dense) and layers[k].layout == layers[0].layout
     return k if rank_one else k - 1
+
+
+def per_example(layer: Any) -> bool:
+    """Whether output row s of ``layer`` depends on input row s alone, computed the same way for
+    a batch of one (rows layout): a perturbed input then stays in one example's row."""
+    return any(is_(layer, cls) for cls in (Dense, Elementwise, Softmax)) and layer.layout == "rows"
+
+
+def rows_through(layers: list[Any]) -> int:
+    """How many outputs, from layers[0]'s on, a probe of the dense layer layers[0]'s input holds
+    as one changed row (shortcuts._start_input, Rows.through): none in columns layout, where the
+    first output is a whole copy already."""
+    if layers[0].layout != "rows":
+        return 0
+    k = 1
+    while k < len(layers) and per_example(layers[k]):
+        k += 1
+    return k

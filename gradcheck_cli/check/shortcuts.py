@@ -18,10 +18,9 @@ import numpy as np
 
 from ..layers.activations import Elementwise, LeakyReLU, ReLU
 from ..layers.dense import Dense
-from ..layers.softmax import Softmax
 from .differences import EvaluateEntries
 from .evaluators import probe_capable, run
-from .served import is_ as _is
+from .served import is_ as _is, per_example
 
 
 @dataclass
@@ -68,12 +67,6 @@ class Rows:
     def through(self, layer: Any, out: np.ndarray) -> "Rows":
         # a batch of N single rows: (N, n) -> (N, n_out)
         return Rows(out, self.copies, self.copy, self.sample, layer.forward(self.values)[0])
-
-
-def _per_example(layer: Any) -> bool:
-    # layers whose output row s depends on input row s alone, computed the same way for a batch
-    # of one: an input perturbation then stays in one example until the loss
-    return any(_is(layer, cls) for cls in (Dense, Elementwise, Softmax)) and layer.layout == "rows"
 
 
 def _start_input(layer: Dense, x: np.ndarray, z: np.ndarray, idx: np.ndarray, values: np.ndarray,
@@ -266,7 +259,7 @@ def entries_evaluator(first: Dense, tensor: str, acts: list[np.ndarray], rest: l
     def _finish(current: Columns | Rows | np.ndarray, k: int) -> np.ndarray:
         """Carry changed rows through the per-example layers from rest[k] on, then run the
         remaining layers on the materialized copies and reduce each to its scalar."""
-        while isinstance(current, Rows) and k < len(rest) and _per_example(rest[k]):
+        while isinstance(current, Rows) and k < len(rest) and per_example(rest[k]):
             current = current.through(rest[k], acts[k + 2])
             k += 1
         if isinstance(current, Rows) and k == len(rest) and loss is not None:

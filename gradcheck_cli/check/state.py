@@ -20,8 +20,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..results import TensorCost
+from .budget import tensor_check_bytes
 from .copies import Kept
-from .differences import evaluations_per_probe, resolve_step
+from .differences import EvaluateEntries, evaluations_per_probe, resolve_step
 from .forward import Forward, clean_forward, reference_forward
 from .network import Network
 from .settings import CheckSettings
@@ -77,13 +78,52 @@ class Ledger:
         #: examples that share a call in it
         self.made: dict[str, int] = {}
         self.minimum: dict[str, tuple[int, int]] = {}
+        #: per tensor check, the entries (or directions) it probes and its largest batch of
+        #: copies by the memory model (bytes: the copies made times what one takes), the
+        #: figures the batches were cut by
+        self.probed: dict[str, int] = {}
+        self.batches: dict[str, int] = {}
         self.progress = progress
         self.arrays: dict[str, np.ndarray] | None = {} if keep_arrays else None
 
-    def count(self, evaluations: int, what: str) -> None:
-        """Every batch of perturbed copies evaluated: the measured cost of the check."""
+    def count(self, evaluations: int, what: str, nbytes: int = 0) -> None:
+        """Every batch of perturbed copies evaluated: the measured cost of the check, and what
+        the batch holds by the memory model (``nbytes``)."""
         self.evaluations += evaluations
         self.made[what] = self.made.get(what, 0) + evaluations
+        self.batches[what] = max(self.batches.get(what, 0), nbytes)
+
+    def metered(self, evaluate: EvaluateEntries, what: str, per_probe: int,
+                probed: bool = False) -> EvaluateEntries:
+        """``evaluate`` counting each batch: the copies it made (an evaluator that puts several
+        probes in one copy says how many, ``copies``), what they hold by the memory model
+        (``per_probe`` for each probe evaluated: one that recalls probes from another check's
+        copies says how many it did not, ``evaluated``, and one that holds more than its copies
+        in a call says how much, ``extra_bytes``), and with ``probed`` the entries probed and
+        the progress display."""
+        def counted(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
+            before = getattr(evaluate, "copies", None)
+            fresh = getattr(evaluate, "evaluated", None)
+            out = evaluate(idx, values)
+            made = idx.size if before is None else evaluate.copies - before
+            probes = idx.size if fresh is None else evaluate.evaluated - fresh
+            self.count(made, what, max(probes * per_probe, getattr(evaluate, "extra_bytes", 0)))
+            if probed:
+                self.probes += idx.size
+                if self.progress is not None:
+                    self.progress(idx.size, what)
+            return out
+
+        if hasattr(evaluate, "schedule"):
+            counted.schedule = evaluate.schedule  # type: ignore[attr-defined]
+        return counted
+
+    def held(self) -> tuple[int, str]:
+        """The largest tensor check by the memory model (budget.tensor_check_bytes, in bytes)
+        and its label: what the batches the check made hold, with the values gathered, or the
+        differences and verdict of its entries."""
+        return max(((tensor_check_bytes(self.batches.get(what, 0), n, n * self.per_probe), what)
+                    for what, n in self.probed.items()), default=(0, ""))
 
     def needs(self, what: str, probes: int, examples_per_call: int = 1) -> None:
         """The fewest evaluations the check ``what`` needs: the method's offsets for each of
@@ -91,6 +131,7 @@ class Ledger:
         are verified to be independent (one call serves them all)."""
         per_call = max(1, examples_per_call)
         self.minimum[what] = (self.per_probe * -(-probes // per_call), per_call)
+        self.probed[what] = probes
 
     def tensor_costs(self) -> list[TensorCost]:
         return [TensorCost(what, self.made.get(what, 0), minimum, per_call)

@@ -116,24 +116,13 @@ def _counted(target: Target, ledger: Ledger, what: str) -> Target:
 
     def stack(st: np.ndarray) -> np.ndarray:
         out = target.stack(st)
-        ledger.count(st.shape[0], what)
+        ledger.count(st.shape[0], what, st.shape[0] * target.bytes_per_probe)
         ledger.probes += st.shape[0]
         if progress is not None:
             progress(st.shape[0], what)
         return out
 
-    def entries(idx: np.ndarray, values: np.ndarray) -> np.ndarray:
-        # an evaluator that perturbs several entries per copy says how many copies it made
-        before = getattr(target.entries, "copies", None)
-        out = target.entries(idx, values)
-        ledger.count(idx.size if before is None else target.entries.copies - before, what)
-        ledger.probes += idx.size
-        if progress is not None:
-            progress(idx.size, what)
-        return out
-
-    if hasattr(target.entries, "schedule"):
-        entries.schedule = target.entries.schedule  # type: ignore[attr-defined]
+    entries = ledger.metered(target.entries, what, target.bytes_per_probe, probed=True)
     return replace(target, stack=stack, entries=entries)
 
 

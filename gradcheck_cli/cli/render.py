@@ -175,15 +175,18 @@ def show_costs(err, result):
 
 
 def memory_words(result) -> str:
-    """The process's peak resident memory, and how far it rose above what the process held
-    before the network was built: in a fresh process, what the check itself took."""
+    """The process's peak resident memory, how far the process's data rose above what it held
+    before the network was built (run/memory.py: in a fresh process, what the check's data took),
+    and the memory model's figure for that data, by the batches the check made (the estimate
+    before the check bounds both, from the plan alone)."""
     from ..check.budget import format_bytes
 
+    words = f", peak resident memory of the process {format_bytes(result.peak_memory)}" \
+        if result.peak_memory else ""
     if result.check_memory is not None and result.memory_before is not None:
-        # both from one reading of /proc (the rusage figure is counted a little differently)
-        peak = result.memory_before + result.check_memory
-        rise = (f" ({format_bytes(result.check_memory)} above the "
-                f"{format_bytes(result.memory_before)} before the network was built)")
-    else:
-        peak, rise = result.peak_memory, ""
-    return f", peak resident memory of the process {format_bytes(peak)}{rise}" if peak else ""
+        words += (f" (data: {format_bytes(result.check_memory)} above the "
+                  f"{format_bytes(result.memory_before)} before the network was built)")
+    if result.memory_model:
+        largest = f" and the largest tensor check, {result.memory_largest}" if result.memory_largest else ""
+        words += f"; modelled: {format_bytes(result.memory_model)} (the network's arrays{largest})"
+    return words

@@ -281,8 +281,9 @@ layers:
 loss: mse
 """
 
-#: the process, after every module the check uses is imported, runs `gradcheck check` and says
-#: numpy's traced peak; -v says how far the resident memory rose
+#: the process, after every module the check uses is imported, runs `gradcheck check` and, with
+#: "trace" first, says numpy's traced peak (tracemalloc's own bookkeeping is resident memory too,
+#: so -v's rise is read from a run without it)
 MEASURE = """\
 import json, sys, tracemalloc
 import numpy
@@ -291,9 +292,11 @@ import gradcheck_cli.report.json_report, gradcheck_cli.report.table, gradcheck_c
 import gradcheck_cli.check.diagnose.hypotheses
 from typer.testing import CliRunner
 from gradcheck_cli.cli import app
-tracemalloc.start()
-result = CliRunner().invoke(app, ["check", *sys.argv[1:], "-v"])
-traced = tracemalloc.get_traced_memory()[1]
+trace = sys.argv[1] == "trace"
+if trace:
+    tracemalloc.start()
+result = CliRunner().invoke(app, ["check", *sys.argv[2:], "-v"])
+traced = tracemalloc.get_traced_memory()[1] if trace else None
 print(json.dumps({"code": result.exit_code, "stdout": result.stdout, "stderr": result.stderr,
                   "traced": traced}))
 """
@@ -320,30 +323,31 @@ def test_memory_stays_within_the_budget_and_the_verbose_estimate(tmp_path, confi
     """A small --max-memory bounds what the check allocates, and -v says it: the traced peak
     (numpy's arrays and Python's objects, the table's rendering included) within 1.25x of the
     estimate made before the check and above a quarter of it (the estimate is no wild
-    overstatement); the memory model's figure for the batches made within the estimate; and the
-    rise of the process's data that -v measures within 0.75-1.5x of that figure (it also holds
-    what the model leaves out: the allocator's slack, the check's own bookkeeping) and within
-    1.25x of the budget. The LSTM's forward holds every step's gates in its cache, far more than
+    overstatement); the memory model's figure for the batches made within the estimate (but for
+    what the plan cannot know of a plugin's cache, measured once the arrays exist); and the rise
+    of the process's data that -v measures within 0.7-1.15x of that figure and within the
+    budget. The LSTM's forward holds every step's gates in its cache, far more than
     its output, which the model is told (held_entries), and its step-by-step differences keep
     within the budget too. A plugin's cache is measured (Structure.held), since it says
     nothing."""
     (tmp_path / "conv.yaml").write_text(config)
     (tmp_path / "vectorised.py").write_text(PLUGINS.read_text(encoding="utf-8"), encoding="utf-8")
     budget = 16 * 1024**2
-    run = subprocess.run([sys.executable, "-c", MEASURE, "conv.yaml", "--max-memory", "16M", "--allow-plugins"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    out = json.loads(run.stdout.splitlines()[-1])
-    assert out["code"] == 0, out["stderr"]
+    out, plain = (json.loads(subprocess.run(
+        [sys.executable, "-c", MEASURE, how, "conv.yaml", "--max-memory", "16M", "--allow-plugins"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300).stdout.splitlines()[-1])
+        for how in ("trace", "plain"))
+    assert out["code"] == 0 and plain["code"] == 0, out["stderr"] + plain["stderr"]
     shown = re.search(r"^estimate: .*, peak memory ≈ ([\d.]+) MiB", out["stderr"], re.M)
     assert shown, out["stderr"]
     estimate = float(shown[1]) * 2**20       # -v's figure, to its 0.1 MiB
     assert estimate <= budget + 0.05 * 2**20
     assert estimate / 4 <= out["traced"] <= 1.25 * estimate, out["traced"] / estimate
-    rise = _size(r"\(data: (\S+ \S+) above the \S+ \S+ before the network was built\)", out["stderr"])
-    modelled = _size(r"; modelled: (\S+ \S+) \(the network's arrays", out["stderr"])
-    assert modelled <= estimate
-    assert 0.75 * modelled <= rise <= 1.5 * modelled, rise / modelled
-    assert rise <= 1.25 * budget, rise / budget
+    rise = _size(r"\(data: (\S+ \S+) above the \S+ \S+ before the network was built\)", plain["stderr"])
+    modelled = _size(r"; modelled: (\S+ \S+) \(the network's arrays", plain["stderr"])
+    assert modelled <= 1.05 * estimate, modelled / estimate
+    assert 0.7 * modelled <= rise <= 1.15 * modelled, rise / modelled
+    assert rise <= budget, rise / budget
 
 
 def _size(pattern: str, text: str) -> float:
@@ -370,7 +374,7 @@ def test_a_budget_below_what_a_check_needs_is_refused_with_a_figure_the_check_ke
     (tmp_path / "mlp.yaml").write_text(WIDE_MLP)
 
     def measure(budget: str) -> dict:
-        run = subprocess.run([sys.executable, "-c", MEASURE, "mlp.yaml", "--max-memory", budget],
+        run = subprocess.run([sys.executable, "-c", MEASURE, "trace", "mlp.yaml", "--max-memory", budget],
                              cwd=tmp_path, capture_output=True, text=True, timeout=300)
         return json.loads(run.stdout.splitlines()[-1])
 

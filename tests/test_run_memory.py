@@ -53,7 +53,7 @@ def test_verbose_says_the_peak_what_the_checks_data_added_and_the_models_figure(
     assert memory_words(measured) == (
         ", peak resident memory of the process 60.0 MiB (data: 4.1 MiB above the 31.5 MiB before "
         "the network was built); modelled: 4.0 MiB (the network's arrays and the largest tensor "
-        "check, isolated check, layer 1 W)")
+        "check, isolated check, layer 1 W, with the estimate's margin)")
     # where the rise is not measured, the process's own peak, which may be an earlier check's
     assert memory_words(_result(peak_memory=60 * MIB)) == ", peak resident memory of the process 60.0 MiB"
     assert memory_words(_result()) == ""

@@ -82,7 +82,7 @@ def test_verbose_prints_the_estimate_and_the_measured_cost_which_agree():
                       r"evaluations in [\d.]+ s \([\d,]+/s\), peak resident memory of the process "
                       rf"{size}" + (rise if sys.platform == "linux" else f"(?:{rise})?") +
                       rf"; modelled: {size} \(the network's arrays and the largest tensor check, "
-                      r"isolated check, layer 1 W\)$", run.stderr, re.M)
+                      r"isolated check, layer 1 W, with the estimate's margin\)$", run.stderr, re.M)
     measured, made = (int(g.replace(",", "")) for g in found.groups())
     assert int(estimated.replace(",", "")) == measured
     assert made > 0

@@ -45,6 +45,9 @@ PROBE_BYTES = 32
 #: Bytes per parameter of the gradients the check holds: a layer's own in its isolated check,
 #: every layer's, chained from the loss, in the end-to-end one (float64).
 GRADIENT_BYTES = 8
+#: Bytes per parameter of the maps of entries that share copies (each entry's cell and colour,
+#: int64), which the memo keeps for the end-to-end rows.
+GROUPING_BYTES = 16
 #: Batches of perturbed copies are never cut below this, so a tight limit still makes progress.
 MIN_BATCH_BUDGET = 1024**2
 
@@ -128,12 +131,10 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
                         layers[i:] if shortcuts else None, tensor, False)
     account(acts[-1], [acts[-1]], "loss x", None, "x", True)
     tensors += 1
-    # a margin for what the model leaves out (directions, refinement, temporaries): better to
-    # refuse a check that would just fit than to let one through that does not. The largest
-    # batch and the widest tensor's differences are added, though they are of different rows
-    # and a row's differences are made after its batches: a check refining many entries at
-    # kinks holds both
-    peak = int(PEAK_MARGIN * (base + ENTRY_BYTES * widest + batch))
+    # the largest batch and the widest tensor's differences are added, though they are of
+    # different rows and a row's differences are made after its batches: a check refining many
+    # entries at kinks holds both
+    peak = modelled_peak(base, ENTRY_BYTES * widest + batch)
     return CostEstimate(parameters=params, tensors=tensors, probes=probes, evaluations=evals,
                         peak_bytes=peak, batch_bytes=batch, largest=largest,
                         mode=settings.mode, method=settings.method)
@@ -150,10 +151,19 @@ def base_bytes(params: int, activation_sizes: list[int], item: int, settings: An
     base = (params + activation_sizes[0]) * (item + 8) + sum(activation_sizes) * (item + 8) \
         + caches * item + GRADIENT_BYTES * params
     if settings.method in ("central", "richardson") and settings.mode != "directional":
-        # copies.Kept, 32 bytes an entry: parameters against the chained g, hidden layers'
-        # inputs against the isolated G
-        base += KEPT_BYTES * (params + sum(activation_sizes[1:-1]))
+        # what the end-to-end rows take from the isolated ones: copies.Kept, 32 bytes an entry
+        # (parameters against the chained g, the network input and the hidden layers' inputs
+        # against the isolated G), and the maps of the entries that share copies
+        base += KEPT_BYTES * (params + sum(activation_sizes[:-1])) + GROUPING_BYTES * params
     return base
+
+
+def modelled_peak(base: int, held: int) -> int:
+    """The peak by the model: what the whole check holds and the largest tensor check, with a
+    margin for what the model leaves out (refinements, temporaries, the allocator's slack,
+    measured at 1.01-1.36x of the model alone by bench_memory.py): better to refuse a check that
+    would just fit than to let one through that does not."""
+    return int(PEAK_MARGIN * (base + held))
 
 
 def tensor_check_bytes(batch: int, entries: int, evaluations: int) -> int:
@@ -266,7 +276,7 @@ def guard(plan: Any, settings: Any, max_memory: int | None = None,
     max_evals = DEFAULT_MAX_EVALS if max_evals is None else max_evals
     over = []
     if cost.peak_bytes > max_memory:
-        over.append(f"about {format_bytes(cost.peak_bytes)} of memory (limit --max-memory "
+        over.append(f"about {format_bytes(cost.peak_bytes, up=True)} of memory (limit --max-memory "
                     f"{format_bytes(max_memory)}; largest batch: {cost.largest})")
     if cost.evaluations > max_evals:
         over.append(f"{cost.evaluations:,} function evaluations (limit --max-evals {max_evals:,})")
@@ -301,8 +311,9 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def format_bytes(n: int) -> str:
+def format_bytes(n: int, up: bool = False) -> str:
+    """'12.3 MiB'; ``up``: rounded up, for a figure to pass back as a limit."""
     for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
         if n >= size:
-            return f"{n / size:.1f} {unit}"
+            return f"{math.ceil(n / size * 10) / 10 if up else n / size:.1f} {unit}"
     return f"{n} B"

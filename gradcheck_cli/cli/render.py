@@ -188,5 +188,6 @@ def memory_words(result) -> str:
                   f"{format_bytes(result.memory_before)} before the network was built)")
     if result.memory_model:
         largest = f" and the largest tensor check, {result.memory_largest}" if result.memory_largest else ""
-        words += f"; modelled: {format_bytes(result.memory_model)} (the network's arrays{largest})"
+        words += (f"; modelled: {format_bytes(result.memory_model)} (the network's arrays{largest}, "
+                  "with the estimate's margin)")
     return words

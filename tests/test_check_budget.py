@@ -386,3 +386,20 @@ def test_a_budget_below_what_a_check_needs_is_refused_with_a_figure_the_check_ke
     out = measure(f"{figure}M")
     assert out["code"] == 0, out["stderr"]
     assert figure / 4 * 2**20 <= out["traced"] <= figure * 2**20, out["traced"] / 2**20
+
+
+def test_a_recurrent_layers_trajectory_and_adjoints_are_counted_for_the_built_ins_only():
+    from gradcheck_cli.check.budget import scanned_entries
+
+    plan = _plan(LSTM)
+    shapes = [(8, 16, 32)] + [(8, *n.output_shape) for n in plan.nodes]
+    # T + 1 states and λ against two weights, T each; two state parts (h, c) of 64 units
+    assert scanned_entries([n.layer for n in plan.nodes], shapes) == (3 * 16 + 1) * 2 * 8 * 64
+    conv = _plan(CONV)
+    assert scanned_entries([n.layer for n in conv.nodes], [(4, 3, 16, 16), (4, 8, 16, 16)]) == 0
+
+
+def test_a_refused_budget_names_a_figure_rounded_up():
+    assert format_bytes(int(22.34 * 2**20)) == "22.3 MiB"
+    assert format_bytes(int(22.34 * 2**20), up=True) == "22.4 MiB"
+    assert format_bytes(22 * 2**20, up=True) == "22.0 MiB"

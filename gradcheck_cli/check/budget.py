@@ -97,7 +97,8 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     acts = [math.prod(s) for s in shapes]
     layers = [n.layer for n in plan.nodes]
     params = sum(math.prod(s) for n in plan.nodes for s in n.param_shapes.values())
-    base = base_bytes(params, acts, item, settings, held_sizes(layers, shapes))
+    base = base_bytes(params, acts, item, settings, held_sizes(layers, shapes),
+                      scanned_entries(layers, shapes))
 
     tensors = probes = evals = widest = 0
     batch, largest = 0, ""
@@ -141,15 +142,15 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
 
 
 def base_bytes(params: int, activation_sizes: list[int], item: int, settings: Any,
-               held: list[int] | None = None) -> int:
+               held: list[int] | None = None, scanned: int = 0) -> int:
     """What a check holds from start to end (``activation_sizes``: the network input's entries,
     then each layer's output's; ``item``: the config dtype's bytes; ``held``: held_sizes, each
-    layer's output with its cache): the network in its dtype, the float64 reference copy, the
-    clean forward's outputs and caches, the gradients, and what one check's copies keep for
-    another."""
+    layer's output with its cache; ``scanned``: scanned_entries): the network in its dtype, the
+    float64 reference copy, the clean forward's outputs and caches, the gradients, a recurrent
+    layer's trajectory and adjoints, and what one check's copies keep for another."""
     caches = activation_sizes[0] + sum(activation_sizes[1:] if held is None else held)
     base = (params + activation_sizes[0]) * (item + 8) + sum(activation_sizes) * (item + 8) \
-        + caches * item + GRADIENT_BYTES * params
+        + caches * item + GRADIENT_BYTES * params + 8 * scanned
     if settings.method in ("central", "richardson") and settings.mode != "directional":
         # what the end-to-end rows take from the isolated ones: copies.Kept, 32 bytes an entry
         # (parameters against the chained g, the network input and the hidden layers' inputs
@@ -231,6 +232,23 @@ def copy_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],
     sizes = [math.prod(s) for s in shapes]
     return sizes[:1] + [max(out, -(-held // 3)) for out, held in
                         zip(sizes[1:], held_sizes(layers, shapes, measured))]
+
+
+def scanned_entries(layers: Iterable[Any], shapes: list[tuple[int, ...]]) -> int:
+    """Entries the step-by-step differences of the built-in recurrent layers keep while their
+    rows run (recurrence.py): the trajectory of states, T + 1 of them, and the adjoints λ
+    against the isolated G and against the chained g, T each; ``shapes`` as for copy_sizes.
+    A plugin's step is known only once measured, and is not counted."""
+    from ..layers.registry import is_builtin
+
+    total = 0
+    for layer, shape in zip(layers, shapes):
+        states, hidden = getattr(layer, "n_states", None), getattr(layer, "hidden", None)
+        if is_builtin(type(layer)) and isinstance(states, int) and isinstance(hidden, int) \
+                and len(shape) == 3 and callable(getattr(layer, "step", None)):
+            m, T = shape[0], shape[1]
+            total += (3 * T + 1) * states * m * hidden
+    return total
 
 
 def held_sizes(layers: Iterable[Any], shapes: list[tuple[int, ...]],

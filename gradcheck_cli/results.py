@@ -115,8 +115,9 @@ class ConfigResult:
     #: where check_memory is measured)
     evaluations: int | None = None
     peak_memory: int | None = None
-    #: how far the resident memory rose, at its peak, above what the process held before the
-    #: network was built, and that baseline (bytes; None where the OS does not say; run/memory.py)
+    #: how far the process's data (resident memory that maps no file) rose, at its peak, above
+    #: what it held before the network was built, and that baseline (bytes; None where the OS
+    #: does not say; run/memory.py)
     check_memory: int | None = None
     memory_before: int | None = None
     #: the memory model's figure for the batches the check made, by the sizes that cut them:

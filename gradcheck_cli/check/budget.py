@@ -97,8 +97,7 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
     acts = [math.prod(s) for s in shapes]
     layers = [n.layer for n in plan.nodes]
     params = sum(math.prod(s) for n in plan.nodes for s in n.param_shapes.values())
-    base = base_bytes(params, acts, item, settings, held_sizes(layers, shapes),
-                      scanned_entries(layers, shapes))
+    base = base_bytes(params, layers, shapes, item, settings)
 
     tensors = probes = evals = widest = 0
     batch, largest = 0, ""
@@ -141,16 +140,18 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
                         mode=settings.mode, method=settings.method)
 
 
-def base_bytes(params: int, activation_sizes: list[int], item: int, settings: Any,
-               held: list[int] | None = None, scanned: int = 0) -> int:
-    """What a check holds from start to end (``activation_sizes``: the network input's entries,
-    then each layer's output's; ``item``: the config dtype's bytes; ``held``: held_sizes, each
-    layer's output with its cache; ``scanned``: scanned_entries): the network in its dtype, the
-    float64 reference copy, the clean forward's outputs and caches, the gradients, a recurrent
-    layer's trajectory and adjoints, and what one check's copies keep for another."""
-    caches = activation_sizes[0] + sum(activation_sizes[1:] if held is None else held)
+def base_bytes(params: int, layers: list[Any], shapes: list[tuple[int, ...]], item: int,
+               settings: Any, measured: Iterable[int | None] = ()) -> int:
+    """What a check of ``layers`` holds from start to end (``shapes``, ``measured`` as for
+    copy_sizes; ``item``: the config dtype's bytes): the network in its dtype, the float64
+    reference copy, the clean forward's outputs and caches (held_sizes), the gradients, a
+    recurrent layer's trajectory and adjoints (scanned_entries), and what one check's copies
+    keep for another. The estimate calls it with the plan's shapes, the check with its arrays'
+    and the caches it measured."""
+    activation_sizes = [math.prod(s) for s in shapes]
+    caches = activation_sizes[0] + sum(held_sizes(layers, shapes, measured))
     base = (params + activation_sizes[0]) * (item + 8) + sum(activation_sizes) * (item + 8) \
-        + caches * item + GRADIENT_BYTES * params + 8 * scanned
+        + caches * item + GRADIENT_BYTES * params + 8 * scanned_entries(layers, shapes)
     if settings.method in ("central", "richardson") and settings.mode != "directional":
         # what the end-to-end rows take from the isolated ones: copies.Kept, 32 bytes an entry
         # (parameters against the chained g, the network input and the hidden layers' inputs

@@ -109,14 +109,19 @@ class Ledger:
             probes = idx.size if fresh is None else evaluate.evaluated - fresh
             self.count(made, what, max(probes * per_probe, getattr(evaluate, "extra_bytes", 0)))
             if probed:
-                self.probes += idx.size
-                if self.progress is not None:
-                    self.progress(idx.size, what)
+                self.advance(idx.size, what)
             return out
 
         if hasattr(evaluate, "schedule"):
             counted.schedule = evaluate.schedule  # type: ignore[attr-defined]
         return counted
+
+    def advance(self, probes: int, what: str) -> None:
+        """``probes`` entries probed by the check ``what``: what the estimate and the progress
+        display count."""
+        self.probes += probes
+        if self.progress is not None:
+            self.progress(probes, what)
 
     def held(self) -> tuple[int, str]:
         """The largest tensor check by the memory model (budget.tensor_check_bytes, in bytes)

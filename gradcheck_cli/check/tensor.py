@@ -112,14 +112,10 @@ def _counted(target: Target, ledger: Ledger, what: str) -> Target:
     entries probed (what the estimate and the progress display count)."""
     from dataclasses import replace
 
-    progress = ledger.progress
-
     def stack(st: np.ndarray) -> np.ndarray:
         out = target.stack(st)
         ledger.count(st.shape[0], what, st.shape[0] * target.bytes_per_probe)
-        ledger.probes += st.shape[0]
-        if progress is not None:
-            progress(st.shape[0], what)
+        ledger.advance(st.shape[0], what)
         return out
 
     entries = ledger.metered(target.entries, what, target.bytes_per_probe, probed=True)

@@ -3,6 +3,7 @@ perturbed copies is found on the real arrays, never taken from a plugin's word, 
 is the same with and without the shortcuts."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
@@ -405,3 +406,35 @@ def test_copies_side_by_side_come_back_each_in_its_place_whatever_the_axis(shape
     wide = with_params(layer, params).forward(1.0)[0]
     alone = np.stack([with_params(layer, {"W": w}).forward(1.0)[0] for w in stack])
     np.testing.assert_array_equal(narrowed(wide, copies, 1), alone)
+
+
+@pytest.mark.parametrize("stacks", [False, True])
+def test_a_plugins_copies_go_through_in_calls_that_hold_about_call_bytes_each_as_one_call_gives(stacks):
+    # a learner's im2col keeps a cache many times its input: copies go through in calls whose
+    # output and cache hold about CALL_BYTES (two copies at least, which the batch was sized
+    # for anyway), each copy's output what one call of the whole stack gives, bit for bit
+    from gradcheck_cli.check.structure import CALL_BYTES, through
+
+    calls = []
+
+    class Wide:
+        params = {}
+
+        def forward(self, x):
+            calls.append(x.shape[0])
+            cache = np.repeat(x[..., None], 64, axis=-1)           # 64 entries kept per input entry
+            return np.tanh(x) * 2.0, cache
+
+    x = np.random.default_rng(0).standard_normal((4, 512))
+    st = structure_of(Wide(), x, "rows", np.random.default_rng(1))
+    assert st.held == x.size * 65 and st.separable and st.concatenates
+    if stacks:
+        assert "x" in st.stacks
+    else:
+        st = dataclasses.replace(st, stacks=frozenset())
+    stack = np.random.default_rng(2).standard_normal((9, *x.shape))
+    per_call = max(2, CALL_BYTES // (st.held * 8))
+    calls.clear()
+    out = through(Wide(), st, stack, "rows")
+    assert len(calls) == -(-9 // per_call) and per_call < 9
+    assert np.array_equal(out, np.tanh(stack) * 2.0)

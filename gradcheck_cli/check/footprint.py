@@ -194,7 +194,8 @@ def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean
             rng: np.random.Generator, batch: int | None = None,
             out_batch: int | None = None) -> Footprint | None:
     """The footprint of a layer at input ``x`` (output ``clean``); ``run`` maps a stack of
-    inputs (B, *x.shape) to their outputs (B, *clean.shape), None when the layer failed.
+    inputs (B, *x.shape) to their outputs (B, *clean.shape), None when the layer failed. Each
+    stack is made for that call alone: ``run`` may pass it to a layer that writes into its input.
     None when nothing was learnt beyond the examples: the batch axis ``batch`` (an axis whose
     examples stay apart, known already) is measured only when another axis is local too.
     ``out_batch``: the output's axis of those examples, so that a copy carries a slice in each

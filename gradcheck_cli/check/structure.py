@@ -29,6 +29,7 @@ Pure: the layer and its arrays are not modified (every call gets its own copy), 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -39,6 +40,12 @@ from .evaluators import with_params
 from .footprint import Footprint, measure
 from ..layers.registry import is_builtin
 
+#: a plugin's copies go through its forward in calls that hold about this many bytes (its output
+#: and cache for one copy, measured: Structure.held), two copies at least, so that the call's own
+#: set-up is shared: a learner's im2col of two copies stays in a core's cache, that of thirty runs
+#: at memory speed (0.31 against 0.55 ms a copy on bench_networks' second convolution). Built-ins
+#: block their own temporaries (conv.py).
+CALL_BYTES = 2 * 2**20
 #: copies that concatenate must agree with separate calls to this fraction of the output's scale
 CONCAT_RTOL = 1e-10
 
@@ -155,7 +162,7 @@ def footprint(layer: Any, st: Structure, x: np.ndarray, clean: np.ndarray | None
     def run(stack: np.ndarray) -> np.ndarray | None:
         try:
             with np.errstate(all="ignore"):
-                return through(layer, st, stack.copy(), layout)
+                return through(layer, st, stack, layout)     # a fresh stack (footprint.measure)
         except (Exception, SystemExit):
             return None
 
@@ -166,19 +173,24 @@ def footprint(layer: Any, st: Structure, x: np.ndarray, clean: np.ndarray | None
 
 def through(layer: Any, st: Structure, stack: np.ndarray, layout: str,
             calls: Callable[[int], None] | None = None) -> np.ndarray:
-    """(B, *x.shape) copies -> (B, *out.shape), in one call when the structure allows."""
-    if "x" in st.stacks:
-        out = layer.forward(stack)[0]
-        n = 1
-    elif st.concatenates:
-        out = split(np.asarray(layer.forward(merge(stack, layout))[0]), stack.shape[0], layout)
-        n = 1
-    else:
+    """(B, *x.shape) copies -> (B, *out.shape), in as few calls as the structure allows."""
+    if "x" not in st.stacks and not st.concatenates:
         out = np.stack([np.asarray(layer.forward(c)[0]) for c in stack])
-        n = stack.shape[0]
+        if calls is not None:
+            calls(stack.shape[0])
+        return out
+    per_call = stack.shape[0] if st.held is None else \
+        max(2, CALL_BYTES // max(1, st.held * stack.itemsize))
+    parts = []
+    for start in range(0, stack.shape[0], per_call):
+        block = stack[start:start + per_call]
+        if "x" in st.stacks:
+            parts.append(np.asarray(layer.forward(block)[0]))
+        else:
+            parts.append(split(np.asarray(layer.forward(merge(block, layout))[0]), block.shape[0], layout))
     if calls is not None:
-        calls(n)
-    return np.asarray(out)
+        calls(len(parts))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def network_structures(net: Any, layers: list[Any], acts: list[np.ndarray]) -> list[Structure]:
@@ -324,6 +336,7 @@ def widens(layer: Any, tensor: str, x: np.ndarray, clean: np.ndarray | None,
 CODED = 1 << 16
 
 
+@functools.lru_cache(maxsize=64)
 def separating_sets(n: int) -> np.ndarray:
     """(sets, n) index sets such that for any two distinct indices q, q' of range(n) some set
     holds q and not q': a dependence of slice q' on index q is then always seen, not only with
@@ -332,7 +345,7 @@ def separating_sets(n: int) -> np.ndarray:
     fewest with n codes: 5 sets for 8 indices, 18 for 32,768, where the bits of the index and
     their complements take 6 and 30. Past CODED indices, q = (q // CODED, q % CODED) and each
     part's sets are taken over the whole axis: q and q' differ in one part, and its sets split
-    them."""
+    them. Read-only and cached: every check of a layer asks again for the same n."""
     if n > CODED:
         high, low = separating_sets(-(-n // CODED)), separating_sets(CODED)
         member = np.concatenate([np.repeat(high, CODED, axis=1)[:, :n],
@@ -356,7 +369,9 @@ def separating_sets(n: int) -> np.ndarray:
 def _proper(member: np.ndarray) -> np.ndarray:
     """The sets that are neither empty nor the whole axis (those split no pair)."""
     count = np.count_nonzero(member, axis=1)
-    return member[(count > 0) & (count < member.shape[1])]
+    member = member[(count > 0) & (count < member.shape[1])]
+    member.flags.writeable = False
+    return member
 
 
 def independent_slices(call: Callable[[np.ndarray], np.ndarray | None], theta: np.ndarray, axis: int,

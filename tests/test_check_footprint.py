@@ -237,6 +237,25 @@ def test_a_max_pools_boxes_are_its_windows_at_ties_with_one_channel_and_a_slice_
                 assert np.array_equal(m, np.broadcast_to(inside[:, None], m.shape)), (seed, a, b)
 
 
+def test_a_unit_dead_in_the_example_that_measures_its_slice_is_seen_to_reach_every_output():
+    # relu then a dense product, every input dead but one: each feature's slice is measured on
+    # one example and stands for all; a move of random size under the input's range left a
+    # dead entry short of 0 in both directions in 0.7% of such layers, and the feature seemed
+    # to reach nothing (a box too small). Every move is now at least DELTA times the range.
+    from gradcheck_cli.check.footprint import measure
+
+    W = np.random.default_rng(0).standard_normal((4, 4))
+
+    def run(stack):
+        return np.maximum(stack, 0.0) @ W
+
+    for seed in range(2000):
+        rng = np.random.default_rng(seed)
+        x = -0.9 * rng.random((3, 4))
+        x[2, 2] = 1.0
+        assert measure(run, x, run(x[None])[0], rng, batch=0, out_batch=0) is None, seed
+
+
 def test_no_footprint_where_it_would_share_nothing_more_than_examples():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 2, 5, 6))

@@ -5,14 +5,17 @@ built-in's known windows do (column grouping, Curtis–Powell–Reid).
 For every axis a of the input and every index q along it, the whole slice q is perturbed at once
 (every other index with it, once by δ and once by −δ) and the check records, for every output
 axis b, which indices along b changed: P_a[q, b]. An output that stays bit-identical while a
-whole slice holding entry e moves does not depend on e. δ is large, of the order of a hundred
-times the input's largest entry, so that what depends on e changes in at least one of the two
-directions: a window's maximum does once an entry of the slice is pushed past it (an entry stays
-below it only where its normal draw is under 1/50 in size, 1.6% of draws), a relu revives, a
-saturated unit leaves its plateau on one side; an overflow is a change too. Each P_a[q, b] is an
-"any" over every other axis of the output, so one live output in a row of hundreds suffices. A
-change too large only makes a box larger, which shares less; a box too small is what would
-mislead, and is what this guards against.
+whole slice holding entry e moves does not depend on e. δ is large: entry by entry, a random
+sign and a size between DELTA and 2·DELTA times the input's largest entry, so that a move toward
+a threshold anywhere in the input's range crosses it, and of random sizes, so that the moves of a
+slice's entries do not cancel in a sum. What depends on e then changes in at least one of the two
+directions: a window's maximum once an entry of the slice is pushed past it, a dead relu once
+pushed up, a saturated unit off its plateau on one side; an overflow is a change too. Both
+directions, because a slice measured on one example stands for every example, where a unit
+dead in that one may be alive (a Gaussian size would leave an entry short of relu's 0 in up to 0.8% of draws,
+and the layer's dependence on it unseen). Each P_a[q, b] is an "any" over every other axis of the
+output. A change too large only makes a box larger, which shares less; a box too small is what
+would mislead, and is what this guards against.
 
 Where the layer keeps examples apart (verified before: separable), a copy carries a different
 slice in each example, and each example's outputs are read for its own slice: m slices a copy
@@ -50,7 +53,7 @@ import numpy as np
 MAX_AXIS = 512
 #: entries of one output axis's joint reach matrix (_by_output) kept as a matrix product
 MAX_JOINT = 1 << 22
-#: a slice's move, relative to the input's largest entry (at least 1)
+#: the least size of an entry's move, relative to the input's largest entry (at least 1)
 DELTA = 100.0
 #: bytes of perturbed inputs run through the layer at once while measuring
 BLOCK_BYTES = 32 * 2**20
@@ -207,7 +210,8 @@ def measure(run: Callable[[np.ndarray], np.ndarray | None], x: np.ndarray, clean
             and clean.shape[out_batch] == x.shape[batch]:
         apart = (batch, out_batch)
     scale = max(1.0, float(np.abs(x).max(initial=0.0)))
-    delta = DELTA * scale * rng.standard_normal(x.shape)
+    sign = np.where(rng.random(x.shape) < 0.5, -1.0, 1.0)
+    delta = DELTA * scale * sign * (1.0 + rng.random(x.shape))
     tied: list[tuple[int, int, np.ndarray]] = []
     axis_colors: dict[int, np.ndarray] = {}
     order = [a for a in range(x.ndim) if a != batch] + ([batch] if batch is not None else [])
@@ -285,9 +289,7 @@ def _reach(run, x, clean, delta, a, qs_all) -> list[np.ndarray] | None:
 
 def _changed(run, x, clean, delta, on) -> np.ndarray | None:
     """(k, *clean.shape): which outputs change when the entries ``on`` ((k, *x.shape), broadcast)
-    of copy k move by +δ or by −δ; None when the layer failed. Both ways: at a tie (a max-pool
-    window whose maximum is shared, as relu's zeros are) only one direction of an entry moves
-    the output, and a probe may take either."""
+    of copy k move by +δ or by −δ; None when the layer failed (both ways: the module docstring)."""
     step = np.where(on, delta[None], 0.0)
     k = step.shape[0]
     out = run(np.concatenate([x[None] + step, x[None] - step]))

@@ -256,6 +256,23 @@ def test_a_unit_dead_in_the_example_that_measures_its_slice_is_seen_to_reach_eve
         assert measure(run, x, run(x[None])[0], rng, batch=0, out_batch=0) is None, seed
 
 
+@pytest.mark.parametrize("kind, colours", [("flatten", 1), ("reshape, shape: [6, 15]", 4),
+                                           ("global_avgpool", 5 * 6)])
+def test_a_built_in_layer_without_windows_of_its_own_is_measured_like_the_users(kind, colours):
+    # only the built-in convolutions and pools have windows by construction (check/known.py):
+    # a built-in flatten's input shares copies as a plugin flatten's does (two in all, not two
+    # per entry of an example), a global pool's channels share theirs
+    text = (f"input: {{shape: [3, 5, 6], batch: 4}}\nlayers:\n  - {{type: {kind}}}\n  - {{type: flatten}}\n"
+            "  - {type: dense, units: 2}\nloss: softmax_cross_entropy\n")
+    net = build_network(spec_from_text(text))
+    st = _structure(net.nodes[0].layer, np.asarray(net.x, dtype=np.float64))
+    assert st.footprint is not None and st.footprint.colors == colours
+    result = check_network(net, CheckSettings())
+    assert result.status is Status.PASS
+    made = {c.what: c.made for c in result.tensor_costs}
+    assert made["isolated check, layer 1 x"] == 2 * colours
+
+
 def test_no_footprint_where_it_would_share_nothing_more_than_examples():
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 2, 5, 6))

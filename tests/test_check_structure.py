@@ -184,7 +184,13 @@ def test_convolution_inputs_grouped_by_window_same_verdicts_and_numbers(geometry
     # in the isolated check of dx, whose copies serve the end-to-end row of the network input
     # too (differenced through the first layer alone against the chained g)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("gradcheck_cli.check.grouping._conv_geometry", lambda layer: None)
+        from gradcheck_cli.check import structure
+        from gradcheck_cli.layers.conv import _Conv
+
+        known = structure.windows_known
+        mp.setattr("gradcheck_cli.check.grouping.conv_geometry", lambda layer: None)
+        # nor measured: the convolution's input shares copies between examples only
+        mp.setattr(structure, "windows_known", lambda layer, st: isinstance(layer, _Conv) or known(layer, st))
         per_example = check_network(build_network(_convnet(*geometry)), CheckSettings())
     colours = channels * period
     assert per_example.evaluations - on.evaluations == 2 * (conv_x.size // conv_x.shape[0] - colours)

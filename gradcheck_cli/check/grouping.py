@@ -14,6 +14,7 @@ from .copies import Cells, Kept, Twin, cells_evaluator, copies_evaluator, groupe
 from .differences import EvaluateEntries
 from .evaluators import entries_from_stack
 from .footprint import Footprint, LeakError
+from .known import conv_geometry, pool_windows
 from .structure import Structure, through
 
 
@@ -62,28 +63,6 @@ def window_of_entries(shape: tuple[int, ...], kernel: tuple[int, int], out_hw: t
     cell = np.where(inside[None, None], plane[:, :, None, None] + pos[None, None], -1)
     color = np.broadcast_to((i % kh) * kw + (j % kw), shape)
     return cell.reshape(-1), color.reshape(-1).copy()
-
-
-def _pool_windows(layer: Any) -> tuple[int, int] | None:
-    """The kernel of a built-in pooling layer whose windows do not overlap (stride = kernel)."""
-    from ..layers.pool import AvgPool2D, MaxPool2D
-
-    for cls in (MaxPool2D, AvgPool2D):
-        if isinstance(layer, cls) and type(layer).forward is cls.forward \
-                and tuple(layer.stride) == tuple(layer.kernel) and layer.layout == "rows":
-            return tuple(layer.kernel)
-    return None
-
-
-def _conv_geometry(layer: Any) -> tuple | None:
-    """(kernel, stride, dilation, padding) of a built-in convolution whose forward is the
-    built-in's (a subclass that overrides only backward qualifies)."""
-    from ..layers.conv import _Conv
-
-    if isinstance(layer, _Conv) and type(layer).forward is _Conv.forward \
-            and type(layer)._filter is _Conv._filter:
-        return layer.kernel, layer.stride, layer.dilation, layer.padding
-    return None
 
 
 def window_colors(shape: tuple[int, ...], kernel: tuple[int, ...], dilation: tuple[int, ...]
@@ -225,8 +204,8 @@ def grouped_input(layer: Any, st: Structure, x: np.ndarray, out: np.ndarray, g: 
                 lambda o: o.reshape(*o.shape[:o.ndim - g.ndim], -1) @ g_flat, True), x)
 
         return guarded_entries(primary, fallback), max(1, x.size // fp.colors)
-    kernel = _pool_windows(layer) if x.ndim == 4 and out.ndim == 4 else None
-    conv = _conv_geometry(layer) if x.ndim == out.ndim and x.ndim >= 3 else None
+    kernel = pool_windows(layer) if x.ndim == 4 and out.ndim == 4 else None
+    conv = conv_geometry(layer) if x.ndim == out.ndim and x.ndim >= 3 else None
     if conv is not None and "x" in st.stacks:
         # a built-in convolution's Jacobian is a window by construction (Curtis, Powell, Reid)
         color = window_colors(x.shape, conv[0], conv[2])

@@ -38,6 +38,7 @@ import numpy as np
 
 from .evaluators import with_params
 from .footprint import Footprint, measure
+from .known import windows_known
 from ..layers.registry import is_builtin
 
 #: a plugin's copies go through its forward in calls that hold about this many bytes (its output
@@ -113,8 +114,9 @@ def structure_of(layer: Any, x: np.ndarray, layout: str, rng: np.random.Generato
     st = Structure(stacked, concatenates(layer, x, clean, layout, rng),
                    separable(layer, x, clean, layout, rng), elementwise(layer, x, clean, rng), axes,
                    wide, held=held)
-    if st.elementwise or is_builtin(type(layer)):
-        # built-in convolutions and pools have their windows by construction (grouping.py)
+    if st.elementwise or windows_known(layer, st):
+        # built-in convolutions and pools have their windows by construction; every other
+        # layer, built-in or not (a flatten, a global pool), is measured
         return st
     found = footprint(layer, st, x, clean, layout, rng)
     per_example = x.size // max(1, x.shape[batch_axis(layout, x.ndim)]) if st.separable else x.size

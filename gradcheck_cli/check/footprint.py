@@ -11,11 +11,11 @@ a threshold anywhere in the input's range crosses it, and of random sizes, so th
 slice's entries do not cancel in a sum. What depends on e then changes in at least one of the two
 directions: a window's maximum once an entry of the slice is pushed past it, a dead relu once
 pushed up, a saturated unit off its plateau on one side; an overflow is a change too. Both
-directions, because a slice measured on one example stands for every example, where a unit
-dead in that one may be alive (a Gaussian size would leave an entry short of relu's 0 in up to 0.8% of draws,
-and the layer's dependence on it unseen). Each P_a[q, b] is an "any" over every other axis of the
-output. A change too large only makes a box larger, which shares less; a box too small is what
-would mislead, and is what this guards against.
+directions, because a slice measured on one example stands for every example, where a unit dead
+in that one may be alive (a normal draw of size would leave an entry short of relu's 0 in up to
+0.8% of draws, and the layer's dependence on it unseen). Each P_a[q, b] is an "any" over every
+other axis of the output. A change too large only makes a box larger, which shares less; a box
+too small is what would mislead, and is what this guards against.
 
 Where the layer keeps examples apart (verified before: separable), a copy carries a different
 slice in each example, and each example's outputs are read for its own slice: m slices a copy

@@ -338,7 +338,6 @@ def widens(layer: Any, tensor: str, x: np.ndarray, clean: np.ndarray | None,
 CODED = 1 << 16
 
 
-@functools.lru_cache(maxsize=64)
 def separating_sets(n: int) -> np.ndarray:
     """(sets, n) index sets such that for any two distinct indices q, q' of range(n) some set
     holds q and not q': a dependence of slice q' on index q is then always seen, not only with
@@ -347,12 +346,18 @@ def separating_sets(n: int) -> np.ndarray:
     fewest with n codes: 5 sets for 8 indices, 18 for 32,768, where the bits of the index and
     their complements take 6 and 30. Past CODED indices, q = (q // CODED, q % CODED) and each
     part's sets are taken over the whole axis: q and q' differ in one part, and its sets split
-    them. Read-only and cached: every check of a layer asks again for the same n."""
-    if n > CODED:
-        high, low = separating_sets(-(-n // CODED)), separating_sets(CODED)
-        member = np.concatenate([np.repeat(high, CODED, axis=1)[:, :n],
-                                 np.tile(low, (1, -(-n // CODED)))[:, :n]])
-        return _proper(member)
+    them. Read-only, and kept up to CODED indices (1.2 MiB at most each): every check of a layer
+    asks again for the same n."""
+    if n <= CODED:
+        return _coded_sets(n)
+    high, low = separating_sets(-(-n // CODED)), separating_sets(CODED)
+    member = np.concatenate([np.repeat(high, CODED, axis=1)[:, :n],
+                             np.tile(low, (1, -(-n // CODED)))[:, :n]])
+    return _proper(member)
+
+
+@functools.lru_cache(maxsize=32)
+def _coded_sets(n: int) -> np.ndarray:
     k = 1
     while math.comb(k, k // 2) < n:
         k += 1

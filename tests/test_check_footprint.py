@@ -239,9 +239,10 @@ def test_a_max_pools_boxes_are_its_windows_at_ties_with_one_channel_and_a_slice_
 
 def test_a_unit_dead_in_the_example_that_measures_its_slice_is_seen_to_reach_every_output():
     # relu then a dense product, every input dead but one: each feature's slice is measured on
-    # one example and stands for all; a move of random size under the input's range left a
-    # dead entry short of 0 in both directions in 0.7% of such layers, and the feature seemed
-    # to reach nothing (a box too small). Every move is now at least DELTA times the range.
+    # one example and stands for all, so its move must revive a dead entry in one direction
+    # whatever the draw. A move of normal random size fell short of 0 both ways in 0.7% of such
+    # layers, and the feature seemed to reach nothing (a box too small); a move of at least
+    # DELTA times the input's range cannot.
     from gradcheck_cli.check.footprint import measure
 
     W = np.random.default_rng(0).standard_normal((4, 4))

@@ -27,6 +27,7 @@ from .forward import Forward, clean_forward, reference_forward
 from .network import Network
 from .settings import CheckSettings
 from .structure import Structure, network_structures
+from .twins import with_twins
 from .tolerance import Tolerance, tolerance_for
 
 
@@ -177,6 +178,8 @@ class CheckContext:
         self.how = Differencing.of(net, settings)
         self.clean: Forward = clean_forward(net)
         ref = reference_forward(net, self.clean)
+        if settings.batched and settings.method != "complex":
+            ref = with_twins(ref, net)
         structures = network_structures(net, ref.layers, ref.acts) if settings.batched else []
         self.ref = Reference(net, ref.layers, ref.acts, ref.targets, ref.loss_value, structures)
         #: plugin layers whose probe_axes claim failed

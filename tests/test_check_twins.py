@@ -68,16 +68,8 @@ def test_no_twin_for_other_parameters_or_shapes():
     assert dense_twin(Dense(3), rng.standard_normal((4, 6)), rng) is None     # a built-in already
 
 
-MLP = """
-input: {shape: [6], batch: 5}
-seed: SEED
-layers:
-  - {type: DENSE, units: 7}
-  - {type: plain_relu}
-  - {type: DENSE, units: 3}
-loss: softmax_cross_entropy
-l2: 0.2
-"""
+MLP = ("input: {shape: [6], batch: 5}\nseed: SEED\nloss: softmax_cross_entropy\nl2: 0.2\n"
+       "layers: [{type: DENSE, units: 7}, {type: plain_relu}, {type: DENSE, units: 3}]\n")
 
 
 @pytest.fixture(scope="module", autouse=True)

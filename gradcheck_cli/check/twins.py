@@ -1,14 +1,21 @@
 """The user's layer that computes what a built-in layer computes, found on the real arrays.
 
-A plugin whose parameters are W (n_in, units) and b (units,) and whose forward gives x·W + b
-(rows layout) to rounding, on the real input, on a perturbed input, weights and bias, and on one
-example alone, is differenced through its twin: the built-in dense layer holding the same arrays.
-The dense layer's exact shortcuts then serve it (shortcuts.py: a probe of W, b or x in O(m), where
-a black box needs a whole copy of W or of the batch per probe). Only the forward is the twin's;
-the backward checked is the user's, and so is everything the check verifies of it (in-place
-writes, state kept on self, determinism). A forward that differs from x·W + b at any point tried
-(a forgotten bias, a wrong reshape) keeps its own. Off with the shortcuts (--no-shortcuts), and for
-the complex step, where the twin is analytic and the user's forward need not be.
+A plugin is differenced through its twin, the built-in layer holding the same arrays, where its
+forward gives the twin's output to rounding at its real input, at a perturbed input (and each
+parameter perturbed), at a random input of the same shape, and for one example alone:
+
+- a dense layer: parameters W (n_in, units) and b (units,), out = x·W + b (rows layout). The
+  dense layer's exact shortcuts then serve it (shortcuts.py: a probe of W, b or x in O(m), where
+  a black box needs a whole copy of W or of the batch per probe);
+- a pooling layer without parameters: x (m, C, H, W) to (m, C, H/k, W/k), the maximum or the
+  mean of each k×k window. Its windows are then known by construction (grouping.py), where a
+  black box's are measured slice by slice (footprint.py).
+
+Only the forward is the twin's: the backward checked is the user's, and so is everything the
+check verifies of it (in-place writes, state kept on self, determinism). A forward that differs
+from its twin's at any point tried (a forgotten bias, a wrong reshape, a window off by one)
+keeps its own. Off with the shortcuts (--no-shortcuts), for the complex step, where the twin is
+analytic and the user's forward need not be, and in columns layout.
 
 Pure: the user's layer and its arrays are not modified (every call gets its own copy).
 """
@@ -20,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..layers.dense import Dense
+from ..layers.pool import AvgPool2D, MaxPool2D
 from ..layers.registry import is_builtin
 from .evaluators import with_params
 from .forward import Reference
@@ -42,26 +50,56 @@ def dense_twin(layer: Any, x: np.ndarray, rng: np.random.Generator) -> Dense | N
     twin = Dense(units=W.shape[1])
     twin.layout = "rows"
     twin.params = {"W": W, "b": b}
+    return twin if _agrees(layer, twin, x, rng) else None
 
+
+def pool_twin(layer: Any, x: np.ndarray, rng: np.random.Generator) -> MaxPool2D | AvgPool2D | None:
+    """The built-in max- or mean-pool of k×k windows, stride k, where ``layer`` (no parameters)
+    computes what it computes at its float64 input ``x`` (m, C, H, W); None otherwise."""
+    if is_builtin(type(layer)) or getattr(layer, "params", None) != {} or x.ndim != 4:
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            out = np.asarray(layer.forward(x.copy())[0])
+    except (Exception, SystemExit):
+        return None
+    if out.ndim != 4 or out.shape[:2] != x.shape[:2] or min(out.shape[2:]) < 1:
+        return None
+    k = x.shape[2] // out.shape[2]
+    if k < 2 or x.shape[3] // out.shape[3] != k or (x.shape[2] // k, x.shape[3] // k) != out.shape[2:]:
+        return None
+    for cls in (MaxPool2D, AvgPool2D):
+        twin = cls(kernel=k)
+        twin.layout = "rows"
+        twin.build(x.shape[1:], rng)
+        if _agrees(layer, twin, x, rng):
+            return twin
+    return None
+
+
+def _agrees(layer: Any, twin: Any, x: np.ndarray, rng: np.random.Generator) -> bool:
+    """Whether ``layer``'s forward gives ``twin``'s output to TWIN_RTOL of its scale at x, at a
+    perturbed x, at x with each parameter perturbed, at a random input and at x's first example."""
     def near(a: np.ndarray) -> np.ndarray:
         return a + 0.1 * max(1.0, float(np.abs(a).max(initial=0.0))) * rng.standard_normal(a.shape)
 
-    points = [(x, {}), (near(x), {}), (x, {"W": near(W)}), (x, {"b": near(b)}), (x[:1], {})]
+    points = [(x, {}), (near(x), {}), (rng.standard_normal(x.shape), {}), (x[:1], {})]
+    points += [(x, {name: near(np.asarray(value))}) for name, value in twin.params.items()]
     for xs, changed in points:
         try:
             with np.errstate(all="ignore"):
                 got = np.asarray(with_params(layer, changed).forward(xs.copy())[0])
         except (Exception, SystemExit):
-            return None
+            return False
         want = with_params(twin, changed).forward(xs)[0]
         scale = max(float(np.abs(want).max(initial=0.0)), 1e-300)
         if got.shape != want.shape or not np.all(np.abs(got - want) <= TWIN_RTOL * scale):
-            return None
-    return twin
+            return False
+    return True
 
 
 def with_twins(ref: Reference, net: Network) -> Reference:
-    """``ref`` with each user layer that has a dense twin replaced by it, and the clean forward
+    """``ref`` with each user layer that has a twin replaced by it, and the clean forward
     and the loss run again from the first one replaced (the twin's output agrees with the
     user's to rounding, and every difference starts from the clean point of what it runs).
     Rows layout only: the twin's shortcuts take the first axis for the examples."""
@@ -70,7 +108,7 @@ def with_twins(ref: Reference, net: Network) -> Reference:
     rng = rng_for(net.spec.seed, STREAM_PROBES, 998)
     layers, first = list(ref.layers), None
     for k, layer in enumerate(ref.layers):
-        twin = dense_twin(layer, ref.acts[k], rng)
+        twin = dense_twin(layer, ref.acts[k], rng) or pool_twin(layer, ref.acts[k], rng)
         if twin is not None:
             layers[k] = twin
             first = k if first is None else first

@@ -15,7 +15,10 @@ Variants: gradcheck's built-in layers; the same network as the user's own vector
 (benchmarks/plugins/vectorised.py: `x @ W + b`, an im2col convolution, a step-by-step LSTM, no
 base class, no probe_axes; the LSTM's step a method of its own, forward_step, as cs231n's
 lstm_forward runs lstm_step_forward); for `lstm`, also the same plugin with its step hidden inside
-forward; for `loops`, cs231n-style loop layers (benchmarks/plugins/loops.py).
+forward; for `loops`, cs231n-style loop layers (benchmarks/plugins/loops.py). A plugin found to
+compute what a built-in computes (its dense and pooling layers here) is differenced through that
+built-in, its twin (gradcheck_cli/check/twins.py); for `convnet`, "plugins, black box" is the same
+network with no twin, as are the loop plugins, whose calls the floor table counts.
 Every variant gets the built-in network's parameter values, input and targets.
 
 Peers: torch.autograd.gradcheck(fast_mode=False) on the same function and arrays (parameters
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import platform
 import statistics
@@ -85,6 +89,8 @@ WORKLOADS = {
     "convnet": ({"built-in": _spec("convnet", [3, 32, 32], 4, _convnet_layers((8, 16), **BUILTIN),
                                    "softmax_cross_entropy"),
                  "vectorised plugins": _spec("convnet", [3, 32, 32], 4, _convnet_layers((8, 16), **VECTORISED),
+                                             "softmax_cross_entropy"),
+                 "plugins, black box": _spec("convnet", [3, 32, 32], 4, _convnet_layers((8, 16), **VECTORISED),
                                              "softmax_cross_entropy")},
                 "convnet"),
     "lstm": ({"built-in": _spec("lstm", [8, 16], 4, ["{type: lstm, hidden: 32}", "{type: linear, units: 10}"],
@@ -104,6 +110,22 @@ WORKLOADS = {
 }
 LABELS = {"mlp": "MLP [100,100,100,10], m=32", "convnet": "convnet 3×32×32, batch 4",
           "lstm": "LSTM (8×16) → lstm 32 → linear 10, batch 4", "loops": "convnet 3×8×8, batch 2"}
+
+
+@contextlib.contextmanager
+def black_box(variant: str):
+    """The check of a "black box" variant, and of the loop plugins, whose calls the floor table
+    counts: no built-in twin (gradcheck_cli/check/twins.py) stands in for a user's layer, so
+    that what is measured is what the check makes of layers it only verifies."""
+    from gradcheck_cli.check import state
+
+    keep = state.with_twins
+    if variant in ("plugins, black box", "loop plugins"):
+        state.with_twins = lambda ref, net: ref
+    try:
+        yield
+    finally:
+        state.with_twins = keep
 
 
 def timed(fn, repeat: int):
@@ -334,14 +356,15 @@ def run_workload(name: str, args) -> list[dict]:
     times, results = {v: [] for v in fast}, {}
     for _ in range(args.repeat):
         for v in fast:
-            t, results[v] = timed(lambda: check_network(nets[v]), 1)
+            with black_box(v):
+                t, results[v] = timed(lambda: check_network(nets[v]), 1)
             times[v].append(t)
     rows = []
     for v, net in nets.items():
         row = {"workload": name, "variant": v, "params": P, **peers}
         if v == "loop plugins":
             floor = loop_floor(net, {"naive_conv", "naive_maxpool"})
-            with CallCounter([f["key"][0] for f in floor]) as counter:
+            with CallCounter([f["key"][0] for f in floor]) as counter, black_box(v):
                 t, result = timed(lambda: check_network(net), 1)
             for f in floor:
                 f["calls"] = counter.calls[f["key"]]

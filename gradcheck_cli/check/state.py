@@ -27,8 +27,8 @@ from .forward import Forward, clean_forward, reference_forward
 from .network import Network
 from .settings import CheckSettings
 from .structure import Structure, network_structures
-from .twins import with_twins
 from .tolerance import Tolerance, tolerance_for
+from .twins import with_twins
 
 
 @dataclass(frozen=True)

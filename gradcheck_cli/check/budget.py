@@ -91,7 +91,7 @@ def estimate(plan: Any, settings: Any) -> CostEstimate:
 
     spec = plan.spec
     m = spec.input.batch
-    item = 4 if spec.dtype == "float32" else 8
+    item = item_bytes(spec.dtype)
     per_probe = evaluations_per_probe(settings.method)
     shapes = [(m, *spec.input.shape)] + [(m, *n.output_shape) for n in plan.nodes]
     acts = [math.prod(s) for s in shapes]
@@ -158,6 +158,11 @@ def base_bytes(params: int, layers: list[Any], shapes: list[tuple[int, ...]], it
         # against the isolated G), and the maps of the entries that share copies
         base += KEPT_BYTES * (params + sum(activation_sizes[:-1])) + GROUPING_BYTES * params
     return base
+
+
+def item_bytes(dtype: str) -> int:
+    """Bytes of one number in the config's dtype (the network's own arrays)."""
+    return 4 if dtype == "float32" else 8
 
 
 def modelled_peak(base: int, held: int) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import LayerRuntimeError
 from ..results import ConfigResult, Row, Status, worst
-from .budget import base_bytes, modelled_peak
+from .budget import base_bytes, item_bytes, modelled_peak
 from .end_to_end import network_check
 from .factored import chained_upstream
 from .isolated import isolated_rows, loss_row
@@ -78,7 +78,7 @@ def _check(ctx: CheckContext, started: float) -> ConfigResult:
         probes=ledger.probes, tensor_costs=ledger.tensor_costs(),
         peak_memory=_peak_memory(), memory_largest=largest or None,
         memory_model=modelled_peak(base_bytes(
-            n_params, ref.layers, [a.shape for a in ref.acts], 4 if spec.dtype == "float32" else 8,
+            n_params, ref.layers, [a.shape for a in ref.acts], item_bytes(spec.dtype),
             settings, [s.held for s in ref.structures]), held))
 
 

@@ -16,7 +16,7 @@ from ..results import RunResult
 SCHEMA_VERSION = 1
 
 #: Fields that vary from run to run, left out of the JSON.
-TIMING_FIELDS = ("seconds", "peak_memory", "check_memory", "memory_before")  # they vary from run to run
+TIMING_FIELDS = ("seconds", "peak_memory", "check_memory", "memory_before")
 
 
 def _clean(value: Any) -> Any:
